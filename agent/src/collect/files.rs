@@ -1,0 +1,278 @@
+//! Files the CNIs leave on the node, read under `--host-root`: the CNI config
+//! directory, flanneld's subnet.env and Calico's nodename.
+//!
+//! Whatever is wrong with a file becomes part of the snapshot (the file was
+//! seen, and why it could not be used): it is evidence, not a failure.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use terway_hybrid_api::snapshot::{CniDir, CniFile, FileState, SubnetEnv};
+
+/// No legitimate CNI config or env file comes near this; a larger file is
+/// reported rather than read into memory.
+const MAX_FILE: u64 = 1024 * 1024;
+const CNI_DIR: &str = "etc/cni/net.d";
+/// Extensions libcni loads; anything else (`.cilium_bak`, `.bak`) is ignored by the runtime.
+const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
+
+/// Reads a whole (small) text file; the error says why in words a user knows.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    if file.metadata().map_err(|e| e.to_string())?.is_dir() {
+        return Err("is a directory".to_owned());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!("larger than {MAX_FILE} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (binary file?): invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// `/run` is where the data lives; `/var/run` is a symlink to it on every
+/// modern distribution, but an absolute symlink inside `--host-root` points
+/// out of it, so both spellings are tried under the root.
+pub fn run_path(host_root: &Path, under_run: &str) -> Option<PathBuf> {
+    ["run", "var/run"]
+        .iter()
+        .map(|dir| host_root.join(dir).join(under_run))
+        .find(|p| fs::symlink_metadata(p).is_ok())
+}
+
+pub fn cni_dir(host_root: &Path) -> CniDir {
+    let dir = host_root.join(CNI_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return CniDir::default(),
+        Err(e) => {
+            return CniDir {
+                present: true,
+                error: Some(format!("{}: {e}", dir.display())),
+                files: vec![],
+            }
+        }
+    };
+    let mut files: Vec<CniFile> = entries
+        .filter_map(Result::ok)
+        .map(|entry| cni_file(&entry.path(), &entry.file_name().to_string_lossy()))
+        .collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    CniDir {
+        present: true,
+        error: None,
+        files,
+    }
+}
+
+fn cni_file(path: &Path, name: &str) -> CniFile {
+    let loadable = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| LOADABLE.contains(&e));
+    let mut file = CniFile {
+        name: name.to_owned(),
+        loadable,
+        ..CniFile::default()
+    };
+    match read_text(path).and_then(|text| parse_cni_config(&text, name.ends_with(".conflist"))) {
+        Ok((network, types)) => {
+            file.network = network;
+            file.plugin_types = types;
+        }
+        Err(e) => file.error = Some(e),
+    }
+    file
+}
+
+/// The network name and the plugin types of a `.conf` (one plugin) or
+/// `.conflist` (a `plugins` chain). Backups are parsed by their content.
+pub fn parse_cni_config(text: &str, is_list: bool) -> Result<(Option<String>, Vec<String>), String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let network = obj.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+    let type_of = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(str::to_owned);
+    let types: Vec<String> = match obj.get("plugins") {
+        Some(serde_json::Value::Array(plugins)) => plugins.iter().filter_map(type_of).collect(),
+        Some(_) => return Err("\"plugins\" is not a list".to_owned()),
+        None if is_list => return Err("a .conflist without a \"plugins\" list".to_owned()),
+        None => type_of(&value).into_iter().collect(),
+    };
+    if types.is_empty() {
+        return Err("names no plugin \"type\"".to_owned());
+    }
+    Ok((network, types))
+}
+
+pub fn flannel_subnet(host_root: &Path) -> FileState<SubnetEnv> {
+    let Some(path) = run_path(host_root, "flannel/subnet.env") else {
+        return FileState::Absent;
+    };
+    let shown = path.display().to_string();
+    match read_text(&path) {
+        Ok(text) => FileState::Ok {
+            path: shown,
+            value: parse_subnet_env(&text),
+        },
+        Err(error) => FileState::Invalid { path: shown, error },
+    }
+}
+
+/// `KEY=value` lines as flanneld writes them; anything else is kept as a problem.
+pub fn parse_subnet_env(text: &str) -> SubnetEnv {
+    let mut env = SubnetEnv::default();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let problem = |what: &str| format!("line {}: {what}: {:?}", n + 1, truncate(line, 80));
+        let Some((key, value)) = line.split_once('=') else {
+            env.problems.push(problem("not KEY=value"));
+            continue;
+        };
+        match key.trim() {
+            "FLANNEL_NETWORK" => env.network = Some(value.to_owned()),
+            "FLANNEL_SUBNET" => env.subnet = Some(value.to_owned()),
+            "FLANNEL_MTU" => match value.parse() {
+                Ok(mtu) => env.mtu = Some(mtu),
+                Err(_) => env.problems.push(problem("FLANNEL_MTU is not a number")),
+            },
+            "FLANNEL_IPMASQ" => match value {
+                "true" => env.ipmasq = Some(true),
+                "false" => env.ipmasq = Some(false),
+                _ => env.problems.push(problem("FLANNEL_IPMASQ is not true/false")),
+            },
+            _ => {} // flanneld adds keys over time (FLANNEL_IPV6_*): not a problem
+        }
+    }
+    env
+}
+
+pub fn calico_nodename(host_root: &Path) -> FileState<String> {
+    let path = host_root.join("var/lib/calico/nodename");
+    if fs::symlink_metadata(&path).is_err() {
+        return FileState::Absent;
+    }
+    let shown = path.display().to_string();
+    match read_text(&path) {
+        Ok(text) if !text.trim().is_empty() => FileState::Ok {
+            path: shown,
+            value: text.trim().to_owned(),
+        },
+        Ok(_) => FileState::Invalid {
+            path: shown,
+            error: "empty".to_owned(),
+        },
+        Err(error) => FileState::Invalid { path: shown, error },
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_types_in_chain_order() {
+        let text = r#"{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{}},{"type":"portmap"}]}"#;
+        assert_eq!(
+            parse_cni_config(text, true).unwrap(),
+            (
+                Some("cbr0".into()),
+                vec!["flannel".to_owned(), "portmap".to_owned()]
+            )
+        );
+    }
+
+    #[test]
+    fn single_plugin_conf() {
+        let text = r#"{"cniVersion":"0.4.0","name":"terway","type":"terway","eniip_virtual_type":"IPVlan"}"#;
+        assert_eq!(
+            parse_cni_config(text, false).unwrap().1,
+            vec!["terway".to_owned()]
+        );
+    }
+
+    #[test]
+    fn malformed_configs_say_why() {
+        assert!(parse_cni_config("{not json", false)
+            .unwrap_err()
+            .starts_with("not valid JSON"));
+        assert_eq!(parse_cni_config("[1,2]", false).unwrap_err(), "not a JSON object");
+        assert!(parse_cni_config(r#"{"name":"x"}"#, true)
+            .unwrap_err()
+            .contains("plugins"));
+        assert!(parse_cni_config(r#"{"plugins":{}}"#, true)
+            .unwrap_err()
+            .contains("not a list"));
+        assert!(parse_cni_config(r#"{"name":"x"}"#, false)
+            .unwrap_err()
+            .contains("type"));
+    }
+
+    #[test]
+    fn subnet_env_keeps_junk_as_problems() {
+        let env = parse_subnet_env(
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=abc\ngarbage\nFLANNEL_IPMASQ=true\n",
+        );
+        assert_eq!(env.network.as_deref(), Some("10.244.0.0/16"));
+        assert_eq!(env.subnet.as_deref(), Some("10.244.1.1/24"));
+        assert_eq!(env.mtu, None);
+        assert_eq!(env.ipmasq, Some(true));
+        assert_eq!(env.problems.len(), 2, "{:?}", env.problems);
+    }
+
+    #[test]
+    fn unreadable_files_become_evidence() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(CNI_DIR);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("10-flannel.conflist"), [0xff, 0xfe, 0x00, 0x01]).unwrap();
+        fs::write(dir.join("05-cilium.conflist"), "{\"plugins\": [").unwrap();
+        fs::write(
+            dir.join("20-calico.conflist.cilium_bak"),
+            r#"{"name":"k8s-pod-network","plugins":[{"type":"calico"}]}"#,
+        )
+        .unwrap();
+        fs::create_dir(dir.join("99-dir.conf")).unwrap();
+        let cni = cni_dir(root.path());
+        let names: Vec<_> = cni.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "05-cilium.conflist",
+                "10-flannel.conflist",
+                "20-calico.conflist.cilium_bak",
+                "99-dir.conf"
+            ]
+        );
+        assert!(cni.files[0].error.as_deref().unwrap().contains("JSON"));
+        assert!(cni.files[1].error.as_deref().unwrap().contains("not UTF-8"));
+        assert!(!cni.files[2].loadable);
+        assert_eq!(cni.files[2].plugin_types, ["calico"]);
+        assert_eq!(cni.files[3].error.as_deref(), Some("is a directory"));
+        assert!(cni.primary().is_none(), "no loadable file parses");
+    }
+
+    #[test]
+    fn oversized_file_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("big");
+        fs::write(&path, vec![b' '; (MAX_FILE + 10) as usize]).unwrap();
+        assert!(read_text(&path).unwrap_err().starts_with("larger than"));
+    }
+}

@@ -1,0 +1,125 @@
+//! TCP sockets on the BGP port, from `/proc/net/tcp{,6}`.
+//!
+//! These files describe the network namespace of the reading process, the
+//! same namespace the netlink dumps describe (the DaemonSet runs with
+//! hostNetwork), so they are read from the agent's own `/proc`, not from
+//! under `--host-root`.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use terway_hybrid_api::snapshot::BgpSockets;
+
+const BGP_PORT: u16 = 179;
+const TCP_ESTABLISHED: &str = "01";
+const TCP_LISTEN: &str = "0A";
+const MAX_PEERS: usize = 8;
+
+pub fn collect(proc_net: &Path) -> BgpSockets {
+    let mut sockets = BgpSockets::default();
+    let mut errors = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        match std::fs::read_to_string(proc_net.join(file)) {
+            Ok(text) => fold_table(&text, &mut sockets),
+            // tcp6 is absent when IPv6 is disabled.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "tcp6" => {}
+            Err(e) => errors.push(format!("{}: {e}", proc_net.join(file).display())),
+        }
+    }
+    if !errors.is_empty() {
+        sockets.error = Some(errors.join("; "));
+    }
+    sockets
+}
+
+/// Folds the rows of one `/proc/net/tcp*` table. Rows that do not parse are
+/// skipped: the kernel's format is stable, so they can only be truncation.
+pub fn fold_table(text: &str, into: &mut BgpSockets) {
+    for row in text.lines().skip(1) {
+        let mut fields = row.split_whitespace();
+        let (Some(_slot), Some(local), Some(remote), Some(state)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (Some((_, local_port)), Some((remote_ip, remote_port))) = (endpoint(local), endpoint(remote))
+        else {
+            continue;
+        };
+        match state {
+            TCP_LISTEN if local_port == BGP_PORT => into.listening = true,
+            TCP_ESTABLISHED if local_port == BGP_PORT || remote_port == BGP_PORT => {
+                if local_port == BGP_PORT {
+                    into.established_inbound += 1;
+                } else {
+                    into.established_outbound += 1;
+                }
+                if into.peers.len() < MAX_PEERS && !into.peers.contains(&remote_ip) {
+                    into.peers.push(remote_ip);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `0100007F:00B3` -> ("127.0.0.1", 179). Addresses are stored as the kernel's
+/// 32-bit words in host byte order (little-endian on the platforms we run on).
+fn endpoint(field: &str) -> Option<(String, u16)> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..addr.len() / 8)
+        .map(|i| {
+            addr.get(i * 8..i * 8 + 8)
+                .and_then(|w| u32::from_str_radix(w, 16).ok())
+        })
+        .collect::<Option<_>>()?;
+    let ip = match words.as_slice() {
+        [w] => Ipv4Addr::from(w.to_le_bytes()).to_string(),
+        [a, b, c, d] => {
+            let mut bytes = [0u8; 16];
+            for (i, w) in [a, b, c, d].iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            Ipv6Addr::from(bytes).to_string()
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:00B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+   1: 0200000A:00B3 0300000A:A1B2 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n\
+   2: 0200000A:C350 0400000A:00B3 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n\
+   3: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0\n\
+   garbage\n";
+
+    #[test]
+    fn counts_listen_inbound_and_outbound() {
+        let mut s = BgpSockets::default();
+        fold_table(TCP, &mut s);
+        assert!(s.listening);
+        assert_eq!((s.established_inbound, s.established_outbound), (1, 1));
+        assert_eq!(s.peers, ["10.0.0.3", "10.0.0.4"]);
+    }
+
+    #[test]
+    fn ipv6_endpoint() {
+        // ::1 as /proc/net/tcp6 prints it.
+        assert_eq!(
+            endpoint("00000000000000000000000001000000:00B3"),
+            Some(("::1".to_owned(), 179))
+        );
+        assert_eq!(endpoint("zz:00B3"), None);
+    }
+
+    #[test]
+    fn missing_proc_is_an_error_not_a_panic() {
+        let s = collect(Path::new("/nonexistent"));
+        assert!(s.error.unwrap().contains("/nonexistent/tcp"));
+    }
+}

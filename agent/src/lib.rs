@@ -1,0 +1,28 @@
+//! terway-hybrid-agent: reads one node's network state and says which
+//! container-network scenario it is in, and why.
+//!
+//! - [`collect`] is the I/O edge: netlink dumps, files under the host root,
+//!   BIRD's socket. It produces a [`NodeSnapshot`](terway_hybrid_api::NodeSnapshot).
+//! - [`classify`] is pure: snapshot in, detection out.
+//! - [`checks`] turns a detection into node checks.
+//! - [`output`] renders them for people and scripts.
+#![forbid(unsafe_code)]
+
+pub mod checks;
+pub mod classify;
+pub mod collect;
+pub mod output;
+
+pub use classify::classify;
+
+use terway_hybrid_api::{NodeDetection, NodeSnapshot};
+
+/// Classifies a snapshot and runs the node checks on it.
+pub fn detect(snapshot: &NodeSnapshot) -> NodeDetection {
+    let detection = classify(snapshot);
+    NodeDetection {
+        checks: checks::node_checks(&detection),
+        detection,
+        kernel_version: snapshot.kernel_version.clone(),
+    }
+}

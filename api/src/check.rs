@@ -1,0 +1,149 @@
+//! The check model shared by node checks (agent) and cluster checks
+//! (controller, CLI). Check names are stable: users pass them to
+//! `--ignore-preflight-errors`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CheckName {
+    // Node checks, run by the agent.
+    ScenarioDetected,
+    IPForwarding,
+    ForeignCNIConfig,
+    StaleOverlayDevices,
+    KernelVersion,
+    EcsMetadata,
+    // Cluster checks, run by the controller and the CLI.
+    AgentCoverage,
+    ScenarioConsistent,
+    OnPremCNIExcludedFromCloud,
+    TerwayExcludedFromOnPrem,
+    RamSecret,
+    EniConfig,
+    ServiceCIDR,
+    CloudNodeKernel,
+    CloudNodePreflight,
+    OverlayReachesCloud,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 16] = [
+        CheckName::ScenarioDetected,
+        CheckName::IPForwarding,
+        CheckName::ForeignCNIConfig,
+        CheckName::StaleOverlayDevices,
+        CheckName::KernelVersion,
+        CheckName::EcsMetadata,
+        CheckName::AgentCoverage,
+        CheckName::ScenarioConsistent,
+        CheckName::OnPremCNIExcludedFromCloud,
+        CheckName::TerwayExcludedFromOnPrem,
+        CheckName::RamSecret,
+        CheckName::EniConfig,
+        CheckName::ServiceCIDR,
+        CheckName::CloudNodeKernel,
+        CheckName::CloudNodePreflight,
+        CheckName::OverlayReachesCloud,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::ScenarioDetected => "ScenarioDetected",
+            CheckName::IPForwarding => "IPForwarding",
+            CheckName::ForeignCNIConfig => "ForeignCNIConfig",
+            CheckName::StaleOverlayDevices => "StaleOverlayDevices",
+            CheckName::KernelVersion => "KernelVersion",
+            CheckName::EcsMetadata => "EcsMetadata",
+            CheckName::AgentCoverage => "AgentCoverage",
+            CheckName::ScenarioConsistent => "ScenarioConsistent",
+            CheckName::OnPremCNIExcludedFromCloud => "OnPremCNIExcludedFromCloud",
+            CheckName::TerwayExcludedFromOnPrem => "TerwayExcludedFromOnPrem",
+            CheckName::RamSecret => "RamSecret",
+            CheckName::EniConfig => "EniConfig",
+            CheckName::ServiceCIDR => "ServiceCIDR",
+            CheckName::CloudNodeKernel => "CloudNodeKernel",
+            CheckName::CloudNodePreflight => "CloudNodePreflight",
+            CheckName::OverlayReachesCloud => "OverlayReachesCloud",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// The outcome of one check: a CamelCase `reason` for machines and a
+/// `message` a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: CheckName,
+    pub severity: Severity,
+    pub status: CheckStatus,
+    pub reason: String,
+    pub message: String,
+}
+
+impl CheckResult {
+    pub fn pass(name: CheckName, severity: Severity, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(name, severity, CheckStatus::Pass, reason, message)
+    }
+
+    pub fn fail(name: CheckName, severity: Severity, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(name, severity, CheckStatus::Fail, reason, message)
+    }
+
+    pub fn skip(name: CheckName, severity: Severity, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(name, severity, CheckStatus::Skip, reason, message)
+    }
+
+    fn new(
+        name: CheckName,
+        severity: Severity,
+        status: CheckStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        CheckResult {
+            name,
+            severity,
+            status,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A failing error-severity check blocks readiness and the rollout.
+    pub fn is_blocking(&self) -> bool {
+        self.status == CheckStatus::Fail && self.severity == Severity::Error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_serialize_as_documented() {
+        for name in CheckName::ALL {
+            assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Detection: the answer `classify` gives for one node, with its reasons.
+
+use crate::check::CheckResult;
+use crate::vocabulary::{Confidence, Plugin, Scenario};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Detection {
+    pub scenario: Scenario,
+    pub plugin: Plugin,
+    pub confidence: Confidence,
+    /// What decided the answer, strongest first.
+    pub evidence: Vec<Evidence>,
+    /// Leftovers of a past CNI that were seen and discounted.
+    #[serde(default)]
+    pub stale: Vec<Evidence>,
+}
+
+/// One observed signal and what it showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// A short kebab-case name of the kind of signal (`vxlan-device`, `routes`, `cni-config`, ...).
+    pub signal: String,
+    pub detail: String,
+}
+
+impl Evidence {
+    pub fn new(signal: &str, detail: impl Into<String>) -> Self {
+        Evidence {
+            signal: signal.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What `terway-hybrid-agent detect --output json` prints (DESIGN.md §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDetection {
+    #[serde(flatten)]
+    pub detection: Detection,
+    pub checks: Vec<CheckResult>,
+    pub kernel_version: String,
+}
