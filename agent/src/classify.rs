@@ -610,6 +610,12 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
             .collect();
         return unknown(evidence, stale);
     }
+    // Nothing seen at all is not proof of a host network: the collection
+    // may have been empty.
+    if s.links.is_empty() {
+        let evidence = vec![Evidence::new("empty", "the snapshot has no network links at all")];
+        return detection(Plugin::None, Confidence::Low, evidence, stale);
+    }
     let mut evidence = vec![Evidence::new("cni-config", no_config_detail(s))];
     evidence.push(Evidence::new(
         "no-datapath",
