@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs from Debian's packages, once, and fails
+# loudly if anything is still missing afterwards. Needs root.
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A NEEDED=(
+  [ip]=iproute2
+  [bird]=bird2
+  [birdc]=bird2
+  [ping]=iputils-ping
+  [jq]=jq
+)
+
+missing_packages() {
+  for cmd in "${!NEEDED[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || echo "${NEEDED[$cmd]}"
+  done | sort -u
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: the tests create network namespaces and need root" >&2
+  exit 1
+fi
+
+pkgs=$(missing_packages)
+if [ -n "$pkgs" ]; then
+  echo "install-test-deps: installing $pkgs" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+fi
+
+still=$(missing_packages)
+if [ -n "$still" ]; then
+  echo "install-test-deps: still missing after apt-get install: $still" >&2
+  exit 1
+fi
