@@ -2,9 +2,10 @@
 
 use crate::check::CheckResult;
 use crate::vocabulary::{Confidence, Plugin, Scenario};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Detection {
     pub scenario: Scenario,
@@ -18,7 +19,7 @@ pub struct Detection {
 }
 
 /// One observed signal and what it showed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     /// A short kebab-case name of the kind of signal (`vxlan-device`, `routes`, `cni-config`, ...).
     pub signal: String,
@@ -35,7 +36,7 @@ impl Evidence {
 }
 
 /// What `terway-hybrid-agent detect --output json` prints (DESIGN.md §3.2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeDetection {
     #[serde(flatten)]

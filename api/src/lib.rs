@@ -6,10 +6,12 @@
 
 pub mod check;
 pub mod detection;
+pub mod report;
 pub mod snapshot;
 pub mod vocabulary;
 
 pub use check::{CheckName, CheckResult, CheckStatus, Severity};
 pub use detection::{Detection, Evidence, NodeDetection};
+pub use report::{NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus};
 pub use snapshot::NodeSnapshot;
 pub use vocabulary::{Confidence, Plugin, Role, Scenario};

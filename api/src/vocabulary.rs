@@ -1,12 +1,13 @@
 //! The words every component agrees on (DESIGN.md §3.1). Their serialized
 //! spellings are a public contract: users filter on them, scripts match them.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What kind of container network the on-prem nodes run, which decides
 /// whether Terway is needed on the cloud nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     Overlay,
@@ -37,7 +38,7 @@ impl Scenario {
 }
 
 /// The CNI (and its mode) that produced a node's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Plugin {
     FlannelVxlan,
@@ -115,7 +116,7 @@ impl Plugin {
 }
 
 /// Whether a node is an ECS node added from the cloud (`alibabacloud.com/external=true`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Cloud,
@@ -132,7 +133,7 @@ impl Role {
 }
 
 /// How much independent evidence backs a detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Confidence {
     Low,
