@@ -17,11 +17,14 @@ const SAMPLES: usize = 3;
 /// one pattern, or a node with 200 pods would have 200 groups.
 const FOLDED_DEVICE_PREFIXES: [&str; 4] = ["cali", "lxc", "veth", "tun-"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
+/// Grouping key while folding. The device is kept as an index: resolving a
+/// name per route would allocate on the hot path; names are resolved (and
+/// per-pod devices merged) once, in [`RouteFold::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key<D> {
     family: Family,
     protocol: u8,
-    device: Option<String>,
+    device: D,
     route_type: RouteType,
     next_hop: NextHop,
     default: bool,
@@ -29,8 +32,8 @@ struct Key {
 
 /// Folds route messages into a [`RouteSummary`].
 pub struct RouteFold<'a> {
-    device_names: HashMap<u32, &'a str>,
-    groups: HashMap<Key, (u64, Vec<String>)>,
+    links: &'a [Link],
+    groups: HashMap<Key<Option<u32>>, (u64, Vec<String>)>,
     ipv4: u64,
     ipv6: u64,
 }
@@ -38,7 +41,7 @@ pub struct RouteFold<'a> {
 impl<'a> RouteFold<'a> {
     pub fn new(links: &'a [Link]) -> Self {
         RouteFold {
-            device_names: links.iter().map(|l| (l.index, l.name.as_str())).collect(),
+            links,
             groups: HashMap::new(),
             ipv4: 0,
             ipv6: 0,
@@ -90,7 +93,7 @@ impl<'a> RouteFold<'a> {
         let key = Key {
             family,
             protocol: u8::from(route.header.protocol),
-            device: oif.map(|index| self.device_label(index)),
+            device: oif,
             route_type: route_type(route.header.kind),
             next_hop,
             default: prefix_len == 0,
@@ -103,10 +106,10 @@ impl<'a> RouteFold<'a> {
     }
 
     fn device_label(&self, index: u32) -> String {
-        match self.device_names.get(&index) {
-            Some(name) => match FOLDED_DEVICE_PREFIXES.iter().find(|p| name.starts_with(*p)) {
+        match self.links.iter().find(|l| l.index == index) {
+            Some(link) => match FOLDED_DEVICE_PREFIXES.iter().find(|p| link.name.starts_with(*p)) {
                 Some(prefix) => format!("{prefix}*"),
-                None => (*name).to_owned(),
+                None => link.name.clone(),
             },
             // A link created between the two dumps.
             None => format!("if{index}"),
@@ -114,8 +117,21 @@ impl<'a> RouteFold<'a> {
     }
 
     pub fn finish(self) -> RouteSummary {
-        let mut groups: Vec<RouteGroup> = self
-            .groups
+        let mut named: HashMap<Key<Option<String>>, (u64, Vec<String>)> = HashMap::new();
+        for (key, (count, samples)) in &self.groups {
+            let key = Key {
+                family: key.family,
+                protocol: key.protocol,
+                device: key.device.map(|i| self.device_label(i)),
+                route_type: key.route_type,
+                next_hop: key.next_hop,
+                default: key.default,
+            };
+            let (total, kept) = named.entry(key).or_default();
+            *total += count;
+            kept.extend(samples.iter().take(SAMPLES - kept.len().min(SAMPLES)).cloned());
+        }
+        let mut groups: Vec<RouteGroup> = named
             .into_iter()
             .map(|(k, (count, samples))| RouteGroup {
                 family: k.family,
@@ -183,5 +199,99 @@ fn destination_text(destination: Option<&RouteAddress>, prefix_len: u8) -> Strin
         Some(RouteAddress::Inet6(ip)) => format!("{ip}/{prefix_len}"),
         Some(other) => format!("{other:?}/{prefix_len}"),
         None => "default".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::{RouteProtocol, RouteScope};
+    use std::net::Ipv4Addr;
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.to_owned(),
+            ..Link::default()
+        }
+    }
+
+    fn route(dst: [u8; 4], len: u8, proto: u8, oif: u32, gateway: bool, onlink: bool) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = len;
+        m.header.protocol = RouteProtocol::from(proto);
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = NlRouteType::Unicast;
+        if onlink {
+            m.header.flags = RouteFlags::Onlink;
+        }
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::from(
+                dst,
+            ))));
+        if gateway {
+            m.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(
+                    10, 244, 1, 0,
+                ))));
+        }
+        m.attributes.push(RouteAttribute::Oif(oif));
+        m
+    }
+
+    #[test]
+    fn per_pod_devices_fold_into_one_group_with_capped_samples() {
+        let links = [
+            link(2, "eth0"),
+            link(10, "cali1"),
+            link(11, "cali2"),
+            link(4, "flannel.1"),
+        ];
+        let mut fold = RouteFold::new(&links);
+        for i in 0..5u8 {
+            fold.add(&route([10, 65, 1, i], 32, 4, 10 + u32::from(i % 2), false, false));
+        }
+        fold.add(&route([10, 244, 1, 0], 24, 3, 4, true, true));
+        fold.add(&route([10, 244, 2, 0], 24, 3, 4, true, true));
+        fold.add(&route([0, 0, 0, 0], 0, 3, 2, true, false));
+        fold.add(&route([10, 9, 9, 0], 24, 3, 99, false, false));
+        let summary = fold.finish();
+        assert_eq!(summary.ipv4, 9);
+        let cali = summary
+            .groups
+            .iter()
+            .find(|g| g.device.as_deref() == Some("cali*"))
+            .unwrap();
+        assert_eq!((cali.count, cali.samples.len(), cali.protocol), (5, SAMPLES, 4));
+        let flannel = summary
+            .groups
+            .iter()
+            .find(|g| g.device.as_deref() == Some("flannel.1"))
+            .unwrap();
+        assert_eq!((flannel.count, flannel.next_hop), (2, NextHop::Onlink));
+        assert_eq!(summary.carried_by("flannel.1"), 2);
+        let default = summary.groups.iter().find(|g| g.default).unwrap();
+        assert_eq!(
+            (default.next_hop, default.samples[0].as_str()),
+            (NextHop::Gateway, "0.0.0.0/0")
+        );
+        assert!(summary.groups.iter().any(|g| g.device.as_deref() == Some("if99")));
+        assert_eq!(
+            summary.groups[0].device.as_deref(),
+            Some("cali*"),
+            "largest group first"
+        );
+    }
+
+    #[test]
+    fn restart_forgets_the_interrupted_dump() {
+        let links = [link(2, "eth0")];
+        let mut fold = RouteFold::new(&links);
+        fold.add(&route([10, 0, 0, 0], 8, 4, 2, false, false));
+        fold.reset();
+        fold.add(&route([10, 0, 0, 0], 8, 4, 2, false, false));
+        let summary = fold.finish();
+        assert_eq!((summary.ipv4, summary.groups[0].count), (1, 1));
     }
 }

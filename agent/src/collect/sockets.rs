@@ -5,6 +5,7 @@
 //! hostNetwork), so they are read from the agent's own `/proc`, not from
 //! under `--host-root`.
 
+use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use terway_hybrid_api::snapshot::BgpSockets;
@@ -18,7 +19,7 @@ pub fn collect(proc_net: &Path) -> BgpSockets {
     let mut sockets = BgpSockets::default();
     let mut errors = Vec::new();
     for file in ["tcp", "tcp6"] {
-        match std::fs::read_to_string(proc_net.join(file)) {
+        match read_table(&proc_net.join(file)) {
             Ok(text) => fold_table(&text, &mut sockets),
             // tcp6 is absent when IPv6 is disabled.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "tcp6" => {}
@@ -29,6 +30,14 @@ pub fn collect(proc_net: &Path) -> BgpSockets {
         sockets.error = Some(errors.join("; "));
     }
     sockets
+}
+
+/// The kernel rescans its whole TCP hash table for every read of these
+/// files, so they are read with one large buffer rather than in small chunks.
+fn read_table(path: &Path) -> std::io::Result<String> {
+    let mut text = String::with_capacity(256 * 1024);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Folds the rows of one `/proc/net/tcp*` table. Rows that do not parse are
