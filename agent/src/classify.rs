@@ -9,9 +9,14 @@
 //! 3. leftovers of a past CNI (a tunnel that is down or carries nothing, a
 //!    renamed or shadowed config) are set aside as `stale`, so they never
 //!    outvote the live network.
+//!
+//! One exception to "a tunnel without routes is stale": on a lone node (the
+//! first node of a cluster, or before its peers joined) the overlay device is
+//! up and addressed but has nobody to route to. When nothing else is live,
+//! such an idle tunnel is taken as the datapath, with less confidence.
 
 use terway_hybrid_api::snapshot::{
-    BirdState, CniFile, Link, NextHop, RouteType, PROTO_BGP, PROTO_BIRD, PROTO_BOOT, PROTO_FELIX,
+    BirdState, CniFile, Link, NextHop, RouteGroup, RouteType, PROTO_BGP, PROTO_BIRD, PROTO_BOOT, PROTO_FELIX,
     PROTO_KUBE_ROUTER, PROTO_ZEBRA,
 };
 use terway_hybrid_api::{Confidence, Detection, Evidence, NodeSnapshot, Plugin};
@@ -55,7 +60,7 @@ impl Family {
         })
     }
 
-    /// A canal config holds the `calico` plugin and a flannel datapath, so
+    /// A canal config holds the `calico` plugin over a flannel datapath, so
     /// canal agrees with either half.
     fn agrees_with(&self, other: &Family) -> bool {
         self == other
@@ -65,93 +70,10 @@ impl Family {
                     | (Family::Flannel | Family::Calico, Family::Canal)
             )
     }
-}
 
-/// The CNI tunnel devices, by the names the CNIs give them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tunnel {
-    Flannel,
-    CalicoIpip,
-    CalicoVxlan,
-    CiliumVxlan,
-    CiliumGeneve,
-    KubeRouter,
-}
-
-fn tunnel_of(link: &Link) -> Option<Tunnel> {
-    let n = link.name.as_str();
-    Some(match n {
-        "tunl0" => Tunnel::CalicoIpip,
-        "vxlan.calico" | "vxlan-v6.calico" => Tunnel::CalicoVxlan,
-        "cilium_vxlan" => Tunnel::CiliumVxlan,
-        "cilium_geneve" => Tunnel::CiliumGeneve,
-        _ if n.starts_with("flannel.") || n.starts_with("flannel-v6.") => Tunnel::Flannel,
-        _ if n.starts_with("tun-") => Tunnel::KubeRouter,
-        _ => return None,
-    })
-}
-
-/// A tunnel device and whether it is part of the live network.
-struct TunnelState<'a> {
-    link: &'a Link,
-    tunnel: Tunnel,
-    routes: u64,
-    live: bool,
-    /// Why it is not live; None for the kernel's fallback `tunl0`, which
-    /// exists in every namespace once the ipip module is loaded.
-    stale_reason: Option<String>,
-}
-
-fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
-    let cilium_host = s.link("cilium_host").is_some();
-    s.links
-        .iter()
-        .filter_map(|link| {
-            let tunnel = tunnel_of(link)?;
-            // Per-peer devices share one folded route group.
-            let device = if tunnel == Tunnel::KubeRouter {
-                "tun-*"
-            } else {
-                link.name.as_str()
-            };
-            let routes = s.routes.carried_by(device);
-            let addressed = !link.addresses.is_empty();
-            let (live, stale_reason) = match tunnel {
-                // Cilium encapsulates in BPF; its routes point at cilium_host.
-                Tunnel::CiliumVxlan | Tunnel::CiliumGeneve => match (link.up, cilium_host) {
-                    (true, true) => (true, None),
-                    (false, _) => (false, Some("is down".to_owned())),
-                    (true, false) => (false, Some("is up but cilium_host is gone".to_owned())),
-                },
-                Tunnel::CalicoIpip if !addressed && routes == 0 => (false, None),
-                _ => match (link.up, routes) {
-                    (false, _) => (false, Some("is down".to_owned())),
-                    (true, 0) => (false, Some("is up but no route goes through it".to_owned())),
-                    (true, _) if tunnel == Tunnel::CalicoIpip && !addressed => {
-                        (false, Some("carries routes but has no address".to_owned()))
-                    }
-                    (true, _) => (true, None),
-                },
-            };
-            Some(TunnelState {
-                link,
-                tunnel,
-                routes,
-                live,
-                stale_reason,
-            })
-        })
-        .collect()
-}
-
-/// Non-default unicast routes written by `protocol`.
-fn routes_by_protocol(s: &NodeSnapshot, protocol: u8) -> u64 {
-    s.routes
-        .groups
-        .iter()
-        .filter(|g| g.protocol == protocol && !g.default && g.count > 0)
-        .map(|g| g.count)
-        .sum()
+    fn is_on_prem_cni(&self) -> bool {
+        matches!(self, Family::Flannel | Family::Calico | Family::Canal | Family::Cilium | Family::KubeRouter)
+    }
 }
 
 fn config_family(file: &CniFile) -> Family {
@@ -173,29 +95,120 @@ fn config_family(file: &CniFile) -> Family {
     }
 }
 
-fn describe_file(f: &CniFile) -> String {
-    format!("{} (plugins: {})", f.name, f.plugin_types.join(", "))
+/// The CNI tunnel devices, by the names the CNIs give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tunnel {
+    Flannel,
+    CalicoIpip,
+    CalicoVxlan,
+    CiliumVxlan,
+    CiliumGeneve,
+    KubeRouter,
 }
 
-/// What the live datapath shows, before the config is consulted.
-struct Datapath {
+fn tunnel_of(name: &str) -> Option<Tunnel> {
+    Some(match name {
+        "tunl0" => Tunnel::CalicoIpip,
+        "vxlan.calico" | "vxlan-v6.calico" => Tunnel::CalicoVxlan,
+        "cilium_vxlan" => Tunnel::CiliumVxlan,
+        "cilium_geneve" => Tunnel::CiliumGeneve,
+        _ if name.starts_with("flannel.") || name.starts_with("flannel-v6.") => Tunnel::Flannel,
+        _ if name.starts_with("tun-") => Tunnel::KubeRouter,
+        _ => return None,
+    })
+}
+
+/// What a tunnel device is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Use {
+    /// Up and carrying traffic.
+    Live,
+    /// Up and addressed, but no route goes through it: a lone node, or a leftover.
+    Idle,
+    /// Evidence of the past, with why.
+    Dead(&'static str),
+    /// The kernel's `tunl0`, which exists in every namespace once the ipip
+    /// module is loaded: unaddressed and unused, it means nothing.
+    Fallback,
+}
+
+struct TunnelState<'a> {
+    link: &'a Link,
+    tunnel: Tunnel,
+    routes: u64,
+    usage: Use,
+}
+
+fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
+    let cilium_host = s.link("cilium_host").is_some();
+    s.links
+        .iter()
+        .filter_map(|link| {
+            let tunnel = tunnel_of(&link.name)?;
+            // Per-peer devices share one folded route group.
+            let device = if tunnel == Tunnel::KubeRouter { "tun-*" } else { link.name.as_str() };
+            let routes = s.routes.carried_by(device);
+            let addressed = !link.addresses.is_empty();
+            let usage = match tunnel {
+                // Cilium encapsulates in BPF; its routes point at cilium_host.
+                Tunnel::CiliumVxlan | Tunnel::CiliumGeneve => match (link.up, cilium_host) {
+                    (true, true) => Use::Live,
+                    (false, _) => Use::Dead("is down"),
+                    (true, false) => Use::Dead("is up but cilium_host is gone"),
+                },
+                Tunnel::CalicoIpip if !addressed && routes == 0 => Use::Fallback,
+                _ if !link.up => Use::Dead("is down"),
+                Tunnel::CalicoIpip if !addressed => Use::Dead("carries routes but has no address"),
+                _ if routes > 0 => Use::Live,
+                _ if addressed => Use::Idle,
+                _ => Use::Dead("is up but has no address and no route goes through it"),
+            };
+            Some(TunnelState { link, tunnel, routes, usage })
+        })
+        .collect()
+}
+
+/// Non-default routes written by `protocol`.
+fn routes_by_protocol(s: &NodeSnapshot, protocol: u8) -> u64 {
+    count(s, |g| g.protocol == protocol && !g.default)
+}
+
+fn count(s: &NodeSnapshot, pred: impl Fn(&RouteGroup) -> bool) -> u64 {
+    s.routes.groups.iter().filter(|g| pred(g)).map(|g| g.count).sum()
+}
+
+fn count_links(s: &NodeSnapshot, prefix: &str) -> usize {
+    s.links.iter().filter(|l| l.name.starts_with(prefix)).count()
+}
+
+/// What a live (or lone) datapath shows, before the config is consulted.
+struct Datapath<'a> {
     plugin: Plugin,
     evidence: Vec<Evidence>,
+    /// Decided by an idle tunnel on a node without peers.
+    lone: bool,
+    /// Idle tunnels this datapath explains (so they are not stale).
+    uses: Vec<&'a str>,
+}
+
+impl<'a> Datapath<'a> {
+    fn new(plugin: Plugin, evidence: Vec<Evidence>) -> Self {
+        Datapath { plugin, evidence, lone: false, uses: vec![] }
+    }
 }
 
 pub fn classify(s: &NodeSnapshot) -> Detection {
     let tunnels = tunnel_states(s);
-    let mut stale = stale_devices(&tunnels);
-    stale.extend(stale_configs(s));
-
     let candidates = datapath_candidates(s, &tunnels);
-    let primary = s.cni.primary();
-    let config = primary.map(|f| (f, config_family(f)));
+    let used: Vec<&str> = candidates.iter().flat_map(|c| c.uses.iter().copied()).collect();
+    let mut stale = stale_devices(&tunnels, &used);
+    stale.extend(stale_configs(s));
+    let config = s.cni.primary().map(|f| (f, config_family(f)));
 
     // Two live datapaths of different projects: we cannot tell which one the
     // pods use, so we say so instead of guessing.
     if candidates.len() > 1 {
-        let names: Vec<String> = candidates.iter().map(|c| c.plugin.as_str().to_owned()).collect();
+        let names: Vec<&str> = candidates.iter().map(|c| c.plugin.as_str()).collect();
         let mut evidence = vec![Evidence::new(
             "conflict",
             format!("live datapaths of more than one CNI: {}", names.join(" and ")),
@@ -225,17 +238,16 @@ pub fn classify(s: &NodeSnapshot) -> Detection {
             if datapath.plugin == Plugin::FlannelVxlan && family == Family::Canal {
                 datapath.plugin = Plugin::Canal;
             }
-            datapath.evidence.push(Evidence::new(
-                "cni-config",
-                format!("the runtime loads {}", describe_file(file)),
-            ));
-            detection(datapath.plugin, Confidence::High, datapath.evidence, stale)
-        }
-        (Some(mut datapath), None) => {
             datapath
                 .evidence
-                .push(Evidence::new("cni-config", no_config_detail(s)));
-            detection(datapath.plugin, Confidence::Medium, datapath.evidence, stale)
+                .push(Evidence::new("cni-config", format!("the runtime loads {}", describe_file(file))));
+            let confidence = if datapath.lone { Confidence::Medium } else { Confidence::High };
+            detection(datapath.plugin, confidence, datapath.evidence, stale)
+        }
+        (Some(mut datapath), None) => {
+            datapath.evidence.push(Evidence::new("cni-config", no_config_detail(s)));
+            let confidence = if datapath.lone { Confidence::Low } else { Confidence::Medium };
+            detection(datapath.plugin, confidence, datapath.evidence, stale)
         }
         (None, Some((file, family))) => config_only(s, file, family, stale),
         (None, None) => no_cni(s, stale),
@@ -248,288 +260,263 @@ fn detection(
     evidence: Vec<Evidence>,
     stale: Vec<Evidence>,
 ) -> Detection {
-    Detection {
-        scenario: plugin.scenario(),
-        plugin,
-        confidence,
-        evidence,
-        stale,
-    }
+    Detection { scenario: plugin.scenario(), plugin, confidence, evidence, stale }
 }
 
 fn unknown(evidence: Vec<Evidence>, stale: Vec<Evidence>) -> Detection {
     detection(Plugin::Unknown, Confidence::Low, evidence, stale)
 }
 
-fn no_config_detail(s: &NodeSnapshot) -> String {
-    match (&s.cni.error, s.cni.present) {
-        (Some(e), _) => format!("CNI config directory unreadable: {e}"),
-        (None, false) => "no /etc/cni/net.d under the host root".to_owned(),
-        (None, true) => "no loadable CNI config in /etc/cni/net.d".to_owned(),
-    }
-}
-
-/// Every CNI whose datapath is live, with the evidence for it.
-fn datapath_candidates(s: &NodeSnapshot, tunnels: &[TunnelState]) -> Vec<Datapath> {
-    let live = |t: Tunnel| tunnels.iter().filter(move |x| x.tunnel == t && x.live);
-    let tunnel_evidence = |t: &TunnelState| {
-        let what = match &t.link.vxlan {
-            Some(v) => format!(
-                "vxlan VNI {} port {}{}",
-                v.vni,
-                v.port,
-                if v.flow_based { ", flow-based" } else { "" }
-            ),
-            None => t.link.kind.clone().unwrap_or_else(|| "device".to_owned()),
-        };
-        let routes = match t.tunnel {
-            Tunnel::CiliumVxlan | Tunnel::CiliumGeneve => "encapsulation in BPF".to_owned(),
-            _ => format!("{} routes through it", t.routes),
-        };
-        Evidence::new(
-            "tunnel-device",
-            format!("{} is up ({what}), {routes}", t.link.name),
-        )
-    };
+/// Every CNI whose datapath is live, with the evidence for it. When none is
+/// live, the CNI whose tunnel waits idle on a lone node.
+fn datapath_candidates<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Vec<Datapath<'a>> {
     let mut out = Vec::new();
-
-    // Calico: its tunnels, Felix's routes (proto 80), BIRD on its socket.
-    let calico_ipip: Vec<_> = live(Tunnel::CalicoIpip).collect();
-    let calico_vxlan: Vec<_> = live(Tunnel::CalicoVxlan).collect();
-    let felix = routes_by_protocol(s, PROTO_FELIX);
-    let bird_routes = routes_by_protocol(s, PROTO_BIRD);
-    let (bgp_total, bgp_up) = s.bird.bgp_sessions();
-    let mut calico = Vec::new();
-    calico.extend(
-        calico_ipip
-            .iter()
-            .chain(&calico_vxlan)
-            .map(|t| tunnel_evidence(t)),
-    );
-    if felix > 0 {
-        calico.push(Evidence::new(
-            "routes",
-            format!("{felix} routes written by Calico Felix (proto 80)"),
-        ));
-    }
-    let bird_answered = matches!(s.bird, BirdState::Answered { .. });
-    if bird_answered {
-        calico.push(Evidence::new(
-            "bird",
-            format!("Calico's BIRD answers: {bgp_up} of {bgp_total} BGP sessions Established"),
-        ));
-    }
-    let calico_present = !calico.is_empty();
-    if bird_routes > 0 && (calico_present || !calico_ipip.is_empty()) {
-        calico.push(Evidence::new(
-            "routes",
-            format!("{bird_routes} routes installed by BIRD (proto bird)"),
-        ));
-    }
-
-    // Flannel: its VXLAN device, or host-gw routes next to subnet.env.
-    let flannel: Vec<_> = live(Tunnel::Flannel).collect();
-    let flannel_env = s.flannel_subnet.value();
-    if !flannel.is_empty() {
-        let mut evidence: Vec<Evidence> = flannel.iter().map(|t| tunnel_evidence(t)).collect();
-        if let Some(env) = flannel_env {
-            evidence.push(Evidence::new(
-                "flannel-subnet",
-                format!(
-                    "subnet.env: network {}, subnet {}",
-                    or_dash(&env.network),
-                    or_dash(&env.subnet)
-                ),
-            ));
-        }
-        let cali = count_links(s, "cali");
-        if calico_ipip.is_empty() && calico_vxlan.is_empty() && (cali > 0 || felix > 0) {
-            // Canal: Calico's veths and policy over flannel's VXLAN.
-            evidence.push(Evidence::new(
-                "veths",
-                format!("{cali} cali* pod veths (Calico policy)"),
-            ));
-            out.push(Datapath {
-                plugin: Plugin::Canal,
-                evidence,
-            });
-            return out_with_others(out, s, tunnels);
-        }
-        out.push(Datapath {
-            plugin: Plugin::FlannelVxlan,
-            evidence,
-        });
-    } else if let Some(env) = flannel_env {
-        let host_gw = s
-            .routes
-            .groups
-            .iter()
-            .filter(|g| {
-                g.protocol == PROTO_BOOT
-                    && !g.default
-                    && g.next_hop == NextHop::Gateway
-                    && g.carries_traffic()
-            })
-            .map(|g| g.count)
-            .sum::<u64>();
-        if host_gw > 0 {
-            out.push(Datapath {
-                plugin: Plugin::FlannelHostGw,
-                evidence: vec![
-                    Evidence::new(
-                        "routes",
-                        format!("{host_gw} routes via node addresses (proto boot), no flannel VXLAN device"),
-                    ),
-                    Evidence::new(
-                        "flannel-subnet",
-                        format!("subnet.env: subnet {}", or_dash(&env.subnet)),
-                    ),
-                ],
-            });
-        }
-    }
-
-    if calico_present {
-        let plugin = if !calico_ipip.is_empty() {
-            Plugin::CalicoIpip
-        } else if !calico_vxlan.is_empty() {
-            Plugin::CalicoVxlan
-        } else {
-            Plugin::CalicoBgp
-        };
-        let direct = s
-            .routes
-            .groups
-            .iter()
-            .filter(|g| {
-                (g.protocol == PROTO_BIRD || g.protocol == PROTO_FELIX)
-                    && g.carries_traffic()
-                    && !g.default
-                    && g.next_hop == NextHop::Gateway
-                    && !is_tunnel_device(g.device.as_deref())
-            })
-            .map(|g| g.count)
-            .sum::<u64>();
-        if plugin != Plugin::CalicoBgp && direct > 0 {
-            calico.push(Evidence::new(
-                "cross-subnet",
-                format!("{direct} direct routes beside the tunnel routes: CrossSubnet, still an overlay"),
-            ));
-        }
-        if plugin == Plugin::CalicoBgp {
-            calico.extend(bgp_socket_evidence(s));
-        }
-        let blackholes = s
-            .routes
-            .groups
-            .iter()
-            .filter(|g| {
-                g.route_type == RouteType::Blackhole
-                    && (g.protocol == PROTO_BIRD || g.protocol == PROTO_FELIX)
-            })
-            .map(|g| g.count)
-            .sum::<u64>();
-        if blackholes > 0 {
-            calico.push(Evidence::new(
-                "routes",
-                format!("{blackholes} blackhole routes for Calico IPAM blocks"),
-            ));
-        }
-        out.push(Datapath {
-            plugin,
-            evidence: calico,
-        });
-    }
-    out_with_others(out, s, tunnels)
-}
-
-/// Cilium and kube-router, which share no device with the others.
-fn out_with_others(mut out: Vec<Datapath>, s: &NodeSnapshot, tunnels: &[TunnelState]) -> Vec<Datapath> {
-    if let Some(host) = s.link("cilium_host") {
-        let tunnel = tunnels
-            .iter()
-            .find(|t| t.live && matches!(t.tunnel, Tunnel::CiliumVxlan | Tunnel::CiliumGeneve));
-        let mut evidence = vec![Evidence::new(
-            "cilium-host",
-            format!(
-                "cilium_host is present ({}), with {} lxc* pod veths",
-                up_down(host.up),
-                count_links(s, "lxc")
-            ),
-        )];
-        let plugin = match tunnel {
-            Some(t) => {
-                let v = t.link.vxlan.as_ref();
-                evidence.push(Evidence::new(
-                    "tunnel-device",
-                    format!(
-                        "{} is up{}",
-                        t.link.name,
-                        v.map(|v| format!(", port {}, flow-based: {}", v.port, v.flow_based))
-                            .unwrap_or_default()
-                    ),
-                ));
-                if t.tunnel == Tunnel::CiliumVxlan {
-                    Plugin::CiliumVxlan
-                } else {
-                    Plugin::CiliumGeneve
-                }
-            }
-            None => {
-                evidence.push(Evidence::new(
-                    "native-routing",
-                    "no live cilium_vxlan or cilium_geneve: native routing",
-                ));
-                evidence.extend(bgp_socket_evidence(s));
-                Plugin::CiliumNative
-            }
-        };
-        out.push(Datapath { plugin, evidence });
-    }
-
-    let kube_bridge = s.link("kube-bridge");
-    let kr_routes = routes_by_protocol(s, PROTO_KUBE_ROUTER);
-    if kube_bridge.is_some() || kr_routes > 0 {
-        let mut evidence = Vec::new();
-        if let Some(b) = kube_bridge {
-            evidence.push(Evidence::new(
-                "bridge",
-                format!("kube-bridge is present ({})", up_down(b.up)),
-            ));
-        }
-        if kr_routes > 0 {
-            evidence.push(Evidence::new(
-                "routes",
-                format!("{kr_routes} routes written by kube-router (proto 17)"),
-            ));
-        }
-        let tun = tunnels
-            .iter()
-            .filter(|t| t.tunnel == Tunnel::KubeRouter && t.live)
-            .count();
-        if tun > 0 {
-            evidence.push(Evidence::new(
-                "tunnel-device",
-                format!("{tun} tun-* overlay tunnels to peers in other subnets"),
-            ));
-        }
-        evidence.extend(bgp_socket_evidence(s));
-        out.push(Datapath {
-            plugin: Plugin::KubeRouter,
-            evidence,
-        });
+    out.extend(calico(s, tunnels, false));
+    out.extend(flannel(s, tunnels, false));
+    out.extend(cilium(s, tunnels));
+    out.extend(kube_router(s, tunnels));
+    if out.is_empty() {
+        out.extend(calico(s, tunnels, true));
+        out.extend(flannel(s, tunnels, true));
     }
     out
 }
 
+/// BIRD routes to other nodes, or established BGP sessions.
+fn bgp_in_use(s: &NodeSnapshot) -> bool {
+    let direct_bird = count(s, |g| {
+        g.protocol == PROTO_BIRD
+            && !g.default
+            && g.carries_traffic()
+            && !is_tunnel_device(g.device.as_deref())
+    });
+    let (_, established) = s.bird.bgp_sessions();
+    direct_bird > 0 || established > 0
+}
+
+fn tunnel_evidence(t: &TunnelState) -> Evidence {
+    let what = match &t.link.vxlan {
+        Some(v) => {
+            format!("vxlan VNI {} port {}{}", v.vni, v.port, if v.flow_based { ", flow-based" } else { "" })
+        }
+        None => t.link.kind.clone().unwrap_or_else(|| "device".to_owned()),
+    };
+    let routes = match (t.tunnel, &t.usage) {
+        (Tunnel::CiliumVxlan | Tunnel::CiliumGeneve, _) => "encapsulation in BPF".to_owned(),
+        (_, Use::Idle) => {
+            format!("addressed {}, no peer routes yet: a lone node", t.link.addresses.join(", "))
+        }
+        _ => format!("{} routes through it", t.routes),
+    };
+    Evidence::new("tunnel-device", format!("{} is up ({what}), {routes}", t.link.name))
+}
+
+/// Calico: its tunnels, Felix's routes (proto 80), BIRD's routes and socket.
+fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> Option<Datapath<'a>> {
+    let find = |kind: Tunnel, usage: Use| tunnels.iter().find(move |t| t.tunnel == kind && t.usage == usage);
+    let felix = routes_by_protocol(s, PROTO_FELIX);
+    // Routes to other nodes; BIRD's blackholes for local blocks are counted apart.
+    let bird_routes = count(s, |g| g.protocol == PROTO_BIRD && !g.default && g.carries_traffic());
+    let blackholes = count(s, |g| {
+        g.route_type == RouteType::Blackhole && (g.protocol == PROTO_BIRD || g.protocol == PROTO_FELIX)
+    });
+    let cali = count_links(s, "cali");
+    let bird_answered = matches!(s.bird, BirdState::Answered { .. });
+    let live_tunnel = find(Tunnel::CalicoIpip, Use::Live).or_else(|| find(Tunnel::CalicoVxlan, Use::Live));
+    // BIRD's routes are Calico's when Calico's pods or IPAM blocks are here;
+    // on their own they could be any routing daemon's.
+    let markers = felix > 0 || bird_answered || (bird_routes > 0 && (cali > 0 || blackholes > 0));
+    if live_tunnel.is_none() && !markers {
+        return None;
+    }
+
+    let mut evidence = Vec::new();
+    let mut uses = Vec::new();
+    let plugin = match (live_tunnel, lone) {
+        (Some(t), _) => {
+            evidence.push(tunnel_evidence(t));
+            calico_tunnel_plugin(t.tunnel)
+        }
+        (None, false) if bgp_in_use(s) => Plugin::CalicoBgp,
+        // Calico is here but shows no mode yet: decided in the lone pass.
+        (None, false) => return None,
+        (None, true) => match find(Tunnel::CalicoVxlan, Use::Idle)
+            .or_else(|| find(Tunnel::CalicoIpip, Use::Idle))
+        {
+            Some(idle) => {
+                evidence.push(tunnel_evidence(idle));
+                uses.push(idle.link.name.as_str());
+                calico_tunnel_plugin(idle.tunnel)
+            }
+            // No tunnel device at all: BGP mode, before the first peer.
+            None => {
+                evidence.push(Evidence::new("no-peers", "no Calico tunnel and no BGP peer yet: a lone node"));
+                Plugin::CalicoBgp
+            }
+        },
+    };
+    if felix > 0 {
+        evidence.push(Evidence::new("routes", format!("{felix} routes written by Calico Felix (proto 80)")));
+    }
+    if bird_answered {
+        let (total, up) = s.bird.bgp_sessions();
+        evidence.push(Evidence::new(
+            "bird",
+            format!("Calico's BIRD answers: {up} of {total} BGP sessions Established"),
+        ));
+    }
+    if bird_routes > 0 {
+        evidence.push(Evidence::new(
+            "routes",
+            format!("{bird_routes} routes to other nodes installed by BIRD (proto bird)"),
+        ));
+    }
+    let direct = count(s, |g| {
+        (g.protocol == PROTO_BIRD || g.protocol == PROTO_FELIX)
+            && g.carries_traffic()
+            && !g.default
+            && g.next_hop == NextHop::Gateway
+            && !is_tunnel_device(g.device.as_deref())
+    });
+    if matches!(plugin, Plugin::CalicoIpip | Plugin::CalicoVxlan) && direct > 0 {
+        evidence.push(Evidence::new(
+            "cross-subnet",
+            format!("{direct} direct routes beside the tunnel routes: CrossSubnet, still an overlay"),
+        ));
+    }
+    if plugin == Plugin::CalicoBgp {
+        evidence.extend(bgp_socket_evidence(s));
+    }
+    if blackholes > 0 {
+        evidence
+            .push(Evidence::new("routes", format!("{blackholes} blackhole routes for Calico IPAM blocks")));
+    }
+    if cali > 0 {
+        evidence.push(Evidence::new("veths", format!("{cali} cali* pod veths")));
+    }
+    Some(Datapath { plugin, evidence, lone, uses })
+}
+
+fn calico_tunnel_plugin(tunnel: Tunnel) -> Plugin {
+    if tunnel == Tunnel::CalicoIpip {
+        Plugin::CalicoIpip
+    } else {
+        Plugin::CalicoVxlan
+    }
+}
+
+/// Flannel: its VXLAN device, or host-gw routes next to subnet.env.
+fn flannel<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> Option<Datapath<'a>> {
+    let wanted = if lone { Use::Idle } else { Use::Live };
+    let devices: Vec<&TunnelState> =
+        tunnels.iter().filter(|t| t.tunnel == Tunnel::Flannel && t.usage == wanted).collect();
+    let env = s.flannel_subnet.value();
+    let env_evidence = env.map(|env| {
+        let (network, subnet) = match (&env.network, &env.ipv6_network) {
+            (Some(_), _) | (None, None) => (&env.network, &env.subnet),
+            (None, Some(_)) => (&env.ipv6_network, &env.ipv6_subnet),
+        };
+        Evidence::new(
+            "flannel-subnet",
+            format!("subnet.env: network {}, subnet {}", or_dash(network), or_dash(subnet)),
+        )
+    });
+    if devices.is_empty() {
+        if lone {
+            return None;
+        }
+        let host_gw = count(s, |g| {
+            g.protocol == PROTO_BOOT && !g.default && g.next_hop == NextHop::Gateway && g.carries_traffic()
+        });
+        if host_gw == 0 || env.is_none() {
+            return None;
+        }
+        let mut evidence = vec![Evidence::new(
+            "routes",
+            format!("{host_gw} routes via node addresses (proto boot), no flannel VXLAN device"),
+        )];
+        evidence.extend(env_evidence);
+        return Some(Datapath::new(Plugin::FlannelHostGw, evidence));
+    }
+
+    let mut evidence: Vec<Evidence> = devices.iter().map(|t| tunnel_evidence(t)).collect();
+    evidence.extend(env_evidence);
+    let cali = count_links(s, "cali");
+    let felix = routes_by_protocol(s, PROTO_FELIX);
+    // Canal: Calico's veths and policy over flannel's VXLAN, without BGP.
+    let plugin = if (cali > 0 || felix > 0) && !bgp_in_use(s) && matches!(s.bird, BirdState::Absent) {
+        evidence.push(Evidence::new("veths", format!("{cali} cali* pod veths (Calico policy over flannel)")));
+        Plugin::Canal
+    } else {
+        Plugin::FlannelVxlan
+    };
+    let uses = if lone { devices.iter().map(|t| t.link.name.as_str()).collect() } else { vec![] };
+    Some(Datapath { plugin, evidence, lone, uses })
+}
+
+fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
+    let host = s.link("cilium_host")?;
+    let tunnel = tunnels
+        .iter()
+        .find(|t| t.usage == Use::Live && matches!(t.tunnel, Tunnel::CiliumVxlan | Tunnel::CiliumGeneve));
+    let mut evidence = vec![Evidence::new(
+        "cilium-host",
+        format!(
+            "cilium_host is present ({}), with {} lxc* pod veths",
+            if host.up { "up" } else { "down" },
+            count_links(s, "lxc")
+        ),
+    )];
+    let plugin = match tunnel {
+        Some(t) => {
+            evidence.push(tunnel_evidence(t));
+            if t.tunnel == Tunnel::CiliumVxlan {
+                Plugin::CiliumVxlan
+            } else {
+                Plugin::CiliumGeneve
+            }
+        }
+        None => {
+            evidence.push(Evidence::new(
+                "native-routing",
+                "no live cilium_vxlan or cilium_geneve: native routing",
+            ));
+            evidence.extend(bgp_socket_evidence(s));
+            Plugin::CiliumNative
+        }
+    };
+    Some(Datapath::new(plugin, evidence))
+}
+
+fn kube_router<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
+    let bridge = s.link("kube-bridge");
+    let routes = routes_by_protocol(s, PROTO_KUBE_ROUTER);
+    if bridge.is_none() && routes == 0 {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some(b) = bridge {
+        evidence.push(Evidence::new(
+            "bridge",
+            format!("kube-bridge is present ({})", if b.up { "up" } else { "down" }),
+        ));
+    }
+    if routes > 0 {
+        evidence.push(Evidence::new("routes", format!("{routes} routes written by kube-router (proto 17)")));
+    }
+    let tun = tunnels.iter().filter(|t| t.tunnel == Tunnel::KubeRouter && t.usage == Use::Live).count();
+    if tun > 0 {
+        evidence.push(Evidence::new(
+            "tunnel-device",
+            format!("{tun} tun-* overlay tunnels to peers in other subnets"),
+        ));
+    }
+    evidence.extend(bgp_socket_evidence(s));
+    Some(Datapath::new(Plugin::KubeRouter, evidence))
+}
+
 fn is_tunnel_device(device: Option<&str>) -> bool {
-    device.is_some_and(|d| {
-        tunnel_of(&Link {
-            name: d.trim_end_matches('*').to_owned(),
-            ..Link::default()
-        })
-        .is_some()
-    })
+    device.is_some_and(|d| tunnel_of(d.trim_end_matches('*')).is_some())
 }
 
 fn bgp_socket_evidence(s: &NodeSnapshot) -> Option<Evidence> {
@@ -544,11 +531,7 @@ fn bgp_socket_evidence(s: &NodeSnapshot) -> Option<Evidence> {
             if b.listening { "listening, " } else { "" },
             b.established_inbound,
             b.established_outbound,
-            if b.peers.is_empty() {
-                "-".to_owned()
-            } else {
-                b.peers.join(", ")
-            }
+            if b.peers.is_empty() { "-".to_owned() } else { b.peers.join(", ") }
         ),
     ))
 }
@@ -558,15 +541,15 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
     let config = Evidence::new("cni-config", format!("the runtime loads {}", describe_file(file)));
     match family {
         Family::Terway => detection(Plugin::Terway, Confidence::Medium, vec![config], stale),
-        // No tunnel and no BGP routes yet: a lone node or peers not yet up.
-        // BGP mode is what a Calico node without any tunnel is.
+        // A Calico node without any tunnel device is in BGP mode, even before
+        // its first peer or pod.
         Family::Calico if count_links(s, "cali") > 0 || !s.calico_nodename.is_absent() => {
             let mut evidence = vec![
                 config,
                 Evidence::new(
                     "no-peers",
                     format!(
-                        "no Calico tunnel carries routes and no BGP routes yet ({} cali* veths): a lone node or peers not up",
+                        "no Calico tunnel and no BGP routes yet ({} cali* veths): a lone node or peers not up",
                         count_links(s, "cali")
                     ),
                 ),
@@ -579,10 +562,7 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
                 config,
                 Evidence::new(
                     "no-datapath",
-                    format!(
-                        "no live {} datapath on this node: is its agent running?",
-                        family.name()
-                    ),
+                    format!("no live {} datapath on this node: is its agent running?", family.name()),
                 ),
             ];
             unknown(evidence, stale)
@@ -592,23 +572,18 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
 
 /// Neither a live datapath nor a loadable config.
 fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
-    let broken: Vec<&CniFile> = s
+    let broken: Vec<Evidence> = s
         .cni
         .files
         .iter()
-        .filter(|f| f.loadable && f.error.is_some())
+        .filter(|f| f.loadable)
+        .filter_map(|f| {
+            let error = f.error.as_deref()?;
+            Some(Evidence::new("cni-config", format!("{} cannot be used: {error}", f.name)))
+        })
         .collect();
     if !broken.is_empty() {
-        let evidence = broken
-            .iter()
-            .map(|f| {
-                Evidence::new(
-                    "cni-config",
-                    format!("{} cannot be used: {}", f.name, f.error.as_deref().unwrap_or("")),
-                )
-            })
-            .collect();
-        return unknown(evidence, stale);
+        return unknown(broken, stale);
     }
     // Nothing seen at all is not proof of a host network: the collection
     // may have been empty.
@@ -616,38 +591,41 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
         let evidence = vec![Evidence::new("empty", "the snapshot has no network links at all")];
         return detection(Plugin::None, Confidence::Low, evidence, stale);
     }
-    let mut evidence = vec![Evidence::new("cni-config", no_config_detail(s))];
-    evidence.push(Evidence::new(
-        "no-datapath",
-        "no CNI tunnel, CNI device or CNI routes: pods use the host network",
-    ));
-    let daemon_routes: u64 = [PROTO_BIRD, PROTO_BGP, PROTO_ZEBRA]
-        .iter()
-        .map(|p| routes_by_protocol(s, *p))
-        .sum();
-    let confidence = if daemon_routes > 0 || !stale.is_empty() {
-        if daemon_routes > 0 {
-            evidence.push(Evidence::new(
-                "routes",
-                format!("{daemon_routes} routes from a routing daemon, not from a CNI we know"),
-            ));
-        }
-        Confidence::Medium
-    } else {
-        Confidence::High
-    };
+    let mut evidence = vec![
+        Evidence::new("cni-config", no_config_detail(s)),
+        Evidence::new("no-datapath", "no CNI tunnel, CNI device or CNI routes: pods use the host network"),
+    ];
+    let daemon_routes: u64 =
+        [PROTO_BIRD, PROTO_BGP, PROTO_ZEBRA].iter().map(|p| routes_by_protocol(s, *p)).sum();
+    if daemon_routes > 0 {
+        evidence.push(Evidence::new(
+            "routes",
+            format!("{daemon_routes} routes from a routing daemon, not from a CNI"),
+        ));
+    }
+    let confidence =
+        if daemon_routes > 0 || !stale.is_empty() { Confidence::Medium } else { Confidence::High };
     detection(Plugin::None, confidence, evidence, stale)
 }
 
-fn stale_devices(tunnels: &[TunnelState]) -> Vec<Evidence> {
+fn no_config_detail(s: &NodeSnapshot) -> String {
+    match (&s.cni.error, s.cni.present) {
+        (Some(e), _) => format!("CNI config directory unreadable: {e}"),
+        (None, false) => "no /etc/cni/net.d under the host root".to_owned(),
+        (None, true) => "no loadable CNI config in /etc/cni/net.d".to_owned(),
+    }
+}
+
+fn stale_devices(tunnels: &[TunnelState], used: &[&str]) -> Vec<Evidence> {
     tunnels
         .iter()
         .filter_map(|t| {
-            let why = t.stale_reason.as_ref()?;
-            Some(Evidence::new(
-                "stale-device",
-                format!("{} {why}: left by a past CNI?", t.link.name),
-            ))
+            let why = match &t.usage {
+                Use::Dead(why) => *why,
+                Use::Idle if !used.contains(&t.link.name.as_str()) => "is up but no route goes through it",
+                _ => return None,
+            };
+            Some(Evidence::new("stale-device", format!("{} {why}: left by a past CNI?", t.link.name)))
         })
         .collect()
 }
@@ -664,29 +642,54 @@ fn stale_configs(s: &NodeSnapshot) -> Vec<Evidence> {
         } else if f.loadable && f.error.is_none() && Some(f.name.as_str()) != primary {
             out.push(Evidence::new(
                 "stale-config",
-                format!(
-                    "{} is ignored: the runtime loads only {}",
-                    f.name,
-                    primary.unwrap_or("-")
-                ),
+                format!("{} is ignored: the runtime loads only {}", f.name, primary.unwrap_or("-")),
             ));
         }
     }
     out
 }
 
-fn count_links(s: &NodeSnapshot, prefix: &str) -> usize {
-    s.links.iter().filter(|l| l.name.starts_with(prefix)).count()
-}
-
-fn up_down(up: bool) -> &'static str {
-    if up {
-        "up"
-    } else {
-        "down"
-    }
+fn describe_file(f: &CniFile) -> String {
+    format!("{} (plugins: {})", f.name, f.plugin_types.join(", "))
 }
 
 fn or_dash(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("-")
+}
+
+/// What of the on-prem CNIs is on this node: loadable configs, tunnel
+/// devices, BIRD's socket. For the `ForeignCNIConfig` check on cloud nodes.
+pub fn on_prem_cni_artifacts(s: &NodeSnapshot) -> Vec<String> {
+    let mut found: Vec<String> = s
+        .cni
+        .files
+        .iter()
+        .filter(|f| f.loadable && f.error.is_none() && config_family(f).is_on_prem_cni())
+        .map(|f| format!("CNI config {}", f.name))
+        .collect();
+    found.extend(
+        tunnel_states(s)
+            .iter()
+            .filter(|t| t.usage != Use::Fallback)
+            .map(|t| format!("tunnel device {}", t.link.name)),
+    );
+    match &s.bird {
+        BirdState::Absent => {}
+        BirdState::NotSocket { path }
+        | BirdState::NoAnswer { path, .. }
+        | BirdState::Answered { path, .. } => found.push(format!("BIRD socket {path}")),
+    }
+    found
+}
+
+/// Terway's CNI configs (`10-terway.conf*`, or any config of the terway plugin).
+pub fn terway_configs(s: &NodeSnapshot) -> Vec<String> {
+    s.cni
+        .files
+        .iter()
+        .filter(|f| {
+            f.name.starts_with("10-terway.conf") || (f.loadable && config_family(f) == Family::Terway)
+        })
+        .map(|f| f.name.clone())
+        .collect()
 }

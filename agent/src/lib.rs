@@ -11,17 +11,19 @@
 pub mod checks;
 pub mod classify;
 pub mod collect;
+pub mod ecs;
 pub mod output;
 
 pub use classify::classify;
 
+use checks::NodeContext;
 use terway_hybrid_api::{NodeDetection, NodeSnapshot};
 
 /// Classifies a snapshot and runs the node checks on it.
-pub fn detect(snapshot: &NodeSnapshot) -> NodeDetection {
+pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
     let detection = classify(snapshot);
     NodeDetection {
-        checks: checks::node_checks(&detection),
+        checks: checks::node_checks(snapshot, &detection, ctx),
         detection,
         kernel_version: snapshot.kernel_version.clone(),
     }

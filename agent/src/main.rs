@@ -3,11 +3,14 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use terway_hybrid_agent::checks::NodeContext;
 use terway_hybrid_agent::collect::{self, Sources};
+use terway_hybrid_agent::ecs;
 use terway_hybrid_agent::output::{render, Format};
-use terway_hybrid_api::NodeSnapshot;
+use terway_hybrid_api::{NodeSnapshot, Role};
 
 /// Classifies this node's container network (overlay, bgp or host-network)
 /// from its kernel state and CNI files, for a safe Terway install in hybrid
@@ -28,6 +31,8 @@ enum Command {
     Detect {
         #[command(flatten)]
         root: HostRoot,
+        #[command(flatten)]
+        node: NodeArgs,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "text")]
         output: Format,
@@ -45,6 +50,34 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "text")]
         output: Format,
     },
+}
+
+/// What the agent would learn from the Node object; without `--role` the
+/// role-dependent checks (ForeignCNIConfig, KernelVersion, EcsMetadata) skip.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The node's role: `cloud` (labelled alibabacloud.com/external=true) or `on-prem`.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
+    /// Probed on cloud nodes for the EcsMetadata check (1 s timeout).
+    #[arg(long, value_name = "URL", default_value = ecs::DEFAULT_URL)]
+    ecs_metadata_url: String,
+}
+
+impl NodeArgs {
+    fn context(&self) -> NodeContext {
+        let ecs_metadata =
+            (self.role == Some(Role::Cloud)).then(|| ecs::probe(&self.ecs_metadata_url, ecs::TIMEOUT));
+        NodeContext { role: self.role, ecs_metadata }
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "cloud" => Ok(Role::Cloud),
+        "on-prem" => Ok(Role::OnPrem),
+        _ => Err("expected `cloud` or `on-prem`".to_owned()),
+    }
 }
 
 #[derive(clap::Args)]
@@ -71,20 +104,28 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Detect { root, output } => {
+        Command::Detect { root, node, output } => {
             let snapshot = collect::collect(&Sources::new(root.host_root))?;
-            print!("{}", render(&terway_hybrid_agent::detect(&snapshot), output));
+            emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
         Command::Snapshot { root } => {
             let snapshot = collect::collect(&Sources::new(root.host_root))?;
-            println!("{}", serde_json::to_string_pretty(&snapshot)?);
+            emit(&(serde_json::to_string_pretty(&snapshot)? + "\n"))
         }
         Command::Classify { snapshot, output } => {
             let snapshot = read_snapshot(&snapshot)?;
-            print!("{}", render(&terway_hybrid_agent::detect(&snapshot), output));
+            emit(&render(&terway_hybrid_agent::detect(&snapshot, &NodeContext::default()), output))
         }
     }
-    Ok(())
+}
+
+/// Writes the result; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.context("writing to standard output")?),
+    }
 }
 
 fn read_snapshot(path: &PathBuf) -> anyhow::Result<NodeSnapshot> {

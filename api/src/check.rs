@@ -122,13 +122,7 @@ impl CheckResult {
         reason: &str,
         message: impl Into<String>,
     ) -> Self {
-        CheckResult {
-            name,
-            severity,
-            status,
-            reason: reason.to_owned(),
-            message: message.into(),
-        }
+        CheckResult { name, severity, status, reason: reason.to_owned(), message: message.into() }
     }
 
     /// A failing error-severity check blocks readiness and the rollout.

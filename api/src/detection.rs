@@ -28,10 +28,7 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn new(signal: &str, detail: impl Into<String>) -> Self {
-        Evidence {
-            signal: signal.to_owned(),
-            detail: detail.into(),
-        }
+        Evidence { signal: signal.to_owned(), detail: detail.into() }
     }
 }
 

@@ -62,7 +62,8 @@ pub struct NodeNetworkReportStatus {
 }
 
 /// Every CRD of the project, in the order `crdgen` prints them.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+pub fn crds(
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
     vec![NodeNetworkReport::crd()]
 }

@@ -23,6 +23,8 @@ pub struct NodeSnapshot {
     /// `/var/lib/calico/nodename`, written by calico-node on start.
     pub calico_nodename: FileState<String>,
     pub bgp_sockets: BgpSockets,
+    /// `/proc/sys/net/ipv4/ip_forward` under the host root.
+    pub ip_forward: FileState<bool>,
 }
 
 impl NodeSnapshot {
@@ -228,6 +230,10 @@ pub struct SubnetEnv {
     pub network: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_subnet: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

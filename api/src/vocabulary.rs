@@ -171,12 +171,7 @@ mod tests {
         for p in Plugin::ALL {
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
-        for s in [
-            Scenario::Overlay,
-            Scenario::Bgp,
-            Scenario::HostNetwork,
-            Scenario::Unknown,
-        ] {
+        for s in [Scenario::Overlay, Scenario::Bgp, Scenario::HostNetwork, Scenario::Unknown] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         assert_eq!(serde_json::to_value(Role::OnPrem).unwrap(), "on-prem");

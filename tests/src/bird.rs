@@ -67,13 +67,7 @@ pub fn start(ns: &NetNs, config: &str, socket_path: &Path) -> Bird {
         &["-f", "-c", &path_str(&conf), "-s", &path_str(socket_path)],
         &log,
     );
-    let bird = Bird {
-        child: Mutex::new(child),
-        birdc,
-        socket: socket_path.to_path_buf(),
-        log,
-        _dir: dir,
-    };
+    let bird = Bird { child: Mutex::new(child), birdc, socket: socket_path.to_path_buf(), log, _dir: dir };
     wait_for_described(
         &format!("BIRD in {} to answer on {}", ns.name(), socket_path.display()),
         STARTUP_TIMEOUT,
@@ -109,9 +103,7 @@ impl Bird {
                 all_bgp_established(&out).then_some(())
             },
             || {
-                let protocols = self
-                    .try_birdc(&["show", "protocols", "all"])
-                    .unwrap_or_else(|e| e);
+                let protocols = self.try_birdc(&["show", "protocols", "all"]).unwrap_or_else(|e| e);
                 format!("{protocols}\n--- bird log ---\n{}", self.log_contents())
             },
         );
@@ -147,10 +139,7 @@ impl Bird {
     /// would only turn a clear crash into a vague timeout.
     fn assert_running(&self) {
         if let Some(status) = self.exited() {
-            panic!(
-                "BIRD exited ({status})\n--- bird log ---\n{}",
-                self.log_contents()
-            );
+            panic!("BIRD exited ({status})\n--- bird log ---\n{}", self.log_contents());
         }
     }
 
@@ -175,17 +164,13 @@ impl Drop for Bird {
 /// True if `show protocols` output lists at least one BGP protocol and all
 /// of them are Established.
 fn all_bgp_established(show_protocols: &str) -> bool {
-    let bgp: Vec<&str> = show_protocols
-        .lines()
-        .filter(|line| line.split_whitespace().nth(1) == Some("BGP"))
-        .collect();
+    let bgp: Vec<&str> =
+        show_protocols.lines().filter(|line| line.split_whitespace().nth(1) == Some("BGP")).collect();
     !bgp.is_empty() && bgp.iter().all(|line| line.contains("Established"))
 }
 
 fn path_str(path: &Path) -> String {
-    path.to_str()
-        .unwrap_or_else(|| panic!("path is not UTF-8: {}", path.display()))
-        .to_owned()
+    path.to_str().unwrap_or_else(|| panic!("path is not UTF-8: {}", path.display())).to_owned()
 }
 
 /// A BIRD 2 config for a Calico-like node.
@@ -257,12 +242,7 @@ mod tests {
 
     #[test]
     fn config_lists_every_prefix() {
-        let conf = calico_like_config(
-            "10.0.0.1",
-            64512,
-            "10.0.0.2",
-            &["10.244.1.0/26", "10.244.1.64/26"],
-        );
+        let conf = calico_like_config("10.0.0.1", 64512, "10.0.0.2", &["10.244.1.0/26", "10.244.1.64/26"]);
         assert!(conf.contains("route 10.244.1.0/26 blackhole;"));
         assert!(conf.contains("route 10.244.1.64/26 blackhole;"));
         assert!(conf.contains("neighbor 10.0.0.2 as 64512;"));

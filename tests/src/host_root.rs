@@ -42,9 +42,7 @@ impl HostRoot {
     fn resolve(&self, rel: &str) -> PathBuf {
         let rel_path = Path::new(rel);
         assert!(
-            rel_path
-                .components()
-                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir)),
+            rel_path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)),
             "HostRoot paths must be relative and stay inside the root, got {rel:?}"
         );
         self.dir.path().join(rel_path)

@@ -39,17 +39,11 @@ impl NetNs {
     /// had the same pid) is deleted first.
     pub fn new(prefix: &str) -> NetNs {
         assert!(
-            !prefix.is_empty()
-                && prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "namespace prefix must be non-empty ASCII letters, digits, '-' or '_', got {prefix:?}"
         );
-        let name = format!(
-            "thtest-{prefix}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name =
+            format!("thtest-{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         if ns_path(&name).exists() {
             if let Err(e) = teardown(&name, &[]) {
                 panic!("cannot remove stale namespace {name}: {e}");
@@ -57,10 +51,7 @@ impl NetNs {
         }
         run_checked(Command::new(ip_program()).args(["netns", "add", &name]));
         // From here on the guard exists, so a failure below still deletes it.
-        let ns = NetNs {
-            name,
-            children: Registry::default(),
-        };
+        let ns = NetNs { name, children: Registry::default() };
         ns.ip("link set lo up");
         ns
     }
@@ -94,13 +85,8 @@ impl NetNs {
     /// names the line); the input itself is left out of the message.
     pub fn ip_batch(&self, lines: &str) {
         let mut cmd = self.ip_command();
-        cmd.args(["-batch", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)));
+        cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)));
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let output = std::thread::scope(|s| {
             // Written from another thread so that ip filling its output
@@ -123,8 +109,7 @@ impl NetNs {
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         let mut cmd = self.exec_command(program, args);
         cmd.stdin(Stdio::null());
-        cmd.output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)))
+        cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)))
     }
 
     /// Starts a long-running `program` inside the namespace. It is killed
@@ -142,9 +127,7 @@ impl NetNs {
             .append(true)
             .open(log)
             .unwrap_or_else(|e| panic!("cannot open log file {}: {e}", log.display()));
-        let file2 = file
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot duplicate log file handle: {e}"));
+        let file2 = file.try_clone().unwrap_or_else(|e| panic!("cannot duplicate log file handle: {e}"));
         self.spawn_with(program, args, |cmd| {
             cmd.stdout(file).stderr(file2);
         })
@@ -157,15 +140,10 @@ impl NetNs {
         // Hold the lock across spawn so a concurrent drop of the namespace
         // cannot miss the new pid.
         let mut registry = lock(&self.children);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", describe(&cmd)));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", describe(&cmd)));
         registry.push(child.id());
         drop(registry);
-        ChildGuard {
-            child,
-            registry: Some(Arc::clone(&self.children)),
-        }
+        ChildGuard { child, registry: Some(Arc::clone(&self.children)) }
     }
 
     fn ip_command(&self) -> Command {
@@ -204,10 +182,7 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Guards a child that was not started through [`NetNs::spawn`].
     pub fn new(child: Child) -> ChildGuard {
-        ChildGuard {
-            child,
-            registry: None,
-        }
+        ChildGuard { child, registry: None }
     }
 
     pub fn id(&self) -> u32 {
@@ -238,9 +213,7 @@ impl Drop for ChildGuard {
 pub fn veth_pair(a: &NetNs, a_if: &str, a_cidr: &str, b: &NetNs, b_if: &str, b_cidr: &str) {
     // Creating the peer directly in `b` avoids a name clash with whatever
     // the creating namespace already has.
-    a.ip_args(&[
-        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
-    ]);
+    a.ip_args(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name]);
     a.ip_args(&["addr", "add", a_cidr, "dev", a_if]);
     b.ip_args(&["addr", "add", b_cidr, "dev", b_if]);
     a.ip_args(&["link", "set", a_if, "up"]);
@@ -314,20 +287,13 @@ fn ns_pids(name: &str) -> Result<Vec<u32>, String> {
             String::from_utf8_lossy(&output.stderr).trim_end()
         ));
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect())
+    Ok(String::from_utf8_lossy(&output.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
 /// The inode of the network namespace `pid` is in (the N of `net:[N]`).
 fn pid_netns_ino(pid: u32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
-    link.to_str()?
-        .strip_prefix("net:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 fn sigkill(pid: u32) {

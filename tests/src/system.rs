@@ -42,17 +42,13 @@ pub fn require_program(name: &str, debian_package: &str) -> PathBuf {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Runs `cmd` to completion and panics with the command line, status, stdout
 /// and stderr unless it exits successfully.
 pub(crate) fn run_checked(cmd: &mut Command) -> Output {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
     if !output.status.success() {
         panic!("{}", failure_message(cmd, &output));
     }

@@ -9,19 +9,14 @@ use terway_hybrid_testkit::{
 };
 
 fn netns_list() -> String {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("run ip netns list");
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("run ip netns list");
     assert!(out.status.success(), "ip netns list failed: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn listed(name: &str) -> bool {
     // `ip netns list` prints "name" or "name (id: N)".
-    netns_list()
-        .lines()
-        .any(|line| line.split_whitespace().next() == Some(name))
+    netns_list().lines().any(|line| line.split_whitespace().next() == Some(name))
 }
 
 fn ping(from: &NetNs, ip: &str) -> bool {
@@ -41,9 +36,7 @@ fn veth_pair_connects_namespaces_and_drop_deletes_them() {
         assert!(listed(&a_name) && listed(&b_name), "{}", netns_list());
 
         veth_pair(&a, "veth-a", "192.168.77.1/30", &b, "veth-b", "192.168.77.2/30");
-        wait_for("ping a -> b", Duration::from_secs(5), || {
-            ping(&a, "192.168.77.2").then_some(())
-        });
+        wait_for("ping a -> b", Duration::from_secs(5), || ping(&a, "192.168.77.2").then_some(()));
         assert!(ping(&b, "192.168.77.1"), "ping b -> a failed");
 
         // A process left running must not keep the namespace alive.
@@ -88,17 +81,14 @@ fn ip_batch_loads_many_routes_and_reports_failures() {
     ns.ip("link add br0 type bridge");
     ns.ip("addr add 172.31.0.1/24 dev br0");
     ns.ip("link set br0 up");
-    let lines: String = (0..2000)
-        .map(|i| format!("route add 10.{}.{}.0/24 via 172.31.0.2\n", i / 256, i % 256))
-        .collect();
+    let lines: String =
+        (0..2000).map(|i| format!("route add 10.{}.{}.0/24 via 172.31.0.2\n", i / 256, i % 256)).collect();
     ns.ip_batch(&lines);
     let routes = ns.ip_output(&["-4", "route", "show", "via", "172.31.0.2"]);
     assert_eq!(routes.lines().count(), 2000);
 
-    let failure = catch_unwind(AssertUnwindSafe(|| {
-        ns.ip_batch("route add bogus-prefix dev br0\n")
-    }))
-    .expect_err("a bad batch line must panic");
+    let failure = catch_unwind(AssertUnwindSafe(|| ns.ip_batch("route add bogus-prefix dev br0\n")))
+        .expect_err("a bad batch line must panic");
     let message = failure.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("-batch"), "unexpected message: {message}");
 }
@@ -126,19 +116,11 @@ fn wait_for_reports_what_it_waited_for() {
     assert_eq!(value, 3);
 
     let failure = catch_unwind(|| {
-        wait_for_described(
-            "never",
-            Duration::from_millis(250),
-            || None::<()>,
-            || "state: stuck",
-        )
+        wait_for_described("never", Duration::from_millis(250), || None::<()>, || "state: stuck")
     })
     .expect_err("must time out");
     let message = failure.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(
-        message.contains("never") && message.contains("state: stuck"),
-        "{message}"
-    );
+    assert!(message.contains("never") && message.contains("state: stuck"), "{message}");
 }
 
 #[test]
@@ -146,24 +128,13 @@ fn bird_peers_install_each_others_blocks_as_proto_bird() {
     require_root();
     let node1 = NetNs::new("bird1");
     let node2 = NetNs::new("bird2");
-    veth_pair(
-        &node1,
-        "eth0",
-        "192.168.88.1/24",
-        &node2,
-        "eth0",
-        "192.168.88.2/24",
-    );
+    veth_pair(&node1, "eth0", "192.168.88.1/24", &node2, "eth0", "192.168.88.2/24");
     let root1 = HostRoot::new();
     let root2 = HostRoot::new();
 
     let conf1 = bird::calico_like_config("192.168.88.1", 64512, "192.168.88.2", &["10.244.1.0/26"]);
-    let conf2 = bird::calico_like_config(
-        "192.168.88.2",
-        64512,
-        "192.168.88.1",
-        &["10.244.2.0/26", "10.244.2.64/26"],
-    );
+    let conf2 =
+        bird::calico_like_config("192.168.88.2", 64512, "192.168.88.1", &["10.244.2.0/26", "10.244.2.64/26"]);
     let bird1 = bird::start(&node1, &conf1, &root1.path().join("var/run/calico/bird.ctl"));
     let bird2 = bird::start(&node2, &conf2, &root2.path().join("var/run/calico/bird.ctl"));
     assert!(root1.path().join("var/run/calico/bird.ctl").exists());
@@ -183,21 +154,10 @@ fn bird_peers_install_each_others_blocks_as_proto_bird() {
                     .all(|p| routes.lines().any(|l| l.starts_with(&format!("{p} via {via} "))))
                     .then_some(routes)
             },
-            || {
-                format!(
-                    "{}\n{}",
-                    ns.ip_output(&["-4", "route", "show"]),
-                    bird.birdc(&["show", "route"])
-                )
-            },
+            || format!("{}\n{}", ns.ip_output(&["-4", "route", "show"]), bird.birdc(&["show", "route"])),
         )
     };
-    expect_routes(
-        &node1,
-        &bird1,
-        &["10.244.2.0/26", "10.244.2.64/26"],
-        "192.168.88.2",
-    );
+    expect_routes(&node1, &bird1, &["10.244.2.0/26", "10.244.2.64/26"], "192.168.88.2");
     expect_routes(&node2, &bird2, &["10.244.1.0/26"], "192.168.88.1");
 
     // Like a real Calico node, each announces its own blocks as blackholes.
@@ -209,10 +169,7 @@ fn bird_peers_install_each_others_blocks_as_proto_bird() {
     drop((bird1, bird2));
     assert!(!socket1.exists(), "socket should be removed on drop");
     for pid in [pid1, pid2] {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "bird {pid} still running"
-        );
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "bird {pid} still running");
     }
 }
 

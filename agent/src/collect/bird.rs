@@ -25,10 +25,7 @@ pub fn query(path: &Path) -> BirdState {
         Ok(_) => {}
     }
     match show_protocols(path, Instant::now() + DEADLINE) {
-        Ok(protocols) => BirdState::Answered {
-            path: shown,
-            protocols,
-        },
+        Ok(protocols) => BirdState::Answered { path: shown, protocols },
         Err(error) => BirdState::NoAnswer { path: shown, error },
     }
 }
@@ -40,12 +37,8 @@ fn show_protocols(path: &Path, deadline: Instant) -> Result<Vec<BirdProtocol>, S
 
     // BIRD greets with "0001 BIRD <version> ready." before taking commands.
     read_reply(&mut reader, deadline, "greeting")?;
-    writer
-        .set_write_timeout(Some(remaining(deadline)?))
-        .map_err(|e| e.to_string())?;
-    writer
-        .write_all(b"show protocols\n")
-        .map_err(|e| format!("send command: {e}"))?;
+    writer.set_write_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
+    writer.write_all(b"show protocols\n").map_err(|e| format!("send command: {e}"))?;
     let lines = read_reply(&mut reader, deadline, "show protocols")?;
     Ok(parse_protocols(&lines))
 }
@@ -68,20 +61,12 @@ fn read_reply(
     let mut code = 0u16;
     let mut buf = String::new();
     while lines.len() < MAX_LINES {
-        reader
-            .get_ref()
-            .set_read_timeout(Some(remaining(deadline)?))
-            .map_err(|e| e.to_string())?;
+        reader.get_ref().set_read_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
         buf.clear();
         match reader.read_line(&mut buf) {
             Ok(0) => return Err(format!("{what}: connection closed mid-reply")),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 return Err(format!("{what}: no answer within {}s", DEADLINE.as_secs_f32()))
             }
             Err(e) => return Err(format!("{what}: {e}")),
@@ -132,13 +117,7 @@ pub fn parse_protocols(lines: &[(u16, String)]) -> Vec<BirdProtocol> {
             let state = fields.next()?.to_owned();
             let info = fields.skip(1).collect::<Vec<_>>().join(" ");
             let established = text.contains("Established");
-            Some(BirdProtocol {
-                name,
-                proto,
-                state,
-                info,
-                established,
-            })
+            Some(BirdProtocol { name, proto, state, info, established })
         })
         .collect()
 }
@@ -157,9 +136,7 @@ mod tests {
             let (mut conn, _) = listener.accept().unwrap();
             conn.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
             let mut cmd = String::new();
-            BufReader::new(conn.try_clone().unwrap())
-                .read_line(&mut cmd)
-                .unwrap();
+            BufReader::new(conn.try_clone().unwrap()).read_line(&mut cmd).unwrap();
             assert_eq!(cmd, "show protocols\n");
             conn.write_all(answer).unwrap();
         });
@@ -179,9 +156,7 @@ mod tests {
         let state = query(&path);
         handle.join().unwrap();
         assert_eq!(state.bgp_sessions(), (2, 1), "{state:?}");
-        let BirdState::Answered { protocols, .. } = state else {
-            panic!()
-        };
+        let BirdState::Answered { protocols, .. } = state else { panic!() };
         assert_eq!(protocols[3].info, "Active Socket: Connection refused");
     }
 
@@ -190,10 +165,7 @@ mod tests {
         let (_dir, path, handle) = serve_once(b"9001 Access denied\n");
         let state = query(&path);
         handle.join().unwrap();
-        assert!(
-            matches!(&state, BirdState::NoAnswer { error, .. } if error.contains("9001")),
-            "{state:?}"
-        );
+        assert!(matches!(&state, BirdState::NoAnswer { error, .. } if error.contains("9001")), "{state:?}");
     }
 
     #[test]

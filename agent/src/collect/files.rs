@@ -23,17 +23,12 @@ pub fn read_text(path: &Path) -> Result<String, String> {
         return Err("is a directory".to_owned());
     }
     let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX_FILE {
         return Err(format!("larger than {MAX_FILE} bytes"));
     }
     String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (binary file?): invalid byte at offset {}",
-            e.utf8_error().valid_up_to()
-        )
+        format!("not UTF-8 text (binary file?): invalid byte at offset {}", e.utf8_error().valid_up_to())
     })
 }
 
@@ -53,11 +48,7 @@ pub fn cni_dir(host_root: &Path) -> CniDir {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return CniDir::default(),
         Err(e) => {
-            return CniDir {
-                present: true,
-                error: Some(format!("{}: {e}", dir.display())),
-                files: vec![],
-            }
+            return CniDir { present: true, error: Some(format!("{}: {e}", dir.display())), files: vec![] }
         }
     };
     let mut files: Vec<CniFile> = entries
@@ -65,23 +56,12 @@ pub fn cni_dir(host_root: &Path) -> CniDir {
         .map(|entry| cni_file(&entry.path(), &entry.file_name().to_string_lossy()))
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    CniDir {
-        present: true,
-        error: None,
-        files,
-    }
+    CniDir { present: true, error: None, files }
 }
 
 fn cni_file(path: &Path, name: &str) -> CniFile {
-    let loadable = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| LOADABLE.contains(&e));
-    let mut file = CniFile {
-        name: name.to_owned(),
-        loadable,
-        ..CniFile::default()
-    };
+    let loadable = path.extension().and_then(|e| e.to_str()).is_some_and(|e| LOADABLE.contains(&e));
+    let mut file = CniFile { name: name.to_owned(), loadable, ..CniFile::default() };
     match read_text(path).and_then(|text| parse_cni_config(&text, name.ends_with(".conflist"))) {
         Ok((network, types)) => {
             file.network = network;
@@ -117,10 +97,7 @@ pub fn flannel_subnet(host_root: &Path) -> FileState<SubnetEnv> {
     };
     let shown = path.display().to_string();
     match read_text(&path) {
-        Ok(text) => FileState::Ok {
-            path: shown,
-            value: parse_subnet_env(&text),
-        },
+        Ok(text) => FileState::Ok { path: shown, value: parse_subnet_env(&text) },
         Err(error) => FileState::Invalid { path: shown, error },
     }
 }
@@ -141,6 +118,8 @@ pub fn parse_subnet_env(text: &str) -> SubnetEnv {
         match key.trim() {
             "FLANNEL_NETWORK" => env.network = Some(value.to_owned()),
             "FLANNEL_SUBNET" => env.subnet = Some(value.to_owned()),
+            "FLANNEL_IPV6_NETWORK" => env.ipv6_network = Some(value.to_owned()),
+            "FLANNEL_IPV6_SUBNET" => env.ipv6_subnet = Some(value.to_owned()),
             "FLANNEL_MTU" => match value.parse() {
                 Ok(mtu) => env.mtu = Some(mtu),
                 Err(_) => env.problems.push(problem("FLANNEL_MTU is not a number")),
@@ -150,7 +129,7 @@ pub fn parse_subnet_env(text: &str) -> SubnetEnv {
                 "false" => env.ipmasq = Some(false),
                 _ => env.problems.push(problem("FLANNEL_IPMASQ is not true/false")),
             },
-            _ => {} // flanneld adds keys over time (FLANNEL_IPV6_*): not a problem
+            _ => {} // flanneld adds keys over time: not a problem
         }
     }
     env
@@ -163,13 +142,25 @@ pub fn calico_nodename(host_root: &Path) -> FileState<String> {
     }
     let shown = path.display().to_string();
     match read_text(&path) {
-        Ok(text) if !text.trim().is_empty() => FileState::Ok {
+        Ok(text) if !text.trim().is_empty() => FileState::Ok { path: shown, value: text.trim().to_owned() },
+        Ok(_) => FileState::Invalid { path: shown, error: "empty".to_owned() },
+        Err(error) => FileState::Invalid { path: shown, error },
+    }
+}
+
+/// Pods are routed through the host: without forwarding nothing leaves them.
+pub fn ip_forward(host_root: &Path) -> FileState<bool> {
+    let path = host_root.join("proc/sys/net/ipv4/ip_forward");
+    if fs::symlink_metadata(&path).is_err() {
+        return FileState::Absent;
+    }
+    let shown = path.display().to_string();
+    match read_text(&path).map(|t| t.trim().to_owned()) {
+        Ok(v) if v == "1" => FileState::Ok { path: shown, value: true },
+        Ok(v) if v == "0" => FileState::Ok { path: shown, value: false },
+        Ok(v) => FileState::Invalid {
             path: shown,
-            value: text.trim().to_owned(),
-        },
-        Ok(_) => FileState::Invalid {
-            path: shown,
-            error: "empty".to_owned(),
+            error: format!("expected 0 or 1, found {:?}", truncate(&v, 20)),
         },
         Err(error) => FileState::Invalid { path: shown, error },
     }
@@ -191,37 +182,23 @@ mod tests {
         let text = r#"{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{}},{"type":"portmap"}]}"#;
         assert_eq!(
             parse_cni_config(text, true).unwrap(),
-            (
-                Some("cbr0".into()),
-                vec!["flannel".to_owned(), "portmap".to_owned()]
-            )
+            (Some("cbr0".into()), vec!["flannel".to_owned(), "portmap".to_owned()])
         );
     }
 
     #[test]
     fn single_plugin_conf() {
         let text = r#"{"cniVersion":"0.4.0","name":"terway","type":"terway","eniip_virtual_type":"IPVlan"}"#;
-        assert_eq!(
-            parse_cni_config(text, false).unwrap().1,
-            vec!["terway".to_owned()]
-        );
+        assert_eq!(parse_cni_config(text, false).unwrap().1, vec!["terway".to_owned()]);
     }
 
     #[test]
     fn malformed_configs_say_why() {
-        assert!(parse_cni_config("{not json", false)
-            .unwrap_err()
-            .starts_with("not valid JSON"));
+        assert!(parse_cni_config("{not json", false).unwrap_err().starts_with("not valid JSON"));
         assert_eq!(parse_cni_config("[1,2]", false).unwrap_err(), "not a JSON object");
-        assert!(parse_cni_config(r#"{"name":"x"}"#, true)
-            .unwrap_err()
-            .contains("plugins"));
-        assert!(parse_cni_config(r#"{"plugins":{}}"#, true)
-            .unwrap_err()
-            .contains("not a list"));
-        assert!(parse_cni_config(r#"{"name":"x"}"#, false)
-            .unwrap_err()
-            .contains("type"));
+        assert!(parse_cni_config(r#"{"name":"x"}"#, true).unwrap_err().contains("plugins"));
+        assert!(parse_cni_config(r#"{"plugins":{}}"#, true).unwrap_err().contains("not a list"));
+        assert!(parse_cni_config(r#"{"name":"x"}"#, false).unwrap_err().contains("type"));
     }
 
     #[test]
@@ -253,12 +230,7 @@ mod tests {
         let names: Vec<_> = cni.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
             names,
-            [
-                "05-cilium.conflist",
-                "10-flannel.conflist",
-                "20-calico.conflist.cilium_bak",
-                "99-dir.conf"
-            ]
+            ["05-cilium.conflist", "10-flannel.conflist", "20-calico.conflist.cilium_bak", "99-dir.conf"]
         );
         assert!(cni.files[0].error.as_deref().unwrap().contains("JSON"));
         assert!(cni.files[1].error.as_deref().unwrap().contains("not UTF-8"));

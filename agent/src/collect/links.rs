@@ -10,33 +10,25 @@ use terway_hybrid_api::snapshot::{Link, Vxlan};
 /// Every link of the namespace, by index order, with its addresses.
 pub fn collect() -> Result<Vec<Link>, NetlinkError> {
     let mut links: BTreeMap<u32, Link> = BTreeMap::new();
-    dump(
-        "link dump",
-        RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        |event| match event {
-            DumpEvent::Message(RouteNetlinkMessage::NewLink(m)) => {
-                let link = link_from(m);
-                links.insert(link.index, link);
-            }
-            DumpEvent::Message(_) => {}
-            DumpEvent::Restart => links.clear(),
-        },
-    )?;
+    dump("link dump", RouteNetlinkMessage::GetLink(LinkMessage::default()), |event| match event {
+        DumpEvent::Message(RouteNetlinkMessage::NewLink(m)) => {
+            let link = link_from(m);
+            links.insert(link.index, link);
+        }
+        DumpEvent::Message(_) => {}
+        DumpEvent::Restart => links.clear(),
+    })?;
 
     let mut addresses: Vec<(u32, String)> = Vec::new();
-    dump(
-        "address dump",
-        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        |event| match event {
-            DumpEvent::Message(RouteNetlinkMessage::NewAddress(m)) => {
-                if let Some(cidr) = address_from(&m) {
-                    addresses.push((m.header.index, cidr));
-                }
+    dump("address dump", RouteNetlinkMessage::GetAddress(AddressMessage::default()), |event| match event {
+        DumpEvent::Message(RouteNetlinkMessage::NewAddress(m)) => {
+            if let Some(cidr) = address_from(&m) {
+                addresses.push((m.header.index, cidr));
             }
-            DumpEvent::Message(_) => {}
-            DumpEvent::Restart => addresses.clear(),
-        },
-    )?;
+        }
+        DumpEvent::Message(_) => {}
+        DumpEvent::Restart => addresses.clear(),
+    })?;
     for (index, cidr) in addresses {
         if let Some(link) = links.get_mut(&index) {
             link.addresses.push(cidr);
@@ -46,11 +38,8 @@ pub fn collect() -> Result<Vec<Link>, NetlinkError> {
 }
 
 fn link_from(m: LinkMessage) -> Link {
-    let mut link = Link {
-        index: m.header.index,
-        up: m.header.flags.contains(LinkFlags::Up),
-        ..Link::default()
-    };
+    let mut link =
+        Link { index: m.header.index, up: m.header.flags.contains(LinkFlags::Up), ..Link::default() };
     for attr in m.attributes {
         match attr {
             LinkAttribute::IfName(name) => link.name = name,
@@ -97,7 +86,5 @@ fn address_from(m: &AddressMessage) -> Option<String> {
             _ => {}
         }
     }
-    local
-        .or(address)
-        .map(|ip| format!("{ip}/{}", m.header.prefix_len))
+    local.or(address).map(|ip| format!("{ip}/{}", m.header.prefix_len))
 }

@@ -26,10 +26,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn new(host_root: impl Into<PathBuf>) -> Self {
-        Sources {
-            host_root: host_root.into(),
-            proc_net: PathBuf::from("/proc/net"),
-        }
+        Sources { host_root: host_root.into(), proc_net: PathBuf::from("/proc/net") }
     }
 }
 
@@ -47,6 +44,7 @@ pub fn collect(sources: &Sources) -> Result<NodeSnapshot, NetlinkError> {
         bird: bird_state(&sources.host_root),
         calico_nodename: files::calico_nodename(&sources.host_root),
         bgp_sockets: sockets::collect(&sources.proc_net),
+        ip_forward: files::ip_forward(&sources.host_root),
     })
 }
 
@@ -58,7 +56,5 @@ fn bird_state(host_root: &Path) -> terway_hybrid_api::snapshot::BirdState {
 }
 
 fn kernel_version() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
 }

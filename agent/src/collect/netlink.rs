@@ -63,10 +63,7 @@ pub fn dump(
             Outcome::Interrupted => each(DumpEvent::Restart),
         }
     }
-    Err(NetlinkError::Interrupted {
-        op,
-        attempts: MAX_ATTEMPTS,
-    })
+    Err(NetlinkError::Interrupted { op, attempts: MAX_ATTEMPTS })
 }
 
 enum Outcome {
@@ -96,18 +93,13 @@ fn read_dump(
     let mut interrupted = false;
     loop {
         recv.clear();
-        socket
-            .recv(recv, 0)
-            .map_err(|source| NetlinkError::Io { op, source })?;
+        socket.recv(recv, 0).map_err(|source| NetlinkError::Io { op, source })?;
         let n = recv.len();
         let mut offset = 0;
         while offset < n {
             let bytes = &recv[offset..n];
             let len = NetlinkBuffer::new_checked(bytes)
-                .map_err(|e| NetlinkError::Decode {
-                    op,
-                    detail: e.to_string(),
-                })?
+                .map_err(|e| NetlinkError::Decode { op, detail: e.to_string() })?
                 .length() as usize;
             if len == 0 || len > bytes.len() {
                 return Err(NetlinkError::Decode {
@@ -115,12 +107,8 @@ fn read_dump(
                     detail: format!("message length {len} out of bounds"),
                 });
             }
-            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len]).map_err(|e| {
-                NetlinkError::Decode {
-                    op,
-                    detail: e.to_string(),
-                }
-            })?;
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..len])
+                .map_err(|e| NetlinkError::Decode { op, detail: e.to_string() })?;
             // Messages are 4-byte aligned within one read.
             offset += (len + 3) & !3;
             if msg.header.sequence_number != seq {
@@ -130,11 +118,7 @@ fn read_dump(
             match msg.payload {
                 NetlinkPayload::InnerMessage(inner) => each(DumpEvent::Message(inner)),
                 NetlinkPayload::Done(_) => {
-                    return Ok(if interrupted {
-                        Outcome::Interrupted
-                    } else {
-                        Outcome::Complete
-                    });
+                    return Ok(if interrupted { Outcome::Interrupted } else { Outcome::Complete });
                 }
                 NetlinkPayload::Error(e) => match e.code {
                     Some(code) => return Err(NetlinkError::Kernel { op, code: code.get() }),

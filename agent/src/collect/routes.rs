@@ -40,12 +40,7 @@ pub struct RouteFold<'a> {
 
 impl<'a> RouteFold<'a> {
     pub fn new(links: &'a [Link]) -> Self {
-        RouteFold {
-            links,
-            groups: HashMap::new(),
-            ipv4: 0,
-            ipv6: 0,
-        }
+        RouteFold { links, groups: HashMap::new(), ipv4: 0, ipv6: 0 }
     }
 
     pub fn reset(&mut self) {
@@ -153,11 +148,7 @@ impl<'a> RouteFold<'a> {
                     (a.route_type, a.next_hop, a.default).cmp(&(b.route_type, b.next_hop, b.default))
                 })
         });
-        RouteSummary {
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
-            groups,
-        }
+        RouteSummary { ipv4: self.ipv4, ipv6: self.ipv6, groups }
     }
 }
 
@@ -167,15 +158,11 @@ pub fn collect(links: &[Link]) -> Result<RouteSummary, NetlinkError> {
     let mut request = RouteMessage::default();
     request.header.address_family = AddressFamily::Unspec;
     request.header.table = RouteHeader::RT_TABLE_UNSPEC;
-    dump(
-        "route dump",
-        RouteNetlinkMessage::GetRoute(request),
-        |event| match event {
-            DumpEvent::Message(RouteNetlinkMessage::NewRoute(route)) => fold.add(&route),
-            DumpEvent::Message(_) => {}
-            DumpEvent::Restart => fold.reset(),
-        },
-    )?;
+    dump("route dump", RouteNetlinkMessage::GetRoute(request), |event| match event {
+        DumpEvent::Message(RouteNetlinkMessage::NewRoute(route)) => fold.add(&route),
+        DumpEvent::Message(_) => {}
+        DumpEvent::Restart => fold.reset(),
+    })?;
     Ok(fold.finish())
 }
 
@@ -209,11 +196,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.to_owned(),
-            ..Link::default()
-        }
+        Link { index, name: name.to_owned(), ..Link::default() }
     }
 
     fn route(dst: [u8; 4], len: u8, proto: u8, oif: u32, gateway: bool, onlink: bool) -> RouteMessage {
@@ -226,15 +209,9 @@ mod tests {
         if onlink {
             m.header.flags = RouteFlags::Onlink;
         }
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::from(
-                dst,
-            ))));
+        m.attributes.push(RouteAttribute::Destination(RouteAddress::Inet(Ipv4Addr::from(dst))));
         if gateway {
-            m.attributes
-                .push(RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(
-                    10, 244, 1, 0,
-                ))));
+            m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(10, 244, 1, 0))));
         }
         m.attributes.push(RouteAttribute::Oif(oif));
         m
@@ -242,12 +219,7 @@ mod tests {
 
     #[test]
     fn per_pod_devices_fold_into_one_group_with_capped_samples() {
-        let links = [
-            link(2, "eth0"),
-            link(10, "cali1"),
-            link(11, "cali2"),
-            link(4, "flannel.1"),
-        ];
+        let links = [link(2, "eth0"), link(10, "cali1"), link(11, "cali2"), link(4, "flannel.1")];
         let mut fold = RouteFold::new(&links);
         for i in 0..5u8 {
             fold.add(&route([10, 65, 1, i], 32, 4, 10 + u32::from(i % 2), false, false));
@@ -258,30 +230,15 @@ mod tests {
         fold.add(&route([10, 9, 9, 0], 24, 3, 99, false, false));
         let summary = fold.finish();
         assert_eq!(summary.ipv4, 9);
-        let cali = summary
-            .groups
-            .iter()
-            .find(|g| g.device.as_deref() == Some("cali*"))
-            .unwrap();
+        let cali = summary.groups.iter().find(|g| g.device.as_deref() == Some("cali*")).unwrap();
         assert_eq!((cali.count, cali.samples.len(), cali.protocol), (5, SAMPLES, 4));
-        let flannel = summary
-            .groups
-            .iter()
-            .find(|g| g.device.as_deref() == Some("flannel.1"))
-            .unwrap();
+        let flannel = summary.groups.iter().find(|g| g.device.as_deref() == Some("flannel.1")).unwrap();
         assert_eq!((flannel.count, flannel.next_hop), (2, NextHop::Onlink));
         assert_eq!(summary.carried_by("flannel.1"), 2);
         let default = summary.groups.iter().find(|g| g.default).unwrap();
-        assert_eq!(
-            (default.next_hop, default.samples[0].as_str()),
-            (NextHop::Gateway, "0.0.0.0/0")
-        );
+        assert_eq!((default.next_hop, default.samples[0].as_str()), (NextHop::Gateway, "0.0.0.0/0"));
         assert!(summary.groups.iter().any(|g| g.device.as_deref() == Some("if99")));
-        assert_eq!(
-            summary.groups[0].device.as_deref(),
-            Some("cali*"),
-            "largest group first"
-        );
+        assert_eq!(summary.groups[0].device.as_deref(), Some("cali*"), "largest group first");
     }
 
     #[test]

@@ -77,10 +77,7 @@ fn endpoint(field: &str) -> Option<(String, u16)> {
     let (addr, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Vec<u32> = (0..addr.len() / 8)
-        .map(|i| {
-            addr.get(i * 8..i * 8 + 8)
-                .and_then(|w| u32::from_str_radix(w, 16).ok())
-        })
+        .map(|i| addr.get(i * 8..i * 8 + 8).and_then(|w| u32::from_str_radix(w, 16).ok()))
         .collect::<Option<_>>()?;
     let ip = match words.as_slice() {
         [w] => Ipv4Addr::from(w.to_le_bytes()).to_string(),
@@ -119,10 +116,7 @@ mod tests {
     #[test]
     fn ipv6_endpoint() {
         // ::1 as /proc/net/tcp6 prints it.
-        assert_eq!(
-            endpoint("00000000000000000000000001000000:00B3"),
-            Some(("::1".to_owned(), 179))
-        );
+        assert_eq!(endpoint("00000000000000000000000001000000:00B3"), Some(("::1".to_owned(), 179)));
         assert_eq!(endpoint("zz:00B3"), None);
     }
 
