@@ -10,6 +10,9 @@ declare -A NEEDED=(
   [birdc]=bird2
   [ping]=iputils-ping
   [jq]=jq
+  [curl]=curl
+  [prometheus]=prometheus
+  [promtool]=prometheus
 )
 
 missing_packages() {

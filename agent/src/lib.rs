@@ -8,11 +8,18 @@
 //! - [`output`] renders them for people and scripts.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod checks;
 pub mod classify;
 pub mod collect;
 pub mod ecs;
+pub mod http;
+pub mod metrics;
 pub mod output;
+pub mod report;
+pub mod run;
+pub mod watch;
+pub mod writer;
 
 pub use classify::classify;
 

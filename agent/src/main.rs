@@ -4,12 +4,16 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use terway_hybrid_agent::checks::NodeContext;
 use terway_hybrid_agent::collect::{self, Sources};
 use terway_hybrid_agent::ecs;
 use terway_hybrid_agent::output::{render, Format};
+use terway_hybrid_agent::run::{self, RunConfig};
+use terway_hybrid_agent::watch::Debounce;
 use terway_hybrid_api::{NodeSnapshot, Role};
 
 /// Classifies this node's container network (overlay, bgp or host-network)
@@ -41,6 +45,33 @@ enum Command {
     Snapshot {
         #[command(flatten)]
         root: HostRoot,
+    },
+    /// DaemonSet mode: detect now, on every link/address/route change
+    /// (debounced) and on a slow resync; write this node's NodeNetworkReport;
+    /// serve /metrics, /healthz and /readyz.
+    ///
+    /// Needs NODE_NAME (downward API) unless --standalone. SIGTERM finishes
+    /// the report write in flight and exits 0.
+    Run {
+        #[command(flatten)]
+        root: HostRoot,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Where /metrics, /healthz and /readyz are served.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9797")]
+        metrics_addr: SocketAddr,
+        /// No Kubernetes API: detection, checks, metrics and probes only.
+        #[arg(long)]
+        standalone: bool,
+        /// The node's name; the DaemonSet sets it from spec.nodeName.
+        #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+        node_name: Option<String>,
+        /// Detect again this long after the last detection even without changes.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        resync_seconds: u64,
+        /// Detect after the kernel has been quiet this long following a change.
+        #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]
+        debounce_ms: u64,
     },
     /// Classify a saved snapshot offline (no kernel access).
     Classify {
@@ -104,6 +135,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run { root, node, metrics_addr, standalone, node_name, resync_seconds, debounce_ms } => {
+            let cfg = RunConfig {
+                sources: Sources::new(root.host_root),
+                metrics_addr,
+                standalone,
+                node_name,
+                role: node.role,
+                ecs_metadata_url: node.ecs_metadata_url,
+                resync: Duration::from_secs(resync_seconds.max(1)),
+                debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(run::run(cfg, terminated()))?;
+            Ok(())
+        }
         Command::Detect { root, node, output } => {
             let snapshot = collect::collect(&Sources::new(root.host_root))?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
@@ -115,6 +161,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Classify { snapshot, output } => {
             let snapshot = read_snapshot(&snapshot)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &NodeContext::default()), output))
+        }
+    }
+}
+
+/// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

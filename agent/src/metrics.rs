@@ -1,0 +1,116 @@
+//! The agent's Prometheus metrics (DESIGN.md §3.7), plus the process
+//! metrics of the `prometheus` crate.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use terway_hybrid_api::{CheckStatus, NodeDetection};
+
+/// Cheap to clone: every field is a handle to the same registered metric.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    scenario_info: IntGaugeVec,
+    node_ready: IntGauge,
+    check_passed: IntGaugeVec,
+    detection_duration: Histogram,
+    report_writes: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let scenario_info = IntGaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_scenario_info",
+                "The detected scenario and plugin of this node (always 1)",
+            ),
+            &["scenario", "plugin"],
+        )
+        .expect("valid metric");
+        let node_ready = IntGauge::new(
+            "terway_hybrid_agent_node_ready",
+            "1 when a detection finished and no error-severity node check fails",
+        )
+        .expect("valid metric");
+        let check_passed = IntGaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_check_passed",
+                "1 unless the node check failed (skipped checks count as 1)",
+            ),
+            &["check"],
+        )
+        .expect("valid metric");
+        let detection_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "terway_hybrid_agent_detection_duration_seconds",
+                "Time to collect the node's state and classify it",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        )
+        .expect("valid metric");
+        let report_writes = IntCounterVec::new(
+            Opts::new("terway_hybrid_agent_report_writes_total", "NodeNetworkReport writes by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("terway_hybrid_agent_build_info", "The agent's version (always 1)"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Both results exist from the start, so rate() works on the first error.
+        for result in ["success", "error"] {
+            report_writes.with_label_values(&[result]);
+        }
+        for m in [
+            Box::new(scenario_info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(node_ready.clone()),
+            Box::new(check_passed.clone()),
+            Box::new(detection_duration.clone()),
+            Box::new(report_writes.clone()),
+            Box::new(build_info),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            registry.register(m).expect("metric names are unique");
+        }
+        Metrics { registry, scenario_info, node_ready, check_passed, detection_duration, report_writes }
+    }
+
+    /// Records a finished detection and its checks.
+    pub fn observe(&self, d: &NodeDetection, seconds: f64) {
+        self.detection_duration.observe(seconds);
+        self.scenario_info.reset();
+        self.scenario_info
+            .with_label_values(&[d.detection.scenario.as_str(), d.detection.plugin.as_str()])
+            .set(1);
+        for c in &d.checks {
+            self.check_passed
+                .with_label_values(&[c.name.as_str()])
+                .set(i64::from(c.status != CheckStatus::Fail));
+        }
+        self.node_ready.set(i64::from(!d.checks.iter().any(|c| c.is_blocking())));
+    }
+
+    pub fn report_written(&self, result: &str) {
+        self.report_writes.with_label_values(&[result]).inc();
+    }
+
+    pub fn node_ready(&self) -> bool {
+        self.node_ready.get() == 1
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
