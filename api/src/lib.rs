@@ -7,11 +7,13 @@
 pub mod check;
 pub mod detection;
 pub mod report;
+pub mod rollout;
 pub mod snapshot;
 pub mod vocabulary;
 
 pub use check::{CheckName, CheckResult, CheckStatus, Severity};
 pub use detection::{Detection, Evidence, NodeDetection};
 pub use report::{NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus};
+pub use rollout::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 pub use snapshot::NodeSnapshot;
 pub use vocabulary::{Confidence, Plugin, Role, Scenario};
