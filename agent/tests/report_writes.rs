@@ -57,7 +57,9 @@ fn desired(plugin: Plugin) -> Desired {
 }
 
 /// The next request, with its query as a map and its body as JSON.
-async fn next(handle: &mut MockHandle) -> (Request<()>, BTreeMap<String, String>, Value, mock::SendResponse<Response<Body>>) {
+async fn next(
+    handle: &mut MockHandle,
+) -> (Request<()>, BTreeMap<String, String>, Value, mock::SendResponse<Response<Body>>) {
     let (request, send) = tokio::time::timeout(Duration::from_secs(30), handle.next_request())
         .await
         .expect("a request within 30 s")
@@ -126,7 +128,10 @@ async fn exact_apply_requests_and_no_write_when_unchanged() {
         let (req, query, body, send) = next(&mut handle).await;
         assert_apply(&req, &query, &format!("{REPORT_PATH}/status"));
         let status = &body["status"];
-        assert_eq!((status["scenario"].as_str(), status["plugin"].as_str()), (Some("unknown"), Some("terway")));
+        assert_eq!(
+            (status["scenario"].as_str(), status["plugin"].as_str()),
+            (Some("unknown"), Some("terway"))
+        );
         assert_eq!((status["role"].as_str(), status["ready"].as_bool()), (Some("cloud"), Some(true)));
         assert_eq!(status["checks"][0]["name"], "ScenarioDetected");
         assert!(status["lastDetected"].as_str().unwrap().ends_with('Z'));

@@ -14,7 +14,10 @@ use tower_test::mock;
 
 fn respond(send: mock::SendResponse<Response<Body>>, body: &Value) {
     send.send_response(
-        Response::builder().status(StatusCode::OK).body(Body::from(serde_json::to_vec(body).unwrap())).unwrap(),
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
     );
 }
 
@@ -78,6 +81,10 @@ async fn resync_without_change_reads_the_node_but_writes_nothing() {
             respond(send, &node);
         }
     });
-    tokio::time::timeout(Duration::from_secs(10), agent).await.expect("run ends after shutdown").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), agent)
+        .await
+        .expect("run ends after shutdown")
+        .unwrap()
+        .unwrap();
     drain.abort();
 }
