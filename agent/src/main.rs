@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +122,7 @@ struct HostRoot {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     match run(Cli::parse()) {
@@ -147,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run::run(cfg, terminated()))?;
+            runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) })?;
             Ok(())
         }
         Command::Detect { root, node, output } => {
@@ -165,20 +166,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C.
-async fn terminated() {
+/// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C. The
+/// handlers are installed here, before anything else runs, so a SIGTERM that
+/// comes during start-up is a clean shutdown too, not the default kill.
+fn terminated() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 /// Writes the result; a reader that went away (`| head`) is not an error.

@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use terway_hybrid_api::{CheckName, CheckResult, CheckStatus, Confidence, NodeDetection, Plugin, Scenario};
-use terway_hybrid_testkit::{HostRoot, NetNs};
+use terway_hybrid_testkit::{ChildGuard, HostRoot, NetNs};
 
 /// The agent binary built by cargo for these tests.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_terway-hybrid-agent");
@@ -487,4 +487,274 @@ impl Detected {
     pub fn expect_nothing_stale(&self) -> &Self {
         self.expect_check(CheckName::StaleOverlayDevices, CheckStatus::Pass)
     }
+}
+
+// ---------------------------------------------------------------------------
+// `run` mode: a running agent, its endpoints and its metrics
+// ---------------------------------------------------------------------------
+
+/// Where a test's agent serves /metrics, /healthz and /readyz: the loopback
+/// of the test's own namespace, so every test can use the same port.
+pub const METRICS_ADDR: &str = "127.0.0.1:9797";
+
+/// Writes `proc/sys/net/ipv4/ip_forward` under the host root (the agent's
+/// IPForwarding check reads it there).
+pub fn set_ip_forward(root: &HostRoot, on: bool) {
+    root.write("proc/sys/net/ipv4/ip_forward", if on { "1\n" } else { "0\n" });
+}
+
+/// `terway-hybrid-agent run --standalone` inside a namespace, serving on
+/// [`METRICS_ADDR`]; killed when dropped (or when its namespace is). Its
+/// output (RUST_LOG=info) goes to a log file quoted in failure messages.
+pub struct RunningAgent<'a> {
+    ns: &'a NetNs,
+    child: std::cell::RefCell<ChildGuard>,
+    /// Declared after `child` so the log outlives the process writing it.
+    log: tempfile::NamedTempFile,
+}
+
+impl<'a> RunningAgent<'a> {
+    /// Starts `run --standalone --host-root <root> --metrics-addr METRICS_ADDR <extra...>` in `ns`.
+    pub fn start(ns: &'a NetNs, root: &Path, extra: &[&str]) -> RunningAgent<'a> {
+        let log = tempfile::Builder::new()
+            .prefix("thtest-agent-")
+            .suffix(".log")
+            .tempfile()
+            .unwrap_or_else(|e| panic!("cannot create the agent's log file: {e}"));
+        let mut args = vec![
+            "RUST_LOG=info",
+            "NO_COLOR=1",
+            AGENT,
+            "run",
+            "--standalone",
+            "--host-root",
+            root_str(root),
+            "--metrics-addr",
+            METRICS_ADDR,
+        ];
+        args.extend_from_slice(extra);
+        // `env` execs the agent, so the child's pid is the agent's own.
+        let child = ns.spawn_logged("env", &args, log.path());
+        RunningAgent { ns, child: std::cell::RefCell::new(child), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.borrow().id()
+    }
+
+    /// Everything the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_else(|e| format!("(cannot read the log: {e})"))
+    }
+
+    /// The exit status if the agent has exited.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child.borrow_mut().child_mut().try_wait().ok().flatten()
+    }
+
+    /// Panics with the log if the agent is gone: waiting on would only turn
+    /// a crash into a vague timeout.
+    pub fn assert_running(&self) {
+        if let Some(status) = self.exited() {
+            panic!("the agent exited ({status})\n--- agent log ---\n{}", self.log());
+        }
+    }
+
+    /// GET `path` with curl inside the namespace: (HTTP status, body); the
+    /// status is 0 when nothing answered.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.ns, &format!("http://{METRICS_ADDR}{path}"))
+    }
+
+    /// /metrics parsed, or None while the agent does not answer.
+    pub fn metrics(&self) -> Option<Exposition> {
+        match self.get("/metrics") {
+            (200, text) => Some(Exposition::parse(&text)),
+            _ => None,
+        }
+    }
+
+    /// Waits until `terway_hybrid_agent_detection_duration_seconds_count` is
+    /// at least `n`; returns that exposition.
+    pub fn wait_detections(&self, n: u64, timeout: Duration) -> Exposition {
+        self.wait_metrics(&format!("{n} detection(s)"), timeout, |m| m.detections() >= n)
+    }
+
+    /// Waits until the agent's `scenario_info` is exactly `scenario`/`plugin`.
+    pub fn wait_scenario(&self, scenario: &str, plugin: &str, timeout: Duration) -> Exposition {
+        self.wait_metrics(&format!("scenario_info {scenario}/{plugin}"), timeout, |m| {
+            m.scenarios() == [(scenario.to_owned(), plugin.to_owned())]
+        })
+    }
+
+    /// Polls /metrics until `ok` holds; panics with the last exposition and
+    /// the agent's log otherwise.
+    pub fn wait_metrics(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&Exposition) -> bool,
+    ) -> Exposition {
+        let last = std::cell::RefCell::new(String::from("(no answer yet)"));
+        terway_hybrid_testkit::wait_for_described(
+            &format!("the agent in {} to report {what}", self.ns.name()),
+            timeout,
+            || {
+                self.assert_running();
+                let m = self.metrics()?;
+                last.replace(m.text.clone());
+                ok(&m).then_some(m)
+            },
+            || format!("--- last /metrics ---\n{}\n--- agent log ---\n{}", last.borrow(), self.log()),
+        )
+    }
+
+    /// Waits until `path` answers `status`; returns the body.
+    pub fn wait_status(&self, path: &str, status: u16, timeout: Duration) -> String {
+        let last = std::cell::RefCell::new((0, String::new()));
+        terway_hybrid_testkit::wait_for_described(
+            &format!("{path} of the agent in {} to answer {status}", self.ns.name()),
+            timeout,
+            || {
+                self.assert_running();
+                let (code, body) = self.get(path);
+                last.replace((code, body.clone()));
+                (code == status).then_some(body)
+            },
+            || format!("last answer: {:?}\n--- agent log ---\n{}", last.borrow(), self.log()),
+        )
+    }
+
+    /// Sends SIGTERM (with kill(1): the agent crate does not enable nix's
+    /// `signal` feature).
+    pub fn terminate(&self) {
+        let pid = self.pid().to_string();
+        let out = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(out.status.success(), "{}", describe_output("kill -TERM failed", &out));
+    }
+
+    /// Waits up to `timeout` for the agent to exit; None if it still runs.
+    pub fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// GET `url` with curl inside `ns`: (HTTP status, body); status 0 when the
+/// connection failed.
+pub fn http_get(ns: &NetNs, url: &str) -> (u16, String) {
+    let out = ns.exec("curl", &["-s", "--max-time", "5", "-w", "\n%{http_code}", url]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match text.rsplit_once('\n') {
+        Some((body, code)) => (code.trim().parse().unwrap_or(0), body.to_owned()),
+        None => (0, text),
+    }
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed Prometheus text exposition (comments skipped), with its text.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Exposition {
+    /// Parses the text format; a sample line that does not parse panics,
+    /// since the agent must never serve one.
+    pub fn parse(text: &str) -> Exposition {
+        let samples = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unparsable sample line {l:?} in:\n{text}")))
+            .collect();
+        Exposition { text: text.to_owned(), samples }
+    }
+
+    /// The samples named `name` whose labels include every pair of `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| {
+                s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v))
+            })
+            .collect()
+    }
+
+    /// The value of the single sample `name{labels}`, if there is exactly one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        match self.find(name, labels).as_slice() {
+            [one] => Some(one.value),
+            _ => None,
+        }
+    }
+
+    /// How many detections finished (the duration histogram's count).
+    pub fn detections(&self) -> u64 {
+        self.value("terway_hybrid_agent_detection_duration_seconds_count", &[]).unwrap_or(0.0) as u64
+    }
+
+    /// Every (scenario, plugin) pair `scenario_info` reports with value 1.
+    pub fn scenarios(&self) -> Vec<(String, String)> {
+        self.find("terway_hybrid_agent_scenario_info", &[])
+            .into_iter()
+            .filter(|s| s.value == 1.0)
+            .map(|s| {
+                let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+                (label("scenario"), label("plugin"))
+            })
+            .collect()
+    }
+}
+
+/// `name{k="v",...} value` or `name value` (no timestamps: the agent sends none).
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.trim_end().rsplit_once(' ')?;
+    let value = value.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
+        None => (series, Default::default()),
+    };
+    Some(Sample { name: name.to_owned(), labels, value })
+}
+
+fn parse_labels(mut rest: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut labels = std::collections::BTreeMap::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut escaped = false;
+        let end = after.char_indices().find_map(|(i, c)| match c {
+            _ if escaped => {
+                escaped = false;
+                None
+            }
+            '\\' => {
+                escaped = true;
+                None
+            }
+            '"' => Some(i),
+            _ => None,
+        })?;
+        labels.insert(key.to_owned(), after[..end].to_owned());
+        rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+    }
+    Some(labels)
 }
