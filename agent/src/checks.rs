@@ -6,10 +6,7 @@ use crate::classify::{on_prem_cni_artifacts, terway_configs};
 use terway_hybrid_api::snapshot::FileState;
 use terway_hybrid_api::{CheckName, CheckResult, Detection, NodeSnapshot, Plugin, Role, Scenario, Severity};
 
-/// IPvlan, which Terway uses on cloud nodes, needs this kernel.
-pub const MIN_KERNEL: (u32, u32) = (4, 19);
-/// Newer Terway init containers need this kernel.
-pub const RECOMMENDED_KERNEL: (u32, u32) = (5, 10);
+use terway_hybrid_api::kernel::{self, MIN_FOR_IPVLAN as MIN_KERNEL, RECOMMENDED as RECOMMENDED_KERNEL};
 
 /// What the agent knows beyond the snapshot.
 #[derive(Debug, Clone, Default)]
@@ -164,14 +161,6 @@ fn stale_overlay_devices(d: &Detection) -> CheckResult {
     )
 }
 
-/// `5.10.134-16.al8.x86_64` -> (5, 10).
-pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
-    Some((major, minor))
-}
-
 fn kernel_version(release: &str, role: Option<Role>) -> CheckResult {
     let name = CheckName::KernelVersion;
     match role {
@@ -188,7 +177,7 @@ fn kernel_version(release: &str, role: Option<Role>) -> CheckResult {
         }
         Some(Role::Cloud) => {}
     }
-    match parse_kernel(release) {
+    match kernel::parse(release) {
         None => CheckResult::fail(
             name,
             Severity::Error,
@@ -309,17 +298,6 @@ mod tests {
         assert_eq!(ip_forwarding(&s).status, CheckStatus::Pass);
         s.ip_forward = FileState::Invalid { path: "p".into(), error: "junk".into() };
         assert!(ip_forwarding(&s).message.contains("junk"));
-    }
-
-    #[test]
-    fn kernel_parsing() {
-        assert_eq!(parse_kernel("5.10.134-16.al8.x86_64"), Some((5, 10)));
-        assert_eq!(parse_kernel("4.19.91-26.an8.x86_64"), Some((4, 19)));
-        assert_eq!(parse_kernel("6.8.0"), Some((6, 8)));
-        assert_eq!(parse_kernel("3.10.0-1160.el7.x86_64"), Some((3, 10)));
-        assert_eq!(parse_kernel("4.9+"), Some((4, 9)));
-        assert_eq!(parse_kernel("garbage"), None);
-        assert_eq!(parse_kernel(""), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod detection;
+pub mod kernel;
 pub mod report;
 pub mod rollout;
 pub mod snapshot;

@@ -1,4 +1,21 @@
-//! terway-hybrid-controller: aggregates NodeNetworkReports into the cluster
-//! preflight and gates the Terway rollout. Built in the controller issue; the
-//! crate exists now so the workspace has its final shape.
+//! terway-hybrid-controller and the `terway-hybrid` CLI.
+//!
+//! - [`view`]: the ClusterView, everything decisions are made on.
+//! - [`scheduling`]: would a DaemonSet's pods land on a node (selector,
+//!   required node affinity, taints), evaluated as the scheduler does.
+//! - [`affinity`]: the safe on-prem CNI affinity fix, and its verification.
+//! - [`dump`]: `--from-dump` files into a ClusterView.
+//! - [`cluster`]: indexes over a view (roles, reports, DaemonSets, pods).
+//! - [`checks`]: the cluster checks, pure.
+//! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
 #![forbid(unsafe_code)]
+
+pub mod affinity;
+pub mod checks;
+pub mod cluster;
+pub mod dump;
+pub mod fetch;
+pub mod output;
+pub mod plan;
+pub mod scheduling;
+pub mod view;
