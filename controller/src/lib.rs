@@ -10,12 +10,19 @@
 //! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod affinity;
+pub mod apply;
 pub mod checks;
 pub mod cluster;
 pub mod dump;
 pub mod fetch;
+pub mod http;
+pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod reconcile;
+pub mod run;
 pub mod scheduling;
 pub mod view;
+pub mod watch;

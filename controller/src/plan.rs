@@ -61,7 +61,7 @@ pub struct NodeRow {
     pub labels: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatePatch {
     pub namespace: String,
@@ -69,7 +69,7 @@ pub struct GatePatch {
     pub affinity: Affinity,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "target")]
 pub enum Remediation {
     /// Patch the DaemonSet's pod affinity.

@@ -1,0 +1,159 @@
+//! apply: carries out [`Action`]s against the API, with server-side apply
+//! under the controller's field manager. Each action is one request.
+
+use crate::actions::{Action, FIELD_MANAGER};
+use crate::fetch::installation_resource;
+use crate::plan::{PlannedEvent, Remediation};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use std::time::Duration;
+use terway_hybrid_api::rollout::{GATE_LABEL, ROLLOUT_NAME};
+use terway_hybrid_api::TerwayRollout;
+
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{what}: no answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    Timeout { what: String },
+}
+
+async fn call<T>(
+    what: String,
+    f: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ApplyError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|source| ApplyError::Api { what, source }),
+        Err(_) => Err(ApplyError::Timeout { what }),
+    }
+}
+
+pub struct Applier {
+    client: Client,
+    recorder: Recorder,
+}
+
+impl Applier {
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance };
+        Applier { recorder: Recorder::new(client.clone(), reporter), client }
+    }
+
+    fn ssa() -> PatchParams {
+        PatchParams::apply(FIELD_MANAGER).force()
+    }
+
+    /// Runs one action; the rollout object is needed for status and events.
+    pub async fn run(&self, action: &Action, rollout: Option<&TerwayRollout>) -> Result<(), ApplyError> {
+        match action {
+            Action::CreateRollout => {
+                let api: Api<TerwayRollout> = Api::all(self.client.clone());
+                let object = TerwayRollout::new(ROLLOUT_NAME, Default::default());
+                match call("create terwayrollout default".into(), api.create(&PostParams::default(), &object))
+                    .await
+                {
+                    // Another replica (or a person) created it first: fine.
+                    Err(ApplyError::Api { source: kube::Error::Api(e), .. }) if e.code == 409 => Ok(()),
+                    other => other.map(drop),
+                }
+            }
+            Action::NodeLabels { node, labels } => {
+                let api: Api<Node> = Api::all(self.client.clone());
+                let body =
+                    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}});
+                call(format!("label node {node}"), api.patch(node, &Self::ssa(), &Patch::Apply(&body)))
+                    .await
+                    .map(drop)
+            }
+            Action::RemoveGate { node } => {
+                let api: Api<Node> = Api::all(self.client.clone());
+                let body = json!({"metadata": {"labels": {GATE_LABEL: null}}});
+                let params =
+                    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+                call(
+                    format!("close the Terway gate on node {node}"),
+                    api.patch(node, &params, &Patch::Merge(&body)),
+                )
+                .await
+                .map(drop)
+            }
+            Action::TerwayGate(gate) => {
+                self.apply_affinity(&gate.namespace, &gate.name, &gate.affinity, false).await.map(drop)
+            }
+            Action::Remediate(Remediation::DaemonSet { namespace, name, affinity, apply, .. }) => {
+                self.apply_affinity(namespace, name, affinity, !apply).await.map(drop)
+            }
+            Action::Remediate(Remediation::Installation { affinity, apply }) => {
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &installation_resource());
+                let body = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+                    "metadata": {"name": "default"},
+                    "spec": {"calicoNodeDaemonSet": {"spec": {"template": {"spec": {"affinity": affinity}}}}}});
+                let mut params = Self::ssa();
+                params.dry_run = !apply;
+                call("patch installation default".into(), api.patch("default", &params, &Patch::Apply(&body)))
+                    .await
+                    .map(drop)
+            }
+            Action::RolloutStatus(status) => {
+                let api: Api<TerwayRollout> = Api::all(self.client.clone());
+                let body = json!({"apiVersion": TerwayRollout::api_version(&()), "kind": TerwayRollout::kind(&()),
+                    "metadata": {"name": ROLLOUT_NAME}, "status": status});
+                call(
+                    "update terwayrollout default status".into(),
+                    api.patch_status(ROLLOUT_NAME, &Self::ssa(), &Patch::Apply(&body)),
+                )
+                .await
+                .map(drop)
+            }
+            Action::Event(event) => match rollout {
+                Some(rollout) => self.event(event, rollout).await,
+                None => Ok(()), // nothing to attach it to yet; the condition is in the status
+            },
+        }
+    }
+
+    async fn apply_affinity(
+        &self,
+        namespace: &str,
+        name: &str,
+        affinity: &k8s_openapi::api::core::v1::Affinity,
+        dry_run: bool,
+    ) -> Result<DaemonSet, ApplyError> {
+        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), namespace);
+        let body = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"template": {"spec": {"affinity": affinity}}}});
+        let mut params = Self::ssa();
+        params.dry_run = dry_run;
+        let what = format!(
+            "{} daemonset {namespace}/{name} affinity",
+            if dry_run { "dry-run patch" } else { "patch" }
+        );
+        call(what, api.patch(name, &params, &Patch::Apply(&body))).await
+    }
+
+    async fn event(&self, event: &PlannedEvent, rollout: &TerwayRollout) -> Result<(), ApplyError> {
+        let reference: ObjectReference = rollout.object_ref(&());
+        let e = Event {
+            type_: if event.warning { EventType::Warning } else { EventType::Normal },
+            reason: event.reason.clone(),
+            note: Some(event.message.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        call(format!("record event {} on terwayrollout {}", event.reason, rollout.name_any()), async {
+            self.recorder.publish(&e, &reference).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,50 @@
+//! `/metrics`, `/healthz` and `/readyz` on `--metrics-addr` (default :9798).
+//! Ready once every watch delivered its first list, on the leader and on the
+//! standby alike (the standby must be able to take over at once).
+
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Health {
+    pub metrics: Metrics,
+    synced: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn new(metrics: Metrics) -> Self {
+        Health { metrics, synced: Arc::new(AtomicBool::new(false)) }
+    }
+
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn router(health: Health) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(h): State<Health>| async move {
+                ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], h.metrics.render())
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(h): State<Health>| async move {
+                if h.synced.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready\n").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet\n").into_response()
+                }
+            }),
+        )
+        .with_state(health)
+}

@@ -1,0 +1,69 @@
+//! One reconcile: view -> plan -> actions -> writes. It never looks at what
+//! triggered it; run it again on the same view and it sends nothing.
+
+use crate::actions::{actions, Action};
+use crate::apply::{Applier, ApplyError};
+use crate::metrics::Metrics;
+use crate::plan::{plan, Plan};
+use crate::view::ClusterView;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// What one reconcile did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub writes: usize,
+    pub errors: Vec<String>,
+}
+
+/// Remembers remediation requests already sent, so a dry run (which changes
+/// nothing in the cluster, and so never shows up in the view) is not resent
+/// on every reconcile.
+#[derive(Debug, Default)]
+pub struct Memo {
+    remediations: HashSet<String>,
+}
+
+pub async fn reconcile(
+    view: &ClusterView,
+    applier: &Applier,
+    metrics: &Metrics,
+    memo: &mut Memo,
+) -> (Plan, Outcome) {
+    let started = Instant::now();
+    let plan = plan(view, k8s_openapi::jiff::Timestamp::now());
+    let mut outcome = Outcome::default();
+    let mut status_failed = false;
+    for action in actions(view, &plan) {
+        let key = match &action {
+            Action::Remediate(r) => Some(serde_json::to_string(r).unwrap_or_default()),
+            _ => None,
+        };
+        if key.as_ref().is_some_and(|k| memo.remediations.contains(k)) {
+            continue;
+        }
+        // Events belong to the status write that records their conditions.
+        if status_failed && matches!(action, Action::Event(_)) {
+            continue;
+        }
+        match applier.run(&action, view.rollout.as_ref()).await {
+            Ok(()) => {
+                outcome.writes += 1;
+                if let Some(k) = key {
+                    memo.remediations.insert(k);
+                }
+            }
+            Err(e) => {
+                status_failed |= matches!(action, Action::RolloutStatus(_));
+                tracing::warn!(error = %e, "write failed; the next reconcile retries it");
+                outcome.errors.push(describe(&e));
+            }
+        }
+    }
+    metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
+    (plan, outcome)
+}
+
+fn describe(e: &ApplyError) -> String {
+    e.to_string()
+}
