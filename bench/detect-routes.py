@@ -77,7 +77,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -90,6 +89,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import SetupError, become_subreaper, measure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AGENT = REPO_ROOT / "target" / "release" / "terway-hybrid-agent"
@@ -127,10 +128,6 @@ def run(cmd: list[str], *, input: bytes | None = None, capture: bool = False) ->
     if p.returncode != 0:
         raise SetupError(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.decode(errors='replace').strip()[:2000]}")
     return p.stdout.decode() if capture else ""
-
-
-class SetupError(Exception):
-    pass
 
 
 def route_batch(n: int, seed: int) -> tuple[bytes, dict[str, int]]:
@@ -203,49 +200,6 @@ class Namespace:
         if self.created:
             subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
             self.created = False
-
-
-# The spawned program's peak RSS comes from wait4()'s ru_maxrss, but Linux keeps
-# the high-water mark of the memory image a process exec()s away from. A child
-# forked (or vforked, as subprocess does) from this Python process would report
-# at least Python's own peak RSS, tens of MiB once the route batch was built.
-# So the measured command is started by a throwaway /bin/sh (a few hundred KiB)
-# as a background job; the sh exits at once, and this process, made a child
-# subreaper, adopts and reaps the command itself.
-PR_SET_CHILD_SUBREAPER = 36
-LAUNCH = 'e=$1; shift; "$@" </dev/null >/dev/null 2>"$e" & echo $!'
-
-
-def become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SetupError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
-
-
-def measure(cmd: list[str], errfile: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run of cmd, stdout discarded."""
-    t0 = time.perf_counter()
-    sh = subprocess.Popen(["/bin/sh", "-c", LAUNCH, "sh", errfile, *cmd], stdout=subprocess.PIPE)
-    out = sh.stdout.read()
-    sh.stdout.close()
-    if sh.wait() != 0 or not out.strip().isdigit():
-        raise SetupError(f"/bin/sh could not start {shlex.join(cmd)}")
-    pid = int(out)
-    try:
-        _, status, usage = os.wait4(pid, 0)
-    except BaseException:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.wait4(pid, 0)
-        except OSError:
-            pass
-        raise
-    elapsed = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        err = Path(errfile).read_text(errors="replace").strip()[:2000]
-        raise SetupError(f"{shlex.join(cmd)} exited {code}: {err}")
-    return elapsed, usage.ru_maxrss
 
 
 def summary(times: list[float], rss: list[int]) -> dict:

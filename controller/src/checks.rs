@@ -649,7 +649,8 @@ pub fn terway_requires_gate(terway: &DaemonSet) -> bool {
     )
 }
 
-/// An IPv4 or IPv6 CIDR.
+/// An IPv4 or IPv6 CIDR. Addresses are kept left-aligned in 128 bits, so one
+/// prefix mask serves both families.
 #[derive(Debug, Clone)]
 struct Cidr {
     text: String,
@@ -658,50 +659,43 @@ struct Cidr {
     v6: bool,
 }
 
-impl Cidr {
-    fn parse(s: &str) -> Option<Cidr> {
-        let (addr, len) = s.trim().split_once('/')?;
-        let ip: IpAddr = addr.parse().ok()?;
-        let len: u8 = len.parse().ok()?;
-        let (bits, v6) = match ip {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)), false),
-            IpAddr::V6(v6) => (u128::from(v6), true),
-        };
-        let width = if v6 { 128 } else { 32 };
-        (len <= width).then(|| Cidr { text: s.trim().to_owned(), net: mask(bits, len, width), len, v6 })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let (bits, v6) = match ip {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)), false),
-            IpAddr::V6(v6) => (u128::from(v6), true),
-        };
-        v6 == self.v6 && mask(bits, self.len, self.width()) == self.net
-    }
-
-    fn overlaps(&self, other: &Cidr) -> bool {
-        if self.v6 != other.v6 {
-            return false;
-        }
-        let len = self.len.min(other.len);
-        mask(self.net, len, self.width()) == mask(other.net, len, self.width())
-    }
-
-    fn width(&self) -> u8 {
-        if self.v6 {
-            128
-        } else {
-            32
-        }
+/// The address left-aligned in 128 bits, and whether it is IPv6.
+fn aligned(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, false),
+        IpAddr::V6(v6) => (u128::from(v6), true),
     }
 }
 
-fn mask(bits: u128, len: u8, width: u8) -> u128 {
-    if len == 0 {
-        return 0;
+fn prefix(bits: u128, len: u8) -> u128 {
+    match len {
+        0 => 0,
+        len => bits & (u128::MAX << (128 - u32::from(len))),
     }
-    let keep = u128::MAX << (128 - u32::from(len));
-    (bits << (128 - u32::from(width))) & keep
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Option<Cidr> {
+        let (addr, len) = s.trim().split_once('/')?;
+        let (bits, v6) = aligned(addr.parse().ok()?);
+        let len: u8 = len.parse().ok()?;
+        (len <= if v6 { 128 } else { 32 }).then(|| Cidr {
+            text: s.trim().to_owned(),
+            net: prefix(bits, len),
+            len,
+            v6,
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (bits, v6) = aligned(ip);
+        v6 == self.v6 && prefix(bits, self.len) == self.net
+    }
+
+    fn overlaps(&self, other: &Cidr) -> bool {
+        let len = self.len.min(other.len);
+        self.v6 == other.v6 && prefix(self.net, len) == prefix(other.net, len)
+    }
 }
 
 #[cfg(test)]

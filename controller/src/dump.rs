@@ -8,10 +8,11 @@
 //! `apiVersion`/`kind` (then the list kind gives them: `NodeList` -> `Node`).
 //! The format is told by content: JSON starts with `{` or `[`.
 //!
-//! Large JSON dumps (tens of thousands of objects) are the common case, so a
-//! JSON file is read once into memory, split into objects by a byte scanner,
-//! and every object we keep is deserialized straight from its own bytes: no
-//! intermediate `serde_json::Value` tree of the whole file.
+//! Large JSON dumps (tens of thousands of objects, hundreds of MB) are the
+//! case that matters, so JSON is streamed: the file is read once, in chunks, a
+//! byte scanner cuts it into List items, and each item we keep is deserialized
+//! straight from its own bytes. Neither the file nor a `serde_json::Value` tree
+//! of it is ever held whole; memory is the view itself plus one item.
 //!
 //! Secret values never leave this module: only kube-system/alibaba-addon-secret
 //! is looked at, it is reduced to [`SecretKeys`] at once, and errors about it
@@ -27,19 +28,20 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-/// Summary key of documents that are not Kubernetes objects (no string
-/// `apiVersion`/`kind`, or not a mapping).
+/// Summary key of documents and items that are not Kubernetes objects (not
+/// a mapping, or no string `apiVersion`/`kind`).
 pub const NOT_AN_OBJECT: &str = "(not a Kubernetes object)";
 
 const TERWAY_HYBRID_API: &str = "terway-hybrid.io/v1alpha1";
 const TIGERA_API: &str = "operator.tigera.io/v1";
 /// The singleton custom resources the view reads are all named `default`.
 const SINGLETON_NAME: &str = "default";
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Where in a dump something went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub enum DumpError {
     NotAFile { path: PathBuf },
     #[error("no Kubernetes objects found in {}", path.display())]
     NoObjects { path: PathBuf },
-    /// `file: document 3: items[2]: Node "node-4": <parser message with line/column>`.
+    /// `file: document 3: items[2]: Node "node-4": <parser message, with line and column>`.
     #[error("{}: {location}: {message}", file.display())]
     Parse { file: PathBuf, location: Location, message: String },
 }
@@ -88,11 +90,11 @@ pub struct LoadSummary {
     pub files: Vec<PathBuf>,
     /// Distinct objects now in the view, per kind.
     pub loaded: BTreeMap<String, usize>,
-    /// Objects not used by the view (other kinds, other ConfigMaps/Secrets,
-    /// non-objects under [`NOT_AN_OBJECT`]).
+    /// Objects the view does not use (other kinds, other ConfigMaps and
+    /// Secrets, and non-objects under [`NOT_AN_OBJECT`]).
     pub ignored: BTreeMap<String, usize>,
-    /// Objects that replaced an earlier one with the same kind/namespace/name
-    /// (the last one read wins).
+    /// Objects that replaced an earlier one with the same kind, namespace and
+    /// name: the last one read wins.
     pub duplicates: BTreeMap<String, usize>,
 }
 
@@ -113,8 +115,7 @@ pub fn load_with_summary(path: &Path) -> Result<(ClusterView, LoadSummary), Dump
     let files = collect_files(path)?;
     let mut loader = Loader::default();
     for file in files {
-        let bytes = fs::read(&file).map_err(|source| read_error(&file, source))?;
-        loader.load_file(&file, &bytes)?;
+        loader.load_file(&file)?;
         loader.summary.files.push(file);
     }
     if loader.summary.objects() == 0 {
@@ -147,20 +148,19 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, DumpError> {
         let entries = fs::read_dir(&dir).map_err(|e| read_error(&dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| read_error(&dir, e))?;
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
+            if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             let child = entry.path();
             let file_type = entry.file_type().map_err(|e| read_error(&child, e))?;
             if file_type.is_dir() {
                 dirs.push(child);
-            } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
+            } else if (file_type.is_file() || (file_type.is_symlink() && child.is_file()))
+                && has_dump_extension(&child)
+            {
                 // Symlinked files are read; symlinked directories are not
                 // followed, so a link cycle cannot loop.
-                if has_dump_extension(&child) {
-                    files.push(child);
-                }
+                files.push(child);
             }
         }
     }
@@ -200,6 +200,35 @@ impl Header {
     fn is(&self, namespace: Option<&str>, name: &str) -> bool {
         self.name.as_deref() == Some(name) && (namespace.is_none() || self.namespace.as_deref() == namespace)
     }
+
+    /// Inferred apiVersion/kind for the items of a typed list (`NodeList` -> `Node`).
+    fn item_type(&self) -> Option<(String, String)> {
+        let kind = self.kind.strip_suffix("List").filter(|k| !k.is_empty())?;
+        Some((self.api_version.clone(), kind.to_string()))
+    }
+}
+
+fn header_from(
+    api_version: Option<String>,
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    inferred: Option<&(String, String)>,
+) -> Option<Header> {
+    // Items of a typed list have no apiVersion/kind of their own.
+    let (api_version, kind) = match (api_version, kind, inferred) {
+        (Some(a), Some(k), _) => (a, k),
+        (None, None, Some((a, k))) => (a.clone(), k.clone()),
+        _ => return None,
+    };
+    if kind.is_empty() {
+        return None;
+    }
+    Some(Header { api_version, kind, namespace, name })
+}
+
+fn is_list_kind(kind: &str) -> bool {
+    kind.ends_with("List")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,22 +263,50 @@ impl Slot {
     }
 }
 
-/// Inferred apiVersion/kind for the items of a typed list (`NodeList` -> `Node`).
-fn item_type(list: &Header) -> Option<(String, String)> {
-    let kind = list.kind.strip_suffix("List").filter(|k| !k.is_empty())?;
-    Some((list.api_version.clone(), kind.to_string()))
+/// A position in a file: 1-based line, 1-based byte column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    line: usize,
+    column: usize,
 }
 
-fn is_list_kind(kind: &str) -> bool {
-    kind.ends_with("List")
+impl Pos {
+    const START: Pos = Pos { line: 1, column: 1 };
+
+    /// The position after `bytes`, read from here.
+    fn after(self, bytes: &[u8]) -> Pos {
+        match bytes.iter().rposition(|&b| b == b'\n') {
+            None => Pos { line: self.line, column: self.column + bytes.len() },
+            Some(last) => Pos {
+                line: self.line + bytes.iter().filter(|&&b| b == b'\n').count(),
+                column: bytes.len() - last,
+            },
+        }
+    }
+
+    /// A serde_json position (counted from the start of the slice it was
+    /// given, which starts here) made absolute.
+    fn plus(self, line: usize, column: usize) -> Pos {
+        if line <= 1 {
+            Pos { line: self.line, column: self.column + column.saturating_sub(1) }
+        } else {
+            Pos { line: self.line + line - 1, column }
+        }
+    }
 }
 
-/// Where the file being read stands, for errors.
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {} column {}", self.line, self.column)
+    }
+}
+
+/// Where the reader stands, for errors.
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     file: &'a Path,
-    /// The whole file, to turn offsets into lines and to re-read YAML for
-    /// positioned error messages.
-    bytes: &'a [u8],
+    /// The whole file when it is YAML, re-read for positioned messages; empty for JSON.
+    yaml: &'a [u8],
     document: usize,
     item: Option<Item>,
 }
@@ -283,12 +340,19 @@ impl Ctx<'_> {
             message,
         }
     }
+
+    fn stream_error(&self, e: StreamError) -> DumpError {
+        match e {
+            StreamError::Io(source) => DumpError::Read { path: self.file.to_path_buf(), source },
+            StreamError::Syntax { what, at } => self.error(None, format!("{what} at {at}")),
+        }
+    }
 }
 
 /// One object's body, still to be decoded.
 enum Body<'a> {
-    /// Bytes of a JSON object, at `offset` in the file.
-    Json { bytes: &'a [u8], offset: usize },
+    /// The bytes of a JSON object that starts at `at` in the file.
+    Json { bytes: &'a [u8], at: Pos },
     /// A YAML document (or List item) already read as a tree.
     Yaml(Value),
 }
@@ -296,35 +360,30 @@ enum Body<'a> {
 impl Body<'_> {
     fn decode<T: DeserializeOwned>(self, ctx: &Ctx<'_>) -> Result<T, String> {
         match self {
-            Body::Json { bytes, offset } => {
-                serde_json::from_slice(bytes).map_err(|e| json_message(&e, ctx.bytes, offset))
-            }
+            Body::Json { bytes, at } => serde_json::from_slice(bytes).map_err(|e| json_message(&e, at)),
             Body::Yaml(value) => serde_json::from_value(value).map_err(|e| {
                 // A tree has no positions: read the document again, straight
                 // into T, for serde_yaml's message with path, line and column.
-                yaml_typed_error::<T>(ctx.bytes, ctx.document, ctx.item).unwrap_or_else(|| e.to_string())
+                yaml_typed_error::<T>(ctx.yaml, ctx.document, ctx.item).unwrap_or_else(|| e.to_string())
             }),
         }
     }
 
     /// Syntax check of an object the view does not use, so that a corrupt
     /// file fails whatever it holds.
-    fn validate(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         match self {
-            Body::Json { bytes, offset } => serde_json::from_slice::<IgnoredAny>(bytes)
-                .map(drop)
-                .map_err(|e| json_message(&e, ctx.bytes, *offset)),
+            Body::Json { bytes, at } => validate_json(bytes, *at),
             Body::Yaml(_) => Ok(()),
         }
     }
 
     /// The addon Secret, reduced to key presence. Messages never carry
     /// serde's text, which may quote input.
-    fn secret_keys(self, ctx: &Ctx<'_>) -> Result<SecretKeys, String> {
+    fn secret_keys(self) -> Result<SecretKeys, String> {
         let value = match self {
-            Body::Json { bytes, offset } => serde_json::from_slice::<Value>(bytes).map_err(|e| {
-                let (line, column) = absolute_position(ctx.bytes, offset, e.line(), e.column());
-                format!("malformed JSON ({:?} error) at line {line} column {column}", e.classify())
+            Body::Json { bytes, at } => serde_json::from_slice::<Value>(bytes).map_err(|e| {
+                format!("malformed JSON ({:?} error) at {}", e.classify(), at.plus(e.line(), e.column()))
             })?,
             Body::Yaml(value) => value,
         };
@@ -332,28 +391,18 @@ impl Body<'_> {
     }
 }
 
-/// A serde_json message with the position made absolute in the file.
-fn json_message(e: &serde_json::Error, file: &[u8], offset: usize) -> String {
+fn validate_json(bytes: &[u8], at: Pos) -> Result<(), String> {
+    serde_json::from_slice::<IgnoredAny>(bytes).map(drop).map_err(|e| json_message(&e, at))
+}
+
+/// A serde_json message with its position made absolute in the file.
+fn json_message(e: &serde_json::Error, at: Pos) -> String {
     let text = e.to_string();
     if e.line() == 0 {
         return text;
     }
     let bare = text.rfind(" at line ").map_or(text.as_str(), |i| &text[..i]);
-    let (line, column) = absolute_position(file, offset, e.line(), e.column());
-    format!("{bare} at line {line} column {column}")
-}
-
-/// serde_json counts lines and columns (1-based) from the start of the slice
-/// it was given; turn them into the file's.
-fn absolute_position(file: &[u8], offset: usize, line: usize, column: usize) -> (usize, usize) {
-    let before = file.get(..offset).unwrap_or(file);
-    let base_line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-    let base_column = 1 + before.iter().rev().take_while(|&&b| b != b'\n').count();
-    if line <= 1 {
-        (base_line, base_column + column.saturating_sub(1))
-    } else {
-        (base_line + line - 1, column)
-    }
+    format!("{bare} at {}", at.plus(e.line(), e.column()))
 }
 
 /// The typed error serde_yaml gives for document `document` (1-based), or
@@ -522,6 +571,14 @@ fn base64_non_empty(s: &str) -> Option<bool> {
     Some(!body.is_empty())
 }
 
+/// A List item whose kind must wait for the list's own `kind`, which kubectl
+/// prints after `items`.
+struct Pending {
+    item: Item,
+    bytes: Vec<u8>,
+    at: Pos,
+}
+
 #[derive(Default)]
 struct Loader {
     view: ClusterView,
@@ -531,13 +588,32 @@ struct Loader {
 }
 
 impl Loader {
-    fn load_file(&mut self, file: &Path, bytes: &[u8]) -> Result<(), DumpError> {
-        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    /// Reads one file: JSON is streamed, YAML read whole (serde_yaml needs it so).
+    fn load_file(&mut self, file: &Path) -> Result<(), DumpError> {
+        let mut reader = File::open(file).map_err(|e| read_error(file, e))?;
+        // Read just enough to see the first meaningful byte.
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let first = loop {
+            let n = read_some(&mut reader, &mut chunk).map_err(|e| read_error(file, e))?;
+            head.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            let body = head.strip_prefix(BOM).unwrap_or(&head);
+            if let Some(&b) = body.iter().find(|b| !b.is_ascii_whitespace()) {
+                break Some(b);
+            }
+            if n == 0 {
+                break None;
+            }
+        };
         if matches!(first, Some(b'{' | b'[')) {
-            self.load_json(file, bytes)
+            if head.starts_with(BOM) {
+                head.drain(..BOM.len());
+            }
+            let mut stream = JsonStream::new(io::Cursor::new(head).chain(reader));
+            self.load_json(file, &mut stream)
         } else {
-            self.load_yaml(file, bytes)
+            reader.read_to_end(&mut head).map_err(|e| read_error(file, e))?;
+            self.load_yaml(file, &head)
         }
     }
 
@@ -549,14 +625,13 @@ impl Loader {
     fn dispatch(&mut self, ctx: &Ctx<'_>, header: Option<Header>, body: Body<'_>) -> Result<(), DumpError> {
         let Some(header) = header else {
             self.ignore(NOT_AN_OBJECT.to_string());
-            return body.validate(ctx).map_err(|m| ctx.error(None, m));
+            return body.validate().map_err(|m| ctx.error(None, m));
         };
         let Some(slot) = Slot::of(&header) else {
             self.ignore(header.summary_key());
-            return body.validate(ctx).map_err(|m| ctx.error(Some(&header), m));
+            return body.validate().map_err(|m| ctx.error(Some(&header), m));
         };
         let err = |m: String| ctx.error(Some(&header), m);
-        let key = header.summary_key();
         let replaced = match slot {
             Slot::Node => {
                 let obj = body.decode(ctx).map_err(err)?;
@@ -575,9 +650,7 @@ impl Loader {
                 self.push(slot, &header, obj, |v| &mut v.pods)
             }
             Slot::EniConfig => self.view.eni_config.replace(body.decode(ctx).map_err(err)?).is_some(),
-            Slot::AddonSecret => {
-                self.view.addon_secret.replace(body.secret_keys(ctx).map_err(err)?).is_some()
-            }
+            Slot::AddonSecret => self.view.addon_secret.replace(body.secret_keys().map_err(err)?).is_some(),
             Slot::KubernetesService => {
                 self.view.kubernetes_service.replace(body.decode(ctx).map_err(err)?).is_some()
             }
@@ -585,7 +658,7 @@ impl Loader {
             Slot::Rollout => self.view.rollout.replace(body.decode(ctx).map_err(err)?).is_some(),
         };
         let counter = if replaced { &mut self.summary.duplicates } else { &mut self.summary.loaded };
-        *counter.entry(key).or_default() += 1;
+        *counter.entry(header.summary_key()).or_default() += 1;
         Ok(())
     }
 
@@ -620,112 +693,200 @@ impl Loader {
 
     // ---- JSON ----
 
-    fn load_json(&mut self, file: &Path, bytes: &[u8]) -> Result<(), DumpError> {
-        let mut scan = Scanner::new(bytes);
-        let mut document = 0;
+    fn load_json<R: Read>(&mut self, file: &Path, stream: &mut JsonStream<R>) -> Result<(), DumpError> {
+        let mut ctx = Ctx { file, yaml: &[], document: 0, item: None };
         loop {
-            scan.skip_ws();
-            if scan.at_end() {
+            let serr = |e| ctx.stream_error(e);
+            stream.skip_ws().map_err(serr)?;
+            let Some(first) = stream.peek().map_err(serr)? else {
                 return Ok(());
-            }
-            document += 1;
-            let ctx = Ctx { file, bytes, document, item: None };
-            let start = scan.pos;
-            match scan.peek() {
-                Some(b'{') => {
-                    let members = scan.object().map_err(|e| scan_error(&ctx, e, start))?;
-                    self.json_object(&ctx, start, scan.pos, &members)?;
-                }
-                Some(b'[') => {
-                    let end = scan.value().map_err(|e| scan_error(&ctx, e, start))?;
-                    self.json_items(&ctx, start, None, true)?;
-                    scan.pos = end;
+            };
+            ctx.document += 1;
+            match first {
+                b'{' => self.json_object(&ctx, stream)?,
+                b'[' => {
+                    stream.advance(1);
+                    self.json_elements(&ctx, stream, true, None, None)?;
                 }
                 _ => {
-                    let message = match scan.value() {
-                        Ok(_) => "expected a JSON object or array".to_string(),
-                        Err(e) => scan_message(&ctx, e, start),
-                    };
-                    return Err(ctx.error(None, message));
+                    return Err(ctx.error(None, format!("expected a JSON object or array at {}", stream.at)));
                 }
             }
         }
     }
 
-    /// A top-level JSON object: a List, or a single object.
-    fn json_object(
-        &mut self,
-        ctx: &Ctx<'_>,
-        start: usize,
-        end: usize,
-        members: &[Member],
-    ) -> Result<(), DumpError> {
-        let bytes = ctx.bytes;
-        let header = json_header(bytes, members, None);
-        if let Some(h) = header.as_ref().filter(|h| is_list_kind(&h.kind)) {
-            if let Some(items) = members.iter().find(|m| m.key_is(bytes, "items")) {
-                return match bytes.get(items.value.0) {
-                    Some(b'[') => self.json_items(ctx, items.value.0, item_type(h), false),
-                    Some(b'n') => Ok(()), // items: null, an empty list
-                    _ => Err(ctx.error(header.as_ref(), "items: expected an array".to_string())),
-                };
+    /// A top-level JSON object: a List (its items streamed one by one) or a
+    /// single object (read whole).
+    fn json_object<R: Read>(&mut self, ctx: &Ctx<'_>, stream: &mut JsonStream<R>) -> Result<(), DumpError> {
+        let serr = |e| ctx.stream_error(e);
+        let at = stream.at;
+        stream.whole.clear();
+        stream.capture = Capture::Whole;
+        stream.advance(1);
+        let mut api_version = None;
+        let mut kind: Option<String> = None;
+        let mut streamed = false;
+        let mut pending = Vec::new();
+        stream.skip_ws().map_err(serr)?;
+        let mut more = stream.peek().map_err(serr)? != Some(b'}');
+        if !more {
+            stream.advance(1);
+        }
+        while more {
+            stream.skip_ws().map_err(serr)?;
+            if stream.peek().map_err(serr)? != Some(b'"') {
+                return Err(serr(stream.syntax("expected a key")));
+            }
+            let key_start = stream.whole.len();
+            stream.string().map_err(serr)?;
+            let key = json_string(&stream.whole, (key_start, stream.whole.len()));
+            stream.skip_ws().map_err(serr)?;
+            stream.expect(b':', "expected `:`").map_err(serr)?;
+            stream.skip_ws().map_err(serr)?;
+            // `items` of a List: kubectl prints it before `kind`, so a kind
+            // not yet seen counts as a List.
+            let items = key.as_deref() == Some("items")
+                && !streamed
+                && stream.peek().map_err(serr)? == Some(b'[')
+                && kind.as_deref().is_none_or(is_list_kind);
+            if items {
+                stream.capture = Capture::Off;
+                stream.advance(1);
+                let list = header_from(api_version.clone(), kind.clone(), None, None, None);
+                let inferred = list.as_ref().and_then(Header::item_type);
+                let wait = if list.is_some() { None } else { Some(&mut pending) };
+                self.json_elements(ctx, stream, false, inferred.as_ref(), wait)?;
+                streamed = true;
+                stream.capture = Capture::Whole;
+            } else {
+                let value_start = stream.whole.len();
+                stream.value().map_err(serr)?;
+                let span = (value_start, stream.whole.len());
+                match key.as_deref() {
+                    Some("apiVersion") => api_version = json_string(&stream.whole, span),
+                    Some("kind") => kind = json_string(&stream.whole, span),
+                    _ => {}
+                }
+            }
+            stream.skip_ws().map_err(serr)?;
+            match stream.peek().map_err(serr)? {
+                Some(b',') => stream.advance(1),
+                Some(b'}') => {
+                    stream.advance(1);
+                    more = false;
+                }
+                _ => return Err(serr(stream.syntax("expected `,` or `}`"))),
             }
         }
-        let body = Body::Json { bytes: bytes.get(start..end).unwrap_or_default(), offset: start };
-        self.dispatch(ctx, header, body)
+        stream.capture = Capture::Off;
+        if streamed {
+            if let Some(k) = kind.as_deref().filter(|k| !is_list_kind(k)) {
+                return Err(ctx.error(
+                    None,
+                    format!("a top-level `items` array belongs to a List, but this object is a {k}"),
+                ));
+            }
+            let list = header_from(api_version, kind, None, None, None);
+            let inferred = list.as_ref().and_then(Header::item_type);
+            for p in pending {
+                let ctx = Ctx { item: Some(p.item), ..*ctx };
+                self.json_item(&ctx, &p.bytes, p.at, inferred.as_ref(), None)?;
+            }
+            return Ok(());
+        }
+        let whole = std::mem::take(&mut stream.whole);
+        let result = self.json_single(ctx, &whole, at);
+        stream.whole = whole; // keeps the allocation for the next document
+        result
     }
 
-    /// The elements of the JSON array at `start`, each an object of its own.
-    fn json_items(
+    /// A top-level object that is not a List with an `items` array.
+    fn json_single(&mut self, ctx: &Ctx<'_>, bytes: &[u8], at: Pos) -> Result<(), DumpError> {
+        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, at)))?;
+        let header = json_header(bytes, &members, None);
+        let list = header.as_ref().is_some_and(|h| is_list_kind(&h.kind));
+        if let Some(items) = members.iter().find(|m| list && m.key_is(bytes, "items")) {
+            // An array would have been streamed: this is `items: null` (an
+            // empty list) or a mistake.
+            return match bytes.get(items.value.0) {
+                Some(b'n') => Ok(()),
+                _ => Err(ctx.error(header.as_ref(), "items: expected an array".to_string())),
+            };
+        }
+        self.dispatch(ctx, header, Body::Json { bytes, at })
+    }
+
+    /// The elements of the array just entered, each an object of its own.
+    /// Items that need the list's kind, not known yet, go to `wait`.
+    fn json_elements<R: Read>(
         &mut self,
         ctx: &Ctx<'_>,
-        start: usize,
-        inferred: Option<(String, String)>,
+        stream: &mut JsonStream<R>,
         root_array: bool,
+        inferred: Option<&(String, String)>,
+        mut wait: Option<&mut Vec<Pending>>,
     ) -> Result<(), DumpError> {
-        let bytes = ctx.bytes;
-        let mut scan = Scanner::new(bytes);
-        scan.pos = start + 1;
+        let serr = |e| ctx.stream_error(e);
+        stream.skip_ws().map_err(serr)?;
+        if stream.peek().map_err(serr)? == Some(b']') {
+            stream.advance(1);
+            return Ok(());
+        }
         let mut index = 0;
         loop {
             let ctx = Ctx { item: Some(Item { index, root_array }), ..*ctx };
-            scan.skip_ws();
-            if index == 0 && scan.peek() == Some(b']') {
-                return Ok(());
-            }
-            let item_start = scan.pos;
-            if scan.peek() == Some(b'{') {
-                let members = scan.object().map_err(|e| scan_error(&ctx, e, start))?;
-                // A list inside a list is not something kubectl writes: it is
-                // not followed, just counted as an ignored kind.
-                let header = json_header(bytes, &members, inferred.as_ref());
-                let body = Body::Json {
-                    bytes: bytes.get(item_start..scan.pos).unwrap_or_default(),
-                    offset: item_start,
-                };
-                self.dispatch(&ctx, header, body)?;
-            } else {
-                scan.value().map_err(|e| scan_error(&ctx, e, start))?;
-                self.ignore(NOT_AN_OBJECT.to_string());
-            }
-            scan.skip_ws();
-            match scan.peek() {
-                Some(b',') => scan.pos += 1,
-                Some(b']') => return Ok(()),
-                _ => {
-                    let e = ScanError { offset: scan.pos, what: "expected `,` or `]`" };
-                    return Err(scan_error(&ctx, e, start));
+            stream.skip_ws().map_err(|e| ctx.stream_error(e))?;
+            let at = stream.at;
+            stream.item.clear();
+            stream.capture = Capture::Item;
+            let scanned = stream.value();
+            stream.capture = Capture::Off;
+            scanned.map_err(|e| ctx.stream_error(e))?;
+            let bytes = std::mem::take(&mut stream.item);
+            let result = self.json_item(&ctx, &bytes, at, inferred, wait.as_deref_mut());
+            stream.item = bytes; // keeps the allocation for the next item
+            result?;
+            stream.skip_ws().map_err(|e| ctx.stream_error(e))?;
+            match stream.peek().map_err(|e| ctx.stream_error(e))? {
+                Some(b',') => stream.advance(1),
+                Some(b']') => {
+                    stream.advance(1);
+                    return Ok(());
                 }
+                _ => return Err(ctx.stream_error(stream.syntax("expected `,` or `]`"))),
             }
             index += 1;
         }
+    }
+
+    fn json_item(
+        &mut self,
+        ctx: &Ctx<'_>,
+        bytes: &[u8],
+        at: Pos,
+        inferred: Option<&(String, String)>,
+        wait: Option<&mut Vec<Pending>>,
+    ) -> Result<(), DumpError> {
+        if bytes.first() != Some(&b'{') {
+            self.ignore(NOT_AN_OBJECT.to_string());
+            return validate_json(bytes, at).map_err(|m| ctx.error(None, m));
+        }
+        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, at)))?;
+        let header = json_header(bytes, &members, inferred);
+        if let (None, Some(wait), Some(item)) = (&header, wait, ctx.item) {
+            wait.push(Pending { item, bytes: bytes.to_vec(), at });
+            return Ok(());
+        }
+        // A list inside a list is not something kubectl writes: it is not
+        // followed, just counted as an ignored kind.
+        self.dispatch(ctx, header, Body::Json { bytes, at })
     }
 
     // ---- YAML ----
 
     fn load_yaml(&mut self, file: &Path, bytes: &[u8]) -> Result<(), DumpError> {
         for (i, doc) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
-            let ctx = Ctx { file, bytes, document: i + 1, item: None };
+            let ctx = Ctx { file, yaml: bytes, document: i + 1, item: None };
             // Stops at the first error: after one, the YAML parser does not move on.
             let value = Value::deserialize(doc).map_err(|e| ctx.error(None, e.to_string()))?;
             match value {
@@ -734,7 +895,7 @@ impl Loader {
                 Value::Object(mut map) => {
                     let header = map_header(&map, None);
                     let list = header.as_ref().filter(|h| is_list_kind(&h.kind) && map.contains_key("items"));
-                    match list.map(|h| (item_type(h), map.remove("items"))) {
+                    match list.map(|h| (h.item_type(), map.remove("items"))) {
                         Some((inferred, Some(Value::Array(items)))) => {
                             self.yaml_items(&ctx, items, inferred, false)?
                         }
@@ -771,6 +932,15 @@ impl Loader {
     }
 }
 
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 fn map_header(map: &serde_json::Map<String, Value>, inferred: Option<&(String, String)>) -> Option<Header> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let meta = map.get("metadata");
@@ -781,25 +951,6 @@ fn map_header(map: &serde_json::Map<String, Value>, inferred: Option<&(String, S
         text(meta.and_then(|m| m.get("name"))),
         inferred,
     )
-}
-
-fn header_from(
-    api_version: Option<String>,
-    kind: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    inferred: Option<&(String, String)>,
-) -> Option<Header> {
-    // Items of a typed list have no apiVersion/kind of their own.
-    let (api_version, kind) = match (api_version, kind, inferred) {
-        (Some(a), Some(k), _) => (a, k),
-        (None, None, Some((a, k))) => (a.clone(), k.clone()),
-        _ => return None,
-    };
-    if kind.is_empty() {
-        return None;
-    }
-    Some(Header { api_version, kind, namespace, name })
 }
 
 /// Header of a JSON object from its scanned members; only `metadata` is
@@ -819,7 +970,7 @@ fn json_header(bytes: &[u8], members: &[Member], inferred: Option<&(String, Stri
     header_from(text("apiVersion"), text("kind"), namespace, name, inferred)
 }
 
-/// A JSON string value at `span`, decoded; None if it is not a string.
+/// The JSON string at `span` of `bytes`, decoded; None if it is not a string.
 fn json_string(bytes: &[u8], (start, end): (usize, usize)) -> Option<String> {
     let raw = bytes.get(start..end)?;
     let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
@@ -830,24 +981,8 @@ fn json_string(bytes: &[u8], (start, end): (usize, usize)) -> Option<String> {
     }
 }
 
-fn scan_error(ctx: &Ctx<'_>, e: ScanError, doc_start: usize) -> DumpError {
-    ctx.error(None, scan_message(ctx, e, doc_start))
-}
-
-/// A scanner error, said in serde_json's words when serde_json finds the
-/// problem too (it says more: "expected `,` or `}`", "EOF while parsing").
-fn scan_message(ctx: &Ctx<'_>, e: ScanError, doc_start: usize) -> String {
-    let rest = ctx.bytes.get(doc_start..).unwrap_or_default();
-    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<IgnoredAny>();
-    if let Some(Err(serde)) = stream.next() {
-        return json_message(&serde, ctx.bytes, doc_start);
-    }
-    let (line, column) = absolute_position(ctx.bytes, e.offset, 1, 1);
-    format!("{} at line {line} column {column}", e.what)
-}
-
-/// A member of a JSON object: spans (start, end) in the file of its key
-/// (quotes included) and of its value.
+/// A member of a JSON object: spans (start, end) of its key (quotes
+/// included) and of its value.
 #[derive(Debug, Clone, Copy)]
 struct Member {
     key: (usize, usize),
@@ -870,9 +1005,21 @@ struct ScanError {
     what: &'static str,
 }
 
-/// Finds the extent of JSON values without building them. It checks
-/// structure (strings closed, brackets matched, `:` and `,` in objects it
-/// splits); serde_json checks everything else when an object is read.
+impl ScanError {
+    /// Said in serde_json's words when serde_json finds the problem too (it
+    /// says more: "expected `,` or `}`", "EOF while parsing a string").
+    fn message(self, bytes: &[u8], at: Pos) -> String {
+        match validate_json(bytes, at) {
+            Err(serde) => serde,
+            Ok(()) => format!("{} at {}", self.what, at.after(bytes.get(..self.offset).unwrap_or_default())),
+        }
+    }
+}
+
+/// Splits one JSON object held in memory into its members without building
+/// anything. It checks structure only (strings closed, brackets matched,
+/// `:` and `,` between members); serde_json checks the rest when the object
+/// is read.
 struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -887,10 +1034,6 @@ impl<'a> Scanner<'a> {
 
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.bytes.len()
     }
 
     fn fail<T>(&self, what: &'static str) -> Result<T, ScanError> {
@@ -930,12 +1073,7 @@ impl<'a> Scanner<'a> {
             Some(b'{' | b'[') => self.container()?,
             Some(_) => {
                 let start = self.pos;
-                while !matches!(
-                    self.peek(),
-                    None | Some(
-                        b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"'
-                    )
-                ) {
+                while !self.peek().is_none_or(is_delimiter) {
                     self.pos += 1;
                 }
                 if self.pos == start {
@@ -1009,6 +1147,223 @@ impl<'a> Scanner<'a> {
                     return Ok(members);
                 }
                 _ => return self.fail("expected `,` or `}`"),
+            }
+        }
+    }
+}
+
+/// Ends a scalar (number, `true`, ...).
+fn is_delimiter(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"')
+}
+
+#[derive(Debug)]
+enum StreamError {
+    Io(io::Error),
+    Syntax { what: &'static str, at: Pos },
+}
+
+/// Where the bytes the stream moves past are copied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    Off,
+    Whole,
+    Item,
+}
+
+/// A forward-only JSON scanner over a reader: it finds where values end
+/// (checking only structure) and copies the bytes it passes into `whole` or
+/// `item` while asked to. It tracks line and column for messages.
+struct JsonStream<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    /// The unread bytes are `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+    eof: bool,
+    /// Position of `buf[pos]` in the file.
+    at: Pos,
+    capture: Capture,
+    whole: Vec<u8>,
+    item: Vec<u8>,
+    stack: Vec<u8>,
+}
+
+impl<R: Read> JsonStream<R> {
+    const CHUNK: usize = 256 * 1024;
+
+    fn new(reader: R) -> Self {
+        JsonStream {
+            reader,
+            buf: vec![0; Self::CHUNK].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            eof: false,
+            at: Pos::START,
+            capture: Capture::Off,
+            whole: Vec::new(),
+            item: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// Makes unread bytes available; false at the end of input.
+    fn fill(&mut self) -> Result<bool, StreamError> {
+        if self.pos < self.end {
+            return Ok(true);
+        }
+        if self.eof {
+            return Ok(false);
+        }
+        let n = read_some(&mut self.reader, &mut self.buf).map_err(StreamError::Io)?;
+        self.pos = 0;
+        self.end = n;
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    fn window(&self) -> &[u8] {
+        self.buf.get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// Moves past `n` unread bytes (at most those available).
+    fn advance(&mut self, n: usize) {
+        let end = (self.pos + n).min(self.end);
+        let Some(passed) = self.buf.get(self.pos..end) else {
+            return;
+        };
+        match self.capture {
+            Capture::Off => {}
+            Capture::Whole => self.whole.extend_from_slice(passed),
+            Capture::Item => self.item.extend_from_slice(passed),
+        }
+        self.at = self.at.after(passed);
+        self.pos = end;
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, StreamError> {
+        Ok(if self.fill()? { self.window().first().copied() } else { None })
+    }
+
+    fn syntax(&self, what: &'static str) -> StreamError {
+        StreamError::Syntax { what, at: self.at }
+    }
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), StreamError> {
+        if self.peek()? != Some(byte) {
+            return Err(self.syntax(what));
+        }
+        self.advance(1);
+        Ok(())
+    }
+
+    fn skip_ws(&mut self) -> Result<(), StreamError> {
+        while self.fill()? {
+            let window = self.window();
+            let found = window.iter().position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
+            let n = found.unwrap_or(window.len());
+            self.advance(n);
+            if found.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// At `"`: moves past the closing quote.
+    fn string(&mut self) -> Result<(), StreamError> {
+        let start = self.at;
+        let unterminated = StreamError::Syntax { what: "unterminated string", at: start };
+        self.advance(1);
+        loop {
+            if !self.fill()? {
+                return Err(unterminated);
+            }
+            let window = self.window();
+            match window.iter().position(|&b| b == b'"' || b == b'\\') {
+                None => {
+                    let n = window.len();
+                    self.advance(n);
+                }
+                Some(k) => {
+                    let quote = window.get(k) == Some(&b'"');
+                    self.advance(k + 1);
+                    if quote {
+                        return Ok(());
+                    }
+                    // An escape: the escaped byte cannot end the string.
+                    if !self.fill()? {
+                        return Err(unterminated);
+                    }
+                    self.advance(1);
+                }
+            }
+        }
+    }
+
+    /// Moves past one value.
+    fn value(&mut self) -> Result<(), StreamError> {
+        match self.peek()? {
+            Some(b'"') => self.string(),
+            Some(b'{' | b'[') => self.container(),
+            Some(_) => self.scalar(),
+            None => Err(self.syntax("unexpected end of input")),
+        }
+    }
+
+    fn scalar(&mut self) -> Result<(), StreamError> {
+        let start = self.at;
+        let mut any = false;
+        while self.fill()? {
+            let window = self.window();
+            let found = window.iter().position(|&b| is_delimiter(b));
+            let n = found.unwrap_or(window.len());
+            any |= n > 0;
+            self.advance(n);
+            if found.is_some() {
+                break;
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(StreamError::Syntax { what: "expected a value", at: start })
+        }
+    }
+
+    fn container(&mut self) -> Result<(), StreamError> {
+        self.stack.clear();
+        loop {
+            if !self.fill()? {
+                return Err(self.syntax("unexpected end of input"));
+            }
+            let window = self.window();
+            let Some(k) = window.iter().position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']')) else {
+                let n = window.len();
+                self.advance(n);
+                continue;
+            };
+            let b = window.get(k).copied().unwrap_or_default();
+            self.advance(k);
+            match b {
+                b'"' => self.string()?,
+                b'{' => {
+                    self.stack.push(b'}');
+                    self.advance(1);
+                }
+                b'[' => {
+                    self.stack.push(b']');
+                    self.advance(1);
+                }
+                _ => {
+                    if self.stack.pop() != Some(b) {
+                        return Err(self.syntax("mismatched bracket"));
+                    }
+                    self.advance(1);
+                    if self.stack.is_empty() {
+                        return Ok(());
+                    }
+                }
             }
         }
     }

@@ -176,20 +176,29 @@ impl fmt::Display for TermMismatch {
 
 /// Would the DaemonSet run a pod on this node?
 pub fn admits(ds: &DaemonSet, node: &Node) -> Admission {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let no_labels = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&no_labels);
     let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
-    admits_spec(&pod_spec(ds), &labels, node.metadata.name.as_deref(), taints)
+    with_template_spec(ds, |spec| admits_spec(spec, labels, node.metadata.name.as_deref(), taints))
 }
 
 /// Would the DaemonSet run a pod on a hypothetical node with these labels and
 /// taints, and no name (so `matchFields` do not restrict it, as in Kubernetes)?
 pub fn admits_labels(ds: &DaemonSet, labels: &BTreeMap<String, String>, taints: &[Taint]) -> Admission {
-    admits_spec(&pod_spec(ds), labels, None, taints)
+    with_template_spec(ds, |spec| admits_spec(spec, labels, None, taints))
 }
 
 /// The DaemonSet's pod template spec; missing parts count as empty.
 pub fn pod_spec(ds: &DaemonSet) -> PodSpec {
     ds.spec.as_ref().and_then(|s| s.template.spec.clone()).unwrap_or_default()
+}
+
+/// Runs `f` on the template spec without copying it (an empty one when missing).
+fn with_template_spec<T>(ds: &DaemonSet, f: impl FnOnce(&PodSpec) -> T) -> T {
+    match ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+        Some(spec) => f(spec),
+        None => f(&PodSpec::default()),
+    }
 }
 
 /// Would a DaemonSet pod with this template spec run on a node with these
