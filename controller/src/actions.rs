@@ -63,12 +63,15 @@ pub fn actions(view: &ClusterView, plan: &Plan) -> Vec<Action> {
         out.push(Action::TerwayGate(gate.clone()));
     }
     out.extend(plan.remediations.iter().cloned().map(Action::Remediate));
-    let current_status = view.rollout.as_ref().and_then(|r| r.status.as_ref());
-    if current_status != Some(&plan.status) {
-        out.push(Action::RolloutStatus(Box::new(plan.status.clone())));
-        // Events go with the status change that records them, so a retry
-        // after a failed status write does not repeat them.
-        out.extend(plan.events.iter().cloned().map(Action::Event));
+    // Without the object, status and Events wait for the next reconcile,
+    // which sees the created one (Events need its uid).
+    if let Some(rollout) = &view.rollout {
+        if rollout.status.as_ref() != Some(&plan.status) {
+            out.push(Action::RolloutStatus(Box::new(plan.status.clone())));
+            // Events go with the status change that records them, so a retry
+            // after a failed status write does not repeat them.
+            out.extend(plan.events.iter().cloned().map(Action::Event));
+        }
     }
     out
 }

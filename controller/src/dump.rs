@@ -284,8 +284,8 @@ impl Pos {
         }
     }
 
-    /// A serde_json position (counted from the start of the slice it was
-    /// given, which starts here) made absolute.
+    /// A serde_json position, counted from the start of the slice it was
+    /// given (which starts here), made absolute.
     fn plus(self, line: usize, column: usize) -> Pos {
         if line <= 1 {
             Pos { line: self.line, column: self.column + column.saturating_sub(1) }
@@ -344,15 +344,42 @@ impl Ctx<'_> {
     fn stream_error(&self, e: StreamError) -> DumpError {
         match e {
             StreamError::Io(source) => DumpError::Read { path: self.file.to_path_buf(), source },
-            StreamError::Syntax { what, at } => self.error(None, format!("{what} at {at}")),
+            StreamError::Syntax { what, at } => {
+                self.error(None, format!("{what} at {}", self.locate(at, 1, 1)))
+            }
         }
+    }
+
+    /// `line L column C` of a position given as serde_json gives it: line and
+    /// column within a JSON slice that starts at byte `offset` of the file.
+    ///
+    /// Lines are found by reading the file again up to `offset`: errors are
+    /// rare, and counting lines on the way would slow every load.
+    fn locate(&self, offset: usize, line: usize, column: usize) -> String {
+        match self.position_of(offset) {
+            Some(start) => start.plus(line, column).to_string(),
+            None => format!("line {line} column {column} of the value at byte {offset}"),
+        }
+    }
+
+    fn position_of(&self, offset: usize) -> Option<Pos> {
+        let mut reader = File::open(self.file).ok()?;
+        let mut buf = vec![0; 64 * 1024];
+        let (mut pos, mut left) = (Pos::START, offset);
+        while left > 0 {
+            let n = read_some(&mut reader, &mut buf).ok()?;
+            let chunk = buf.get(..n.min(left)).filter(|c| !c.is_empty())?;
+            pos = pos.after(chunk);
+            left -= chunk.len();
+        }
+        Some(pos)
     }
 }
 
 /// One object's body, still to be decoded.
 enum Body<'a> {
-    /// The bytes of a JSON object that starts at `at` in the file.
-    Json { bytes: &'a [u8], at: Pos },
+    /// The bytes of a JSON object that starts at byte `at` of the file.
+    Json { bytes: &'a [u8], at: usize },
     /// A YAML document (or List item) already read as a tree.
     Yaml(Value),
 }
@@ -360,7 +387,7 @@ enum Body<'a> {
 impl Body<'_> {
     fn decode<T: DeserializeOwned>(self, ctx: &Ctx<'_>) -> Result<T, String> {
         match self {
-            Body::Json { bytes, at } => serde_json::from_slice(bytes).map_err(|e| json_message(&e, at)),
+            Body::Json { bytes, at } => serde_json::from_slice(bytes).map_err(|e| json_message(&e, ctx, at)),
             Body::Yaml(value) => serde_json::from_value(value).map_err(|e| {
                 // A tree has no positions: read the document again, straight
                 // into T, for serde_yaml's message with path, line and column.
@@ -371,19 +398,23 @@ impl Body<'_> {
 
     /// Syntax check of an object the view does not use, so that a corrupt
     /// file fails whatever it holds.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, ctx: &Ctx<'_>) -> Result<(), String> {
         match self {
-            Body::Json { bytes, at } => validate_json(bytes, *at),
+            Body::Json { bytes, at } => validate_json(bytes, ctx, *at),
             Body::Yaml(_) => Ok(()),
         }
     }
 
     /// The addon Secret, reduced to key presence. Messages never carry
     /// serde's text, which may quote input.
-    fn secret_keys(self) -> Result<SecretKeys, String> {
+    fn secret_keys(self, ctx: &Ctx<'_>) -> Result<SecretKeys, String> {
         let value = match self {
             Body::Json { bytes, at } => serde_json::from_slice::<Value>(bytes).map_err(|e| {
-                format!("malformed JSON ({:?} error) at {}", e.classify(), at.plus(e.line(), e.column()))
+                format!(
+                    "malformed JSON ({:?} error) at {}",
+                    e.classify(),
+                    ctx.locate(at, e.line(), e.column())
+                )
             })?,
             Body::Yaml(value) => value,
         };
@@ -391,18 +422,19 @@ impl Body<'_> {
     }
 }
 
-fn validate_json(bytes: &[u8], at: Pos) -> Result<(), String> {
-    serde_json::from_slice::<IgnoredAny>(bytes).map(drop).map_err(|e| json_message(&e, at))
+fn validate_json(bytes: &[u8], ctx: &Ctx<'_>, at: usize) -> Result<(), String> {
+    serde_json::from_slice::<IgnoredAny>(bytes).map(drop).map_err(|e| json_message(&e, ctx, at))
 }
 
-/// A serde_json message with its position made absolute in the file.
-fn json_message(e: &serde_json::Error, at: Pos) -> String {
+/// A serde_json message about the JSON at byte `at`, with its position made
+/// absolute in the file.
+fn json_message(e: &serde_json::Error, ctx: &Ctx<'_>, at: usize) -> String {
     let text = e.to_string();
     if e.line() == 0 {
         return text;
     }
     let bare = text.rfind(" at line ").map_or(text.as_str(), |i| &text[..i]);
-    format!("{bare} at {}", at.plus(e.line(), e.column()))
+    format!("{bare} at {}", ctx.locate(at, e.line(), e.column()))
 }
 
 /// The typed error serde_yaml gives for document `document` (1-based), or
@@ -576,7 +608,7 @@ fn base64_non_empty(s: &str) -> Option<bool> {
 struct Pending {
     item: Item,
     bytes: Vec<u8>,
-    at: Pos,
+    at: usize,
 }
 
 #[derive(Default)]
@@ -606,10 +638,15 @@ impl Loader {
             }
         };
         if matches!(first, Some(b'{' | b'[')) {
-            if head.starts_with(BOM) {
-                head.drain(..BOM.len());
-            }
+            let bom = head.starts_with(BOM);
             let mut stream = JsonStream::new(io::Cursor::new(head).chain(reader));
+            if bom {
+                // Passed, not dropped, so offsets stay the file's.
+                stream
+                    .fill()
+                    .map_err(|e| Ctx { file, yaml: &[], document: 0, item: None }.stream_error(e))?;
+                stream.advance(BOM.len());
+            }
             self.load_json(file, &mut stream)
         } else {
             reader.read_to_end(&mut head).map_err(|e| read_error(file, e))?;
@@ -625,11 +662,11 @@ impl Loader {
     fn dispatch(&mut self, ctx: &Ctx<'_>, header: Option<Header>, body: Body<'_>) -> Result<(), DumpError> {
         let Some(header) = header else {
             self.ignore(NOT_AN_OBJECT.to_string());
-            return body.validate().map_err(|m| ctx.error(None, m));
+            return body.validate(ctx).map_err(|m| ctx.error(None, m));
         };
         let Some(slot) = Slot::of(&header) else {
             self.ignore(header.summary_key());
-            return body.validate().map_err(|m| ctx.error(Some(&header), m));
+            return body.validate(ctx).map_err(|m| ctx.error(Some(&header), m));
         };
         let err = |m: String| ctx.error(Some(&header), m);
         let replaced = match slot {
@@ -650,7 +687,9 @@ impl Loader {
                 self.push(slot, &header, obj, |v| &mut v.pods)
             }
             Slot::EniConfig => self.view.eni_config.replace(body.decode(ctx).map_err(err)?).is_some(),
-            Slot::AddonSecret => self.view.addon_secret.replace(body.secret_keys().map_err(err)?).is_some(),
+            Slot::AddonSecret => {
+                self.view.addon_secret.replace(body.secret_keys(ctx).map_err(err)?).is_some()
+            }
             Slot::KubernetesService => {
                 self.view.kubernetes_service.replace(body.decode(ctx).map_err(err)?).is_some()
             }
@@ -709,7 +748,8 @@ impl Loader {
                     self.json_elements(&ctx, stream, true, None, None)?;
                 }
                 _ => {
-                    return Err(ctx.error(None, format!("expected a JSON object or array at {}", stream.at)));
+                    let at = ctx.locate(stream.offset, 1, 1);
+                    return Err(ctx.error(None, format!("expected a JSON object or array at {at}")));
                 }
             }
         }
@@ -719,7 +759,7 @@ impl Loader {
     /// single object (read whole).
     fn json_object<R: Read>(&mut self, ctx: &Ctx<'_>, stream: &mut JsonStream<R>) -> Result<(), DumpError> {
         let serr = |e| ctx.stream_error(e);
-        let at = stream.at;
+        let at = stream.offset;
         stream.whole.clear();
         stream.capture = Capture::Whole;
         stream.advance(1);
@@ -801,8 +841,8 @@ impl Loader {
     }
 
     /// A top-level object that is not a List with an `items` array.
-    fn json_single(&mut self, ctx: &Ctx<'_>, bytes: &[u8], at: Pos) -> Result<(), DumpError> {
-        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, at)))?;
+    fn json_single(&mut self, ctx: &Ctx<'_>, bytes: &[u8], at: usize) -> Result<(), DumpError> {
+        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, ctx, at)))?;
         let header = json_header(bytes, &members, None);
         let list = header.as_ref().is_some_and(|h| is_list_kind(&h.kind));
         if let Some(items) = members.iter().find(|m| list && m.key_is(bytes, "items")) {
@@ -836,7 +876,7 @@ impl Loader {
         loop {
             let ctx = Ctx { item: Some(Item { index, root_array }), ..*ctx };
             stream.skip_ws().map_err(|e| ctx.stream_error(e))?;
-            let at = stream.at;
+            let at = stream.offset;
             stream.item.clear();
             stream.capture = Capture::Item;
             let scanned = stream.value();
@@ -863,15 +903,15 @@ impl Loader {
         &mut self,
         ctx: &Ctx<'_>,
         bytes: &[u8],
-        at: Pos,
+        at: usize,
         inferred: Option<&(String, String)>,
         wait: Option<&mut Vec<Pending>>,
     ) -> Result<(), DumpError> {
         if bytes.first() != Some(&b'{') {
             self.ignore(NOT_AN_OBJECT.to_string());
-            return validate_json(bytes, at).map_err(|m| ctx.error(None, m));
+            return validate_json(bytes, ctx, at).map_err(|m| ctx.error(None, m));
         }
-        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, at)))?;
+        let members = Scanner::new(bytes).object().map_err(|e| ctx.error(None, e.message(bytes, ctx, at)))?;
         let header = json_header(bytes, &members, inferred);
         if let (None, Some(wait), Some(item)) = (&header, wait, ctx.item) {
             wait.push(Pending { item, bytes: bytes.to_vec(), at });
@@ -1008,10 +1048,10 @@ struct ScanError {
 impl ScanError {
     /// Said in serde_json's words when serde_json finds the problem too (it
     /// says more: "expected `,` or `}`", "EOF while parsing a string").
-    fn message(self, bytes: &[u8], at: Pos) -> String {
-        match validate_json(bytes, at) {
+    fn message(self, bytes: &[u8], ctx: &Ctx<'_>, at: usize) -> String {
+        match validate_json(bytes, ctx, at) {
             Err(serde) => serde,
-            Ok(()) => format!("{} at {}", self.what, at.after(bytes.get(..self.offset).unwrap_or_default())),
+            Ok(()) => format!("{} at {}", self.what, ctx.locate(at + self.offset, 1, 1)),
         }
     }
 }
@@ -1160,7 +1200,11 @@ fn is_delimiter(b: u8) -> bool {
 #[derive(Debug)]
 enum StreamError {
     Io(io::Error),
-    Syntax { what: &'static str, at: Pos },
+    /// `at`: a byte offset in the file.
+    Syntax {
+        what: &'static str,
+        at: usize,
+    },
 }
 
 /// Where the bytes the stream moves past are copied to.
@@ -1181,8 +1225,9 @@ struct JsonStream<R> {
     pos: usize,
     end: usize,
     eof: bool,
-    /// Position of `buf[pos]` in the file.
-    at: Pos,
+    /// Offset of `buf[pos]` in the file. Lines are not counted here (see
+    /// [`Ctx::locate`]).
+    offset: usize,
     capture: Capture,
     whole: Vec<u8>,
     item: Vec<u8>,
@@ -1199,7 +1244,7 @@ impl<R: Read> JsonStream<R> {
             pos: 0,
             end: 0,
             eof: false,
-            at: Pos::START,
+            offset: 0,
             capture: Capture::Off,
             whole: Vec::new(),
             item: Vec::new(),
@@ -1237,7 +1282,7 @@ impl<R: Read> JsonStream<R> {
             Capture::Whole => self.whole.extend_from_slice(passed),
             Capture::Item => self.item.extend_from_slice(passed),
         }
-        self.at = self.at.after(passed);
+        self.offset += passed.len();
         self.pos = end;
     }
 
@@ -1246,7 +1291,7 @@ impl<R: Read> JsonStream<R> {
     }
 
     fn syntax(&self, what: &'static str) -> StreamError {
-        StreamError::Syntax { what, at: self.at }
+        StreamError::Syntax { what, at: self.offset }
     }
 
     fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), StreamError> {
@@ -1272,7 +1317,7 @@ impl<R: Read> JsonStream<R> {
 
     /// At `"`: moves past the closing quote.
     fn string(&mut self) -> Result<(), StreamError> {
-        let start = self.at;
+        let start = self.offset;
         let unterminated = StreamError::Syntax { what: "unterminated string", at: start };
         self.advance(1);
         loop {
@@ -1312,7 +1357,7 @@ impl<R: Read> JsonStream<R> {
     }
 
     fn scalar(&mut self) -> Result<(), StreamError> {
-        let start = self.at;
+        let start = self.offset;
         let mut any = false;
         while self.fill()? {
             let window = self.window();

@@ -14,6 +14,7 @@ pub mod actions;
 pub mod affinity;
 pub mod apply;
 pub mod checks;
+pub mod cli;
 pub mod cluster;
 pub mod dump;
 pub mod fetch;

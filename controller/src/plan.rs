@@ -220,7 +220,23 @@ fn rollout<'a>(
     let timeout = parse_duration(&c.spec.readiness_timeout).unwrap_or(SignedDuration::from_mins(10));
     let mut halted = None;
     let mut wave_open = false;
-    if let Some(wave) = &previous.wave {
+    // A wave the status lost (its write failed after the gate labels landed),
+    // or Terway failing later on a gated node: gated cloud nodes whose Terway
+    // is not Ready are adopted as the wave, so they are timed like one.
+    let adopted;
+    let recorded = match &previous.wave {
+        Some(wave) => Some(wave),
+        None => {
+            let unready: Vec<String> =
+                c.cloud().filter(|n| gated(n) && !terway_ready(n)).map(|n| n.name().to_owned()).collect();
+            adopted = (!unready.is_empty()).then(|| Wave { nodes: unready, started: Time(now) });
+            if adopted.is_some() {
+                out.current_wave = previous.current_wave.max(1);
+            }
+            adopted.as_ref()
+        }
+    };
+    if let Some(wave) = recorded {
         let unready: Vec<&str> = wave
             .nodes
             .iter()
@@ -229,17 +245,21 @@ fn rollout<'a>(
             .map(|n| n.name())
             .collect();
         if !unready.is_empty() {
+            // The wave is kept (in progress or halted) until its nodes are
+            // Ready, and its nodes keep their gate even if a label write
+            // failed before.
+            out.wave = Some(wave.clone());
+            gates.extend(unready.iter().copied());
             let age = now.duration_since(wave.started.0);
             if age > timeout {
                 halted = Some(format!(
                     "wave {}: Terway is not Ready after {} on {}; the rollout is halted until they recover",
-                    previous.current_wave,
+                    out.current_wave,
                     c.spec.readiness_timeout,
                     some_of(&unready, 5)
                 ));
             } else {
                 wave_open = true;
-                out.wave = Some(wave.clone());
             }
         }
     }
@@ -267,8 +287,12 @@ fn rollout<'a>(
     if let (Some(terway), None) = (c.terway, &skip_reason) {
         if !terway_requires_gate(terway) {
             // Without the gate requirement Terway would go everywhere its own
-            // selector allows at once: enforce it before any wave.
+            // selector allows at once: enforce it before any wave. Cloud
+            // nodes where Terway already serves (Ready) keep it: their gate
+            // opens with the patch, or the patch would evict their pod
+            // networking. A pod that is not Ready serves nobody yet.
             out.gate_patch = Some(gate_patch(terway));
+            gates.extend(c.cloud().filter(|n| terway_ready(n)).map(|n| n.name()));
             if previous
                 .conditions
                 .iter()
@@ -477,7 +501,7 @@ fn conditions(
                 condition::AVAILABLE,
                 false,
                 "CloudNodesPending",
-                format!("Terway is Ready on {ready_cloud} of {cloud} gated cloud nodes"),
+                format!("Terway is Ready on {ready_cloud} of {cloud} cloud nodes"),
             ),
         },
         match &rollout.degraded {

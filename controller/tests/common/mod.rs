@@ -105,7 +105,9 @@ pub fn cond(plan: &Plan, type_: &str) -> (String, String) {
 pub fn expected_event_reasons(previous: &[Condition], current: &[Condition]) -> Vec<String> {
     current
         .iter()
-        .filter(|c| !previous.iter().any(|p| p.type_ == c.type_ && p.status == c.status && p.reason == c.reason))
+        .filter(|c| {
+            !previous.iter().any(|p| p.type_ == c.type_ && p.status == c.status && p.reason == c.reason)
+        })
         .map(|c| format!("{}={} {}", c.type_, c.status, c.reason))
         .collect()
 }
@@ -115,7 +117,8 @@ pub fn event_keys(events: &[PlannedEvent]) -> Vec<String> {
     events
         .iter()
         .map(|e| {
-            let (type_, rest) = e.message.split_once(" is ").expect("an event message is `Type is Status: ...`");
+            let (type_, rest) =
+                e.message.split_once(" is ").expect("an event message is `Type is Status: ...`");
             let status = rest.split(':').next().unwrap_or_default();
             format!("{type_}={status} {}", e.reason)
         })
@@ -232,7 +235,8 @@ pub fn clone_node(view: &mut ClusterView, from: &str, to: &str) {
             }
         }
     };
-    let mut node = view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).expect("node").clone();
+    let mut node =
+        view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).expect("node").clone();
     rename(&mut node.metadata);
     view.nodes.push(node);
     if let Some(report) = view.reports.iter().find(|r| r.metadata.name.as_deref() == Some(from)) {
@@ -326,8 +330,7 @@ pub fn report(name: &str, owner_uid: &str, role: Role, scenario: Scenario, ready
         (_, Scenario::HostNetwork) => Plugin::None,
         (_, Scenario::Unknown) => Plugin::Unknown,
     };
-    let mut checks =
-        vec![CheckResult::pass(CheckName::ScenarioDetected, Severity::Error, "Detected", "ok")];
+    let mut checks = vec![CheckResult::pass(CheckName::ScenarioDetected, Severity::Error, "Detected", "ok")];
     if !ready {
         checks.push(CheckResult::fail(CheckName::IPForwarding, Severity::Error, "Disabled", "off"));
     }

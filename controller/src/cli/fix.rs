@@ -1,0 +1,569 @@
+//! `terway-hybrid fix calico-affinity` / `fix cni-affinity --daemonset NS/NAME`:
+//! keeps an on-prem CNI DaemonSet off cloud nodes, safely.
+//!
+//! 1. The fix ANDs `alibabacloud.com/external NotIn ["true"]` into every
+//!    required nodeSelectorTerm ([`affinity::exclude_cloud`]), never
+//!    replacing a term.
+//! 2. The affinity is shown before/after as a unified diff of its YAML.
+//! 3. [`affinity::verify_fix`] checks the result against the nodes: it must
+//!    still admit every on-prem node it admits now and no cloud node, or
+//!    the command refuses (exit 1).
+//! 4. Live, the change goes to the API server as a server-side apply dry
+//!    run (`dryRun=All`, field manager `terway-hybrid`), then, confirmed on
+//!    a terminal or with `--yes`, for real. Just before the real apply the
+//!    object is read again: if its affinity changed since it was shown, the
+//!    command stops; the apply carries the resourceVersion it verified.
+//!
+//! When the Tigera operator owns calico-node (Installation `default` exists
+//! and calico-node is in calico-system or owned by an Installation), a
+//! direct patch would be reverted: the fix goes to `Installation default`,
+//! `spec.calicoNodeDaemonSet.spec.template.spec.affinity`.
+
+use super::diff::unified;
+use super::errors::{api_error, Op};
+use super::term::{paint, BOLD, GREEN, YELLOW};
+use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
+use crate::affinity::{self, FixViolation};
+use crate::cluster::role_of;
+use crate::fetch::installation_resource;
+use crate::plan::max_unavailable;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Affinity, Node};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use terway_hybrid_api::rollout::ROLLOUT_NAME;
+use terway_hybrid_api::{Role, TerwayRollout, TerwayRolloutSpec};
+
+pub const CALICO_NODE: &str = "calico-node";
+/// Where calico-node lives: manifests (kube-system) or the Tigera operator (calico-system).
+pub const CALICO_NAMESPACES: [&str; 2] = ["kube-system", "calico-system"];
+const INSTALLATION_AFFINITY: &str = "spec.calicoNodeDaemonSet.spec.template.spec.affinity";
+
+#[derive(clap::Subcommand, Debug)]
+pub enum FixCommand {
+    /// Keep calico-node (kube-system or calico-system) off cloud nodes; through
+    /// `Installation default` when the Tigera operator owns it.
+    CalicoAffinity(FixArgs),
+    /// Keep an on-prem CNI DaemonSet off cloud nodes.
+    CniAffinity {
+        /// The DaemonSet, as NAMESPACE/NAME (e.g. kube-system/kube-flannel-ds).
+        #[arg(long, value_name = "NAMESPACE/NAME")]
+        daemonset: String,
+        #[command(flatten)]
+        common: FixArgs,
+    },
+}
+
+impl FixCommand {
+    pub fn common(&self) -> &FixArgs {
+        match self {
+            FixCommand::CalicoAffinity(c) | FixCommand::CniAffinity { common: c, .. } => c,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FixArgs {
+    /// Compute, show and verify the fix on a dump (nothing can be applied).
+    #[arg(long, value_name = "PATH")]
+    pub from_dump: Option<PathBuf>,
+    /// Show and verify the fix, and run the server-side dry run; apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// `json`/`yaml`: print the object that is (or would be) applied on stdout,
+    /// everything else on stderr.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// What the fix is computed from.
+#[derive(Debug, Clone)]
+pub struct FixInputs {
+    pub daemon_set: DaemonSet,
+    pub nodes: Vec<Node>,
+    pub spec: TerwayRolloutSpec,
+    pub installation: Option<DynamicObject>,
+}
+
+/// Where the fix goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    DaemonSet { namespace: String, name: String },
+    Installation,
+}
+
+/// The fix, computed and verified, not applied.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub target: Target,
+    /// `kube-system/calico-node`.
+    pub daemon_set: String,
+    pub before: Option<Affinity>,
+    pub after: Affinity,
+    /// The server-side apply body.
+    pub body: Value,
+    pub verdict: Result<(), FixViolation>,
+    /// Why the target is `Installation default`, when it is.
+    pub why_installation: Option<String>,
+    pub on_prem_nodes: usize,
+    pub cloud_nodes: usize,
+}
+
+pub async fn run(source: &Source, cmd: &FixCommand, term: &mut Term<'_>) -> Result<Outcome, CliError> {
+    let args = cmd.common();
+    let candidates: Vec<(String, String)> = match cmd {
+        FixCommand::CalicoAffinity(_) => {
+            CALICO_NAMESPACES.iter().map(|ns| ((*ns).to_owned(), CALICO_NODE.to_owned())).collect()
+        }
+        FixCommand::CniAffinity { daemonset, .. } => vec![parse_ns_name(daemonset)?],
+    };
+    let inputs = match source {
+        Source::Live(client) => live_inputs(client, &candidates).await?,
+        Source::Dump(path) => dump_inputs(&source.view().await?, &candidates, path)?,
+    };
+    let client = match source {
+        Source::Live(client) => Some(client),
+        Source::Dump(_) => None,
+    };
+    fix(client, &inputs, args, &candidates, term).await
+}
+
+/// `kube-system/calico-node` -> (namespace, name).
+pub fn parse_ns_name(s: &str) -> Result<(String, String), CliError> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(CliError::Usage(format!(
+            "--daemonset {s:?}: expected NAMESPACE/NAME, e.g. kube-system/calico-node"
+        ))),
+    }
+}
+
+fn which(candidates: &[(String, String)]) -> String {
+    match candidates {
+        [(ns, name)] => format!("{ns}/{name}"),
+        _ => {
+            let nss: Vec<&str> = candidates.iter().map(|(ns, _)| ns.as_str()).collect();
+            format!("{} in {}", candidates.first().map(|c| c.1.as_str()).unwrap_or(""), nss.join(" or "))
+        }
+    }
+}
+
+fn pick(found: Vec<DaemonSet>, candidates: &[(String, String)], origin: &str) -> Result<DaemonSet, CliError> {
+    match found.len() {
+        0 => Err(CliError::Api(format!("not found{origin}: daemonset {}", which(candidates)))),
+        1 => Ok(found.into_iter().next().expect("one")),
+        _ => Err(CliError::Usage(format!(
+            "daemonset {} exists in more than one namespace; pick one with `fix cni-affinity --daemonset NAMESPACE/NAME`",
+            which(candidates)
+        ))),
+    }
+}
+
+fn needs_installation(candidates: &[(String, String)]) -> bool {
+    candidates.iter().any(|(_, name)| name == CALICO_NODE)
+}
+
+async fn live_inputs(client: &Client, candidates: &[(String, String)]) -> Result<FixInputs, CliError> {
+    let mut found = Vec::new();
+    for (ns, name) in candidates {
+        let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+        let op = Op::new("get", "daemonsets.apps", "daemonset", Some(ns), Some(name));
+        if let Some(ds) = api.get_opt(name).await.map_err(|e| api_error(&op, e))? {
+            found.push(ds);
+        }
+    }
+    let daemon_set = pick(found, candidates, "")?;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error(&Op::new("list", "nodes", "nodes", None, None), e))?
+        .items;
+    let rollout = Api::<TerwayRollout>::all(client.clone()).get_opt(ROLLOUT_NAME).await.map_err(|e| {
+        api_error(
+            &Op::new("get", "terwayrollouts.terway-hybrid.io", "terwayrollout", None, Some(ROLLOUT_NAME)),
+            e,
+        )
+    })?;
+    let installation = if needs_installation(candidates) {
+        Api::<DynamicObject>::all_with(client.clone(), &installation_resource())
+            .get_opt("default")
+            .await
+            .map_err(|e| {
+                api_error(
+                    &Op::new(
+                        "get",
+                        "installations.operator.tigera.io",
+                        "installation",
+                        None,
+                        Some("default"),
+                    ),
+                    e,
+                )
+            })?
+    } else {
+        None
+    };
+    Ok(FixInputs { daemon_set, nodes, spec: rollout.map(|r| r.spec).unwrap_or_default(), installation })
+}
+
+fn dump_inputs(
+    view: &crate::view::ClusterView,
+    candidates: &[(String, String)],
+    path: &std::path::Path,
+) -> Result<FixInputs, CliError> {
+    let found: Vec<DaemonSet> = view
+        .daemon_sets
+        .iter()
+        .filter(|d| {
+            candidates.iter().any(|(ns, name)| {
+                d.metadata.namespace.as_deref() == Some(ns) && d.metadata.name.as_deref() == Some(name)
+            })
+        })
+        .cloned()
+        .collect();
+    let daemon_set = pick(found, candidates, &format!(" in the dump {}", path.display()))?;
+    Ok(FixInputs {
+        daemon_set,
+        nodes: view.nodes.clone(),
+        spec: view.rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default(),
+        installation: if needs_installation(candidates) { view.installation.clone() } else { None },
+    })
+}
+
+/// Is calico-node managed by the Tigera operator? (The same rule as the
+/// OnPremCNIExcludedFromCloud check.)
+pub fn tigera_owned(ds: &DaemonSet, installation: Option<&DynamicObject>) -> Option<String> {
+    installation?;
+    if ds.metadata.name.as_deref() != Some(CALICO_NODE) {
+        return None;
+    }
+    let owner = ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation");
+    let in_calico_system = ds.metadata.namespace.as_deref() == Some("calico-system");
+    let how = match (in_calico_system, owner) {
+        (_, true) => "calico-node is owned by an Installation",
+        (true, false) => "calico-node runs in calico-system",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "the Tigera operator owns calico-node (Installation default exists and {how}): it would revert a \
+         direct patch of the DaemonSet within minutes, so the fix goes to Installation default, \
+         {INSTALLATION_AFFINITY}"
+    ))
+}
+
+fn installation_affinity(installation: &DynamicObject) -> Option<Affinity> {
+    let value = installation.data.pointer("/spec/calicoNodeDaemonSet/spec/template/spec/affinity")?;
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// Computes the fix and verifies it; None when the DaemonSet is kept off
+/// cloud nodes already.
+pub fn prepare(inputs: &FixInputs) -> Option<Prepared> {
+    let ds = &inputs.daemon_set;
+    if affinity::daemon_set_excludes_cloud(ds) {
+        return None;
+    }
+    let namespace = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let why_installation = tigera_owned(ds, inputs.installation.as_ref());
+    // The operator renders the Installation's affinity into the DaemonSet;
+    // when it sets none, the DaemonSet's (the operator's default) is the base.
+    let before = match (&why_installation, &inputs.installation) {
+        (Some(_), Some(inst)) => {
+            installation_affinity(inst).or_else(|| affinity::daemon_set_affinity(ds).cloned())
+        }
+        _ => affinity::daemon_set_affinity(ds).cloned(),
+    };
+    let after = affinity::exclude_cloud(before.as_ref());
+    let patched = affinity::with_affinity(ds, after.clone());
+    let selector = &inputs.spec.cloud_node_selector;
+    let is_cloud = |n: &Node| role_of(n, selector) == Role::Cloud;
+    let verdict = affinity::verify_fix(ds, &patched, &inputs.nodes, is_cloud);
+    let cloud_nodes = inputs.nodes.iter().filter(|n| is_cloud(n)).count();
+    let on_prem_nodes = inputs
+        .nodes
+        .iter()
+        .filter(|n| !is_cloud(n) && crate::scheduling::admits(ds, n).is_admitted())
+        .count();
+    let (target, body) = match (&why_installation, &inputs.installation) {
+        (Some(_), Some(inst)) => {
+            (Target::Installation, installation_body(&after, inst.metadata.resource_version.as_deref()))
+        }
+        _ => (
+            Target::DaemonSet { namespace: namespace.clone(), name: name.clone() },
+            daemon_set_body(&namespace, &name, &after, ds.metadata.resource_version.as_deref()),
+        ),
+    };
+    Some(Prepared {
+        target,
+        daemon_set: format!("{namespace}/{name}"),
+        before,
+        after,
+        body,
+        verdict,
+        why_installation,
+        on_prem_nodes,
+        cloud_nodes,
+    })
+}
+
+fn with_resource_version(mut body: Value, resource_version: Option<&str>) -> Value {
+    if let Some(rv) = resource_version {
+        body["metadata"]["resourceVersion"] = json!(rv);
+    }
+    body
+}
+
+/// The server-side apply body for a DaemonSet's pod affinity.
+pub fn daemon_set_body(
+    namespace: &str,
+    name: &str,
+    affinity: &Affinity,
+    resource_version: Option<&str>,
+) -> Value {
+    let body = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": {"affinity": affinity}}}});
+    with_resource_version(body, resource_version)
+}
+
+/// The server-side apply body for Installation default's calico-node affinity.
+pub fn installation_body(affinity: &Affinity, resource_version: Option<&str>) -> Value {
+    let body = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+        "metadata": {"name": "default"},
+        "spec": {"calicoNodeDaemonSet": {"spec": {"template": {"spec": {"affinity": affinity}}}}}});
+    with_resource_version(body, resource_version)
+}
+
+fn yaml(affinity: Option<&Affinity>) -> String {
+    match affinity {
+        None => String::new(),
+        Some(a) => serde_yaml::to_string(a).unwrap_or_default(),
+    }
+}
+
+/// What restarting the CNI DaemonSet means, from its update strategy.
+pub fn restart_note(ds: &DaemonSet) -> String {
+    let name = ds.metadata.name.as_deref().unwrap_or("the CNI");
+    let pods = ds.status.as_ref().map(|s| s.desired_number_scheduled).unwrap_or(0);
+    let strategy = ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
+    let kind = strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate");
+    let on_every = format!(
+        "changing the pod template restarts {name} on every node it runs on ({pods} pods); while a node's \
+         {name} pod restarts, new pods there cannot get a network and routes may flap"
+    );
+    if kind == "OnDelete" {
+        return format!(
+            "{on_every}. Its updateStrategy is OnDelete: running pods keep the old affinity until they are \
+             deleted, so delete them node by node when it suits you (the affinity applies to new pods at once)"
+        );
+    }
+    let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
+    let mu = rolling.and_then(|r| r.max_unavailable.clone()).unwrap_or(IntOrString::Int(1));
+    let surge = rolling.and_then(|r| r.max_surge.clone());
+    let shown = match &mu {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    };
+    let at_once = max_unavailable(&mu, usize::try_from(pods).unwrap_or(0));
+    let surge_note = match surge {
+        Some(IntOrString::Int(0)) | None => String::new(),
+        Some(IntOrString::Int(i)) => format!(", maxSurge {i}"),
+        Some(IntOrString::String(s)) => format!(", maxSurge {s}"),
+    };
+    let advice = if at_once <= 1 {
+        "one node at a time: apply it in a quiet period and follow it with `kubectl rollout status`"
+            .to_owned()
+    } else {
+        format!(
+            "up to {at_once} nodes at once: consider lowering maxUnavailable to 1 first, or apply in a \
+             maintenance window"
+        )
+    };
+    format!("{on_every}. RollingUpdate with maxUnavailable {shown}{surge_note} restarts {advice}")
+}
+
+async fn fix(
+    client: Option<&Client>,
+    inputs: &FixInputs,
+    args: &FixArgs,
+    candidates: &[(String, String)],
+    term: &mut Term<'_>,
+) -> Result<Outcome, CliError> {
+    let structured = args.output != OutputFormat::Table;
+    let color = if structured { term.err_color } else { term.color };
+    let Some(prepared) = prepare(inputs) else {
+        let ds = &inputs.daemon_set;
+        let line = format!(
+            "daemonset {}/{} is kept off cloud nodes already: nothing to do",
+            ds.metadata.namespace.as_deref().unwrap_or(""),
+            ds.metadata.name.as_deref().unwrap_or("")
+        );
+        human(term, structured).write_all(format!("{}\n", paint(color, GREEN, &line)).as_bytes())?;
+        return Ok(Outcome::Ok);
+    };
+    let target_text = match &prepared.target {
+        Target::DaemonSet { namespace, name } => format!("daemonset {namespace}/{name}"),
+        Target::Installation => "Installation default".to_owned(),
+    };
+    {
+        let h = human(term, structured);
+        writeln!(h, "{}", paint(color, BOLD, &format!("Fix: keep {} off cloud nodes", prepared.daemon_set)))?;
+        writeln!(h, "Target: {target_text}")?;
+        if let Some(why) = &prepared.why_installation {
+            writeln!(h, "Why: {why}")?;
+        }
+        writeln!(
+            h,
+            "Change: AND {} NotIn [\"true\"] into every required nodeSelectorTerm (no term is replaced)\n",
+            affinity::CLOUD_LABEL
+        )?;
+        let field = match prepared.target {
+            Target::Installation => INSTALLATION_AFFINITY.to_owned(),
+            Target::DaemonSet { .. } => "spec.template.spec.affinity".to_owned(),
+        };
+        let diff = unified(
+            &yaml(prepared.before.as_ref()),
+            &yaml(Some(&prepared.after)),
+            &format!("{target_text} {field} (now)"),
+            &format!("{target_text} {field} (fixed)"),
+            3,
+            color,
+        );
+        writeln!(h, "{diff}")?;
+    }
+    if let Err(violation) = &prepared.verdict {
+        return Err(CliError::Refused(format!(
+            "refusing to apply: the fix was verified against the {} nodes and {violation}",
+            inputs.nodes.len()
+        )));
+    }
+    {
+        let h = human(term, structured);
+        let ok = format!(
+            "verified against {} nodes: it still admits all {} on-prem node(s) it admits now, none of the {} \
+             cloud node(s), and no node that joins labelled {}=true",
+            inputs.nodes.len(),
+            prepared.on_prem_nodes,
+            prepared.cloud_nodes,
+            affinity::CLOUD_LABEL
+        );
+        writeln!(h, "{}", paint(color, GREEN, &ok))?;
+    }
+    let note = restart_note(&inputs.daemon_set);
+    term.warn(&note)?;
+    if structured {
+        print_structured(term.out, args.output, &prepared.body)?;
+    }
+    let Some(client) = client else {
+        let h = human(term, structured);
+        writeln!(
+            h,
+            "{}",
+            paint(
+                color,
+                YELLOW,
+                "not applied: this ran on a dump, so nothing can be applied and no server-side dry run was \
+                 made; run it without --from-dump against the cluster to apply"
+            )
+        )?;
+        return Ok(Outcome::Ok);
+    };
+    apply(client, &prepared, false).await?;
+    writeln!(human(term, structured), "server-side dry run (dryRun=All): the API server accepts the change")?;
+    if args.dry_run {
+        writeln!(human(term, structured), "dry run: nothing was applied")?;
+        return Ok(Outcome::Ok);
+    }
+    let question = format!(
+        "Apply the new affinity to {target_text} now? {} restarts on every node.",
+        inputs.daemon_set.metadata.name.as_deref().unwrap_or("the CNI")
+    );
+    if !term.confirm(&question, args.yes)? {
+        return Err(CliError::Refused("not applied: not confirmed".to_owned()));
+    }
+    // Re-read what was verified: if it moved meanwhile, stop rather than
+    // apply a fix computed on an old object.
+    let fresh = live_inputs(client, candidates).await?;
+    let again = prepare(&fresh);
+    let still_same =
+        again.as_ref().is_some_and(|p| p.before == prepared.before && p.target == prepared.target);
+    let Some(again) = again.filter(|_| still_same) else {
+        return Err(CliError::Refused(format!(
+            "not applied: {target_text} changed since the diff was shown; run the command again"
+        )));
+    };
+    if let Err(violation) = &again.verdict {
+        return Err(CliError::Refused(format!("not applied: the nodes changed and {violation}")));
+    }
+    apply(client, &again, true).await?;
+    let follow = match &again.target {
+        Target::DaemonSet { namespace, name } => {
+            format!("kubectl -n {namespace} rollout status daemonset/{name}")
+        }
+        Target::Installation => {
+            let ns = inputs.daemon_set.metadata.namespace.as_deref().unwrap_or("calico-system");
+            format!(
+                "the Tigera operator rolls it out: kubectl -n {ns} rollout status daemonset/{CALICO_NODE}"
+            )
+        }
+    };
+    let done = format!("applied to {target_text}; follow it with: {follow}");
+    writeln!(human(term, structured), "{}", paint(color, GREEN, &done))?;
+    Ok(Outcome::Ok)
+}
+
+fn human<'t>(term: &'t mut Term<'_>, structured: bool) -> &'t mut dyn Write {
+    if structured {
+        &mut *term.err
+    } else {
+        &mut *term.out
+    }
+}
+
+/// One server-side apply of the prepared body (`dryRun=All` unless `real`).
+async fn apply(client: &Client, prepared: &Prepared, real: bool) -> Result<(), CliError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = !real;
+    let verb = if real { "patch" } else { "patch (dry run)" };
+    match &prepared.target {
+        Target::DaemonSet { namespace, name } => {
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+            let op = Op::new(verb, "daemonsets.apps", "daemonset", Some(namespace), Some(name));
+            api.patch(name, &params, &Patch::Apply(&prepared.body)).await.map_err(|e| api_error(&op, e))?;
+        }
+        Target::Installation => {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &installation_resource());
+            let op = Op::new(verb, "installations.operator.tigera.io", "installation", None, Some("default"));
+            api.patch("default", &params, &Patch::Apply(&prepared.body))
+                .await
+                .map_err(|e| api_error(&op, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaced_names() {
+        assert_eq!(
+            parse_ns_name("kube-system/calico-node").unwrap(),
+            ("kube-system".into(), "calico-node".into())
+        );
+        for bad in ["calico-node", "/x", "x/", "a/b/c", ""] {
+            assert!(parse_ns_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The `terway-hybrid` operator CLI (also `kubectl terway-hybrid`): the
+//! preflight gate, the safe on-prem CNI affinity fix, RAM, installing
+//! Terway through onectl, the rollout status and a support dump.
+//!
+//! Every command is an async function over a [`Source`] (a kube `Client`
+//! or a `--from-dump` path) and a [`Term`] (where it writes, whether it may
+//! prompt or use colour), so the live paths are tested with a mock API and
+//! the offline ones on dumps. Exit codes: 0 ok / passed, 1 a check failed
+//! or the command refused, 2 bad usage, unreadable input or API trouble
+//! ([`CliError::exit_code`]).
+//!
+//! Secret values never leave the functions that read them: they are not
+//! printed, logged, put in errors or written to dumps.
+
+pub mod diff;
+pub mod dump_cmd;
+pub mod errors;
+pub mod fix;
+pub mod install;
+pub mod preflight;
+pub mod ram;
+pub mod status;
+pub mod term;
+
+pub use errors::CliError;
+pub use term::Term;
+
+use crate::view::ClusterView;
+use crate::{dump, fetch};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The field manager of every change the CLI makes.
+pub const FIELD_MANAGER: &str = "terway-hybrid";
+
+/// Gets Terway safely onto the cloud nodes of a hybrid (ACK One registered)
+/// cluster: checks the on-prem network and every precondition first.
+///
+/// Exit codes: 0 ok / passed, 1 a check failed or the command refused
+/// (unsafe, not confirmed), 2 bad usage, unreadable input or an API error.
+#[derive(Parser, Debug)]
+#[command(name = "terway-hybrid", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the cluster preflight: the scenario, every check, every node.
+    ///
+    /// Exit 0 when it passes, 1 when a check fails, 2 on bad usage,
+    /// unreadable input or an API error.
+    Preflight(preflight::PreflightArgs),
+    /// Fix what the preflight finds, safely (diff, verification, server-side
+    /// dry run, confirmation).
+    #[command(subcommand)]
+    Fix(fix::FixCommand),
+    /// Print the custom RAM policy Terway needs (JSON).
+    RamPolicy,
+    /// The AccessKey Terway uses: Secret kube-system/alibaba-addon-secret.
+    #[command(subcommand)]
+    RamSecret(ram::SecretCommand),
+    /// Install Terway (add-on terway-eniip) through onectl, after the preflight passes.
+    Install(install::InstallArgs),
+    /// The Terway rollout: scenario, conditions, current wave, every node.
+    Status(status::StatusArgs),
+    /// Save everything the preflight reads into one file for `--from-dump`
+    /// (Secret values are replaced by their length).
+    Dump(dump_cmd::DumpArgs),
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KubeArgs {
+    /// Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub context: Option<String>,
+}
+
+impl KubeArgs {
+    pub async fn client(&self) -> Result<kube::Client, CliError> {
+        let options = kube::config::KubeConfigOptions { context: self.context.clone(), ..Default::default() };
+        let bad = |e: &dyn std::error::Error| {
+            CliError::Input(format!(
+                "no usable Kubernetes configuration: {} (pass --kubeconfig, or --from-dump to work offline)",
+                errors::root_cause(e)
+            ))
+        };
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    CliError::Input(format!(
+                        "cannot read kubeconfig {}: {}",
+                        path.display(),
+                        errors::root_cause(&e)
+                    ))
+                })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| bad(&e))?
+            }
+            None if self.context.is_some() => {
+                kube::Config::from_kubeconfig(&options).await.map_err(|e| bad(&e))?
+            }
+            None => kube::Config::infer().await.map_err(|e| bad(&e))?,
+        };
+        kube::Client::try_from(config).map_err(|e| bad(&e))
+    }
+
+    /// The live cluster, or the dump when `from_dump` is given.
+    pub async fn source(&self, from_dump: Option<&PathBuf>) -> Result<Source, CliError> {
+        match from_dump {
+            Some(path) => Ok(Source::Dump(path.clone())),
+            None => Ok(Source::Live(self.client().await?)),
+        }
+    }
+}
+
+/// Where a command reads the cluster from.
+#[derive(Clone)]
+pub enum Source {
+    Live(kube::Client),
+    Dump(PathBuf),
+}
+
+impl Source {
+    /// Everything the preflight reads. From the API the Secret is reduced to
+    /// key presence at once (fetch.rs); from a dump it never held values.
+    pub async fn view(&self) -> Result<ClusterView, CliError> {
+        match self {
+            Source::Live(client) => Ok(fetch::cluster_view(client).await?),
+            Source::Dump(path) => Ok(dump::load(path)?),
+        }
+    }
+
+    pub fn is_dump(&self) -> bool {
+        matches!(self, Source::Dump(_))
+    }
+}
+
+/// Exit 0 or 1 after a command ran to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Passed, done, or nothing to do.
+    Ok,
+    /// A check failed (the output says which).
+    Failed,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Failed => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// `value` as pretty JSON or YAML on `out`.
+pub fn print_structured<T: Serialize>(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    value: &T,
+) -> Result<(), CliError> {
+    let text = match format {
+        OutputFormat::Yaml => {
+            serde_yaml::to_string(value).map_err(|e| CliError::Output(io::Error::other(e)))?
+        }
+        _ => serde_json::to_string_pretty(value).map_err(|e| CliError::Output(io::Error::other(e)))? + "\n",
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `10m`, `90s`, `1h30m` as a clap value.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::plan::parse_duration(s)
+        .and_then(|d| u64::try_from(d.as_secs()).ok())
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 90s, 10m or 1h30m"))
+}
+
+/// `1m05s`, `42s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+/// Left-aligned columns, two spaces apart; `paint(row, column, padded)` may
+/// colour a padded cell (the header row is not painted).
+pub fn table(
+    header: &[&str],
+    rows: &[Vec<String>],
+    paint: &dyn Fn(&[String], usize, &str) -> String,
+) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String], painted: bool| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                let padded = if i == last { c.clone() } else { format!("{c:<w$}") };
+                if painted {
+                    paint(cells, i, &padded)
+                } else {
+                    padded
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = line(&header, false);
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r, true));
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli, term: &mut Term<'_>) -> Result<Outcome, CliError> {
+    let kube = &cli.kube;
+    match &cli.command {
+        Command::Preflight(args) => {
+            let source = kube.source(args.from_dump.as_ref()).await?;
+            preflight::run(&source, args, term).await
+        }
+        Command::Fix(cmd) => {
+            let source = kube.source(cmd.common().from_dump.as_ref()).await?;
+            fix::run(&source, cmd, term).await
+        }
+        Command::RamPolicy => ram::policy(term),
+        Command::RamSecret(ram::SecretCommand::Create(args)) => {
+            // Read and check the key files before anything else: a bad file
+            // is reported even without a cluster.
+            let keys = ram::read_keys(args, term)?;
+            let client = kube.client().await?;
+            ram::create(&client, args, keys, term).await
+        }
+        Command::RamSecret(ram::SecretCommand::Check(args)) => {
+            let source = kube.source(args.from_dump.as_ref()).await?;
+            ram::check(&source, args, term).await
+        }
+        Command::Install(args) => {
+            let source = kube.source(args.from_dump.as_ref()).await?;
+            install::run(&source, args, term).await
+        }
+        Command::Status(args) => {
+            let source = kube.source(args.from_dump.as_ref()).await?;
+            status::run(&source, args, term).await
+        }
+        Command::Dump(args) => {
+            let client = kube.client().await?;
+            dump_cmd::run(&client, args, term).await
+        }
+    }
+}
+
+/// Parses the command line; run as `kubectl-terway_hybrid` (a kubectl
+/// plugin) the help says `kubectl terway-hybrid`.
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let as_plugin = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n.to_string_lossy().starts_with("kubectl-"));
+    let mut cmd = Cli::command();
+    if as_plugin {
+        cmd = cmd.name("kubectl terway-hybrid").bin_name("kubectl terway-hybrid");
+    }
+    let matches = cmd.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// The binaries' `main`: `terway-hybrid` and `kubectl-terway_hybrid`.
+pub fn main() -> ExitCode {
+    let cli = match parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        // --help and --version exit 0, usage errors 2 (clap's codes).
+        Err(e) => e.exit(),
+    };
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let stdin = io::stdin();
+    let (mut out, mut err, mut input) = (stdout.lock(), stderr.lock(), stdin.lock());
+    let mut term = Term::stdio(&mut out, &mut err, &mut input);
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli, &mut term)),
+        Err(e) => Err(CliError::Usage(format!("cannot start the async runtime: {e}"))),
+    };
+    let code = match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            if !e.is_broken_pipe() {
+                let _ = term.out.flush();
+                let _ = term.note("error", term::RED, &e.to_string());
+            }
+            e.exit_code()
+        }
+    };
+    let _ = term.out.flush();
+    let _ = term.err.flush();
+    ExitCode::from(code)
+}

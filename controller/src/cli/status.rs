@@ -1,0 +1,285 @@
+//! `terway-hybrid status [--watch]`: the TerwayRollout `default` as the
+//! controller reports it (scenario, conditions, current wave, node counts),
+//! and every node (role, scenario, plugin, preflight, gate, Terway pod).
+//!
+//! Conditions and the wave come from the rollout's status when the
+//! controller has written one; otherwise they are computed here with the
+//! same plan the controller runs, and the output says so. The GATE column
+//! is the node's actual `terway-hybrid.io/terway-gate` label.
+
+use super::term::{paint, GREEN, RED, YELLOW};
+use super::{
+    human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
+};
+use crate::view::ClusterView;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use terway_hybrid_api::rollout::{condition, Mode, NodeCounts, Wave, GATE_LABEL, GATE_OPEN};
+use terway_hybrid_api::{Plugin, Role, Scenario};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Read the cluster from a dump instead of the live API.
+    #[arg(long, value_name = "PATH")]
+    pub from_dump: Option<PathBuf>,
+    /// Keep watching: print the status again whenever it changes (Ctrl-C stops).
+    #[arg(short, long)]
+    pub watch: bool,
+    /// How often --watch polls.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpecSummary {
+    /// TerwayRollout `default` exists.
+    pub exists: bool,
+    pub mode: Mode,
+    pub paused: bool,
+    pub max_unavailable: IntOrString,
+    pub readiness_timeout: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusNode {
+    pub name: String,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Plugin>,
+    /// The node's own checks pass (its report says ready).
+    pub preflight: bool,
+    /// The Terway gate label is open on the node now.
+    pub gate: bool,
+    /// Terway's pod on the node is Ready (absent: no Terway pod there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terway_ready: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub rollout: RolloutSpecSummary,
+    /// `controller`: conditions and wave as the controller wrote them;
+    /// `computed`: the controller has written no status, computed here.
+    pub source: &'static str,
+    pub scenario: Scenario,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terway_required: Option<bool>,
+    pub conditions: Vec<Condition>,
+    pub current_wave: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<Wave>,
+    pub counts: NodeCounts,
+    pub nodes: Vec<StatusNode>,
+}
+
+/// The status of a view: the controller's when it wrote one, else computed.
+pub fn report(view: &ClusterView) -> StatusReport {
+    let plan = crate::plan::plan(view, k8s_openapi::jiff::Timestamp::now());
+    let rollout = view.rollout.as_ref();
+    let spec = rollout.map(|r| r.spec.clone()).unwrap_or_default();
+    let written =
+        rollout.and_then(|r| r.status.clone()).filter(|s| s.scenario.is_some() || !s.conditions.is_empty());
+    let (source, status) = match written {
+        Some(s) => ("controller", s),
+        None => ("computed", plan.status.clone()),
+    };
+    let gate_open = |name: &str| {
+        view.nodes.iter().any(|n| {
+            n.metadata.name.as_deref() == Some(name)
+                && n.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).map(String::as_str)
+                    == Some(GATE_OPEN)
+        })
+    };
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|r| StatusNode {
+            name: r.name.clone(),
+            role: r.role,
+            scenario: r.scenario,
+            plugin: r.plugin,
+            preflight: r.preflight,
+            gate: gate_open(&r.name),
+            terway_ready: r.terway_ready,
+        })
+        .collect();
+    StatusReport {
+        rollout: RolloutSpecSummary {
+            exists: rollout.is_some(),
+            mode: spec.mode,
+            paused: spec.paused,
+            max_unavailable: spec.max_unavailable,
+            readiness_timeout: spec.readiness_timeout,
+        },
+        source,
+        scenario: status.scenario.unwrap_or(plan.scenario),
+        terway_required: status.terway_required.or(plan.terway_required),
+        conditions: status.conditions,
+        current_wave: status.current_wave,
+        wave: status.wave,
+        counts: status.nodes,
+        nodes,
+    }
+}
+
+fn int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// The status as text (colours only when `color`).
+pub fn render_table(r: &StatusReport, color: bool) -> String {
+    let mut out = String::new();
+    let mode = match r.rollout.mode {
+        Mode::Auto => "Auto",
+        Mode::Manual => "Manual",
+    };
+    if r.rollout.exists {
+        out.push_str(&format!(
+            "TerwayRollout default: mode {mode}, maxUnavailable {}, readinessTimeout {}{}\n",
+            int_or_string(&r.rollout.max_unavailable),
+            r.rollout.readiness_timeout,
+            if r.rollout.paused { ", paused" } else { "" }
+        ));
+    } else {
+        out.push_str(
+            "TerwayRollout default does not exist (is the controller installed?): defaults assumed\n",
+        );
+    }
+    if r.source == "computed" {
+        out.push_str("(the controller has written no status: conditions computed here from the cluster)\n");
+    }
+    let required = match r.terway_required {
+        Some(true) => "Terway required on cloud nodes",
+        Some(false) => "Terway not needed: the overlay reaches cloud nodes",
+        None => "cannot tell whether Terway is needed",
+    };
+    out.push_str(&format!("Scenario: {} ({required})\n", r.scenario));
+    match &r.wave {
+        Some(w) => out.push_str(&format!(
+            "Wave: {} ({}; started {})\n",
+            r.current_wave,
+            w.nodes.join(", "),
+            w.started.0
+        )),
+        None => out.push_str(&format!("Wave: {} (none in progress)\n", r.current_wave)),
+    }
+    let c = &r.counts;
+    out.push_str(&format!(
+        "Nodes: {} ({} on-prem, {} cloud), {} reported, {} pass their checks, {} gated, Terway Ready on {}\n\n",
+        c.total, c.on_prem, c.cloud, c.reported, c.preflight_passed, c.gated, c.terway_ready
+    ));
+    let rows: Vec<Vec<String>> = r
+        .conditions
+        .iter()
+        .map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()])
+        .collect();
+    let painter = |row: &[String], col: usize, padded: &str| -> String {
+        if col != 1 {
+            return padded.to_owned();
+        }
+        // Degraded=True is the bad one; for the others True is good.
+        let degraded = row.first().is_some_and(|t| t == condition::DEGRADED);
+        let code = match (degraded, row.get(1).map(String::as_str)) {
+            (true, Some("True")) => RED,
+            (true, _) | (false, Some("True")) => GREEN,
+            _ => YELLOW,
+        };
+        paint(color, code, padded)
+    };
+    let conditions = table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &rows, &painter);
+    out.push_str(&conditions);
+    out.push('\n');
+    let rows: Vec<Vec<String>> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.role.to_string(),
+                n.scenario.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                n.plugin.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                if n.preflight { "passed" } else { "failed" }.into(),
+                if n.gate { "open" } else { "-" }.into(),
+                match n.terway_ready {
+                    Some(true) => "Ready".into(),
+                    Some(false) => "NotReady".into(),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let painter = |row: &[String], col: usize, padded: &str| -> String {
+        match (col, row.get(col).map(String::as_str).unwrap_or("")) {
+            (4, "failed") | (6, "NotReady") => paint(color, RED, padded),
+            (4, "passed") | (6, "Ready") => paint(color, GREEN, padded),
+            _ => padded.to_owned(),
+        }
+    };
+    out.push_str(&table(
+        &["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"],
+        &rows,
+        &painter,
+    ));
+    out
+}
+
+fn render(r: &StatusReport, format: OutputFormat, color: bool) -> Result<String, CliError> {
+    Ok(match format {
+        OutputFormat::Table => render_table(r, color),
+        _ => {
+            let mut buf = Vec::new();
+            print_structured(&mut buf, format, r)?;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+    })
+}
+
+pub async fn run(source: &Source, args: &StatusArgs, term: &mut Term<'_>) -> Result<Outcome, CliError> {
+    if args.watch && source.is_dump() {
+        return Err(CliError::Usage(
+            "--watch follows the live cluster: it cannot be used with --from-dump".into(),
+        ));
+    }
+    let first = render(&report(&source.view().await?), args.output, term.color)?;
+    term.out.write_all(first.as_bytes())?;
+    if !args.watch {
+        return Ok(Outcome::Ok);
+    }
+    let start = tokio::time::Instant::now();
+    let mut last = first;
+    loop {
+        term.out.flush()?;
+        tokio::time::sleep(args.interval.max(Duration::from_millis(100))).await;
+        let text = match source.view().await {
+            Ok(view) => render(&report(&view), args.output, term.color)?,
+            Err(e) => {
+                term.warn(&format!("{e}; retrying"))?;
+                continue;
+            }
+        };
+        if text == last {
+            continue;
+        }
+        if term.color && args.output == OutputFormat::Table {
+            // A terminal: redraw in place.
+            write!(term.out, "\x1b[H\x1b[2J")?;
+        } else {
+            writeln!(term.out, "--- after {}", human_duration(start.elapsed()))?;
+        }
+        term.out.write_all(text.as_bytes())?;
+        last = text;
+    }
+}

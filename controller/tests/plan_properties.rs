@@ -1,0 +1,844 @@
+//! Properties of `plan` over generated ClusterViews: a few to twelve nodes of
+//! random roles, reports (missing, of a previous node of the same name,
+//! ready or not, agreeing on the scenario or not), agent and Terway pod
+//! readiness, gate labels (on cloud and on-prem nodes), a Terway DaemonSet
+//! that is absent, lacks the gate requirement or has it, and a random
+//! TerwayRollout (mode, maxUnavailable as a count, a percentage or junk,
+//! paused, readinessTimeout, ignoreChecks, a previous status with a wave and
+//! its start time).
+//!
+//! One plan (10 000 cases):
+//! - (a) no on-prem row has the gate desired (nor the gate label in its labels);
+//! - (b) with U_in = the cloud nodes carrying the gate label whose Terway pod is
+//!   not Ready (or absent) in the input, U_out = the cloud rows with the gate
+//!   desired whose Terway pod is not Ready (or absent), and M =
+//!   `plan::max_unavailable(spec.maxUnavailable, cloud nodes)`:
+//!   U_out <= max(M, U_in); the gates the plan adds on nodes where Terway
+//!   is not Ready number at most M - U_in (saturating), and so does a whole
+//!   new wave: the plan never adds gates beyond the budget;
+//! - (c) the plan is deterministic (same view and time: equal serialized plan,
+//!   status and events), and does not depend on the order of the view's lists;
+//! - (d) a gate open on a cloud node in the input is desired in the output;
+//! - (e) a new gate opens only when mode is Auto, the scenario requires Terway,
+//!   the preflight passed, Terway's DaemonSet exists and requires the gate, the
+//!   rollout is not paused, and no wave is in progress or failed; it opens only on
+//!   cloud nodes whose own checks pass, as a new wave (current_wave + 1, started
+//!   now). The one exception: with the gate patch (Terway lacks the requirement),
+//!   gates may open on cloud nodes where Terway already runs Ready, and then only
+//!   in Auto mode, Terway required, preflight passed, not paused;
+//! - (f) conversely, when all of (e) holds, no gated cloud node waits for its
+//!   Terway pod and some cloud node is eligible, the next wave opens on the
+//!   first M eligible nodes in name order;
+//! - (g) conditions follow metav1.Condition semantics (lastTransitionTime moves
+//!   only with the status, observedGeneration is the rollout's generation) and
+//!   there is exactly one event per condition whose status or reason changed.
+//!
+//! Simulations (fewer cases): plan, apply the labels, status and gate patch
+//! as the controller does, let Terway pods on gated nodes become Ready or not,
+//! advance the clock, repeat; (a) to (g) at every step; and a failed
+//! wave keeps the rollout halted while its nodes stay not Ready.
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use std::collections::BTreeSet;
+use terway_hybrid_api::rollout::{condition, Mode, Wave, GATE_LABEL, GATE_OPEN};
+use terway_hybrid_api::{Role, Scenario, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
+use terway_hybrid_controller::affinity;
+use terway_hybrid_controller::plan::{max_unavailable, parse_duration, plan, Plan};
+use terway_hybrid_controller::view::ClusterView;
+
+// ---- the generated world ----
+
+#[derive(Debug, Clone)]
+enum ReportKind {
+    Missing,
+    /// Written for a previous node of the same name (another uid).
+    Stale,
+    /// `None`: the cluster's scenario.
+    Present {
+        scenario: Option<Scenario>,
+        ready: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct NodeGen {
+    cloud: bool,
+    report: ReportKind,
+    agent_ready: bool,
+    gated: bool,
+    /// Terway's pod on the node: absent, or Ready or not.
+    terway: Option<bool>,
+    /// A member of the previous status's wave.
+    in_wave: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TerwayKind {
+    Absent,
+    WithoutGate,
+    RequiresGate,
+}
+
+#[derive(Debug, Clone)]
+struct Previous {
+    current_wave: u32,
+    wave: bool,
+    /// How long before `now` the wave started.
+    started_secs_ago: i64,
+    in_wave_progress: bool,
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    nodes: Vec<NodeGen>,
+    scenario: Scenario,
+    /// Every node reports, ready and agreeing; agents Ready.
+    healthy: bool,
+    auto: bool,
+    max_unavailable: IntOrString,
+    paused: bool,
+    readiness_timeout: &'static str,
+    ignore: Vec<String>,
+    terway: TerwayKind,
+    secret: bool,
+    previous: Option<Previous>,
+    generation: i64,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    prop_oneof![
+        5 => Just(Scenario::Bgp),
+        3 => Just(Scenario::HostNetwork),
+        1 => Just(Scenario::Overlay),
+        1 => Just(Scenario::Unknown),
+    ]
+}
+
+fn report_kind() -> impl Strategy<Value = ReportKind> {
+    prop_oneof![
+        1 => Just(ReportKind::Missing),
+        1 => Just(ReportKind::Stale),
+        18 => (prop::option::weighted(0.1, scenario()), prop::bool::weighted(0.9))
+            .prop_map(|(scenario, ready)| ReportKind::Present { scenario, ready }),
+    ]
+}
+
+fn node_gen() -> impl Strategy<Value = NodeGen> {
+    (
+        any::<bool>(),
+        report_kind(),
+        prop::bool::weighted(0.95),
+        prop::bool::weighted(0.3),
+        prop_oneof![1 => Just(None), 2 => Just(Some(false)), 2 => Just(Some(true))],
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(cloud, report, agent_ready, gated, terway, in_wave)| NodeGen {
+            cloud,
+            report,
+            agent_ready,
+            gated,
+            terway,
+            in_wave,
+        })
+}
+
+fn max_unavailable_gen() -> impl Strategy<Value = IntOrString> {
+    prop_oneof![
+        6 => (1..=5i32).prop_map(IntOrString::Int),
+        1 => (-1..=0i32).prop_map(IntOrString::Int),
+        4 => (1..=100u32).prop_map(|p| IntOrString::String(format!("{p}%"))),
+        1 => prop::sample::select(vec!["0%", "150%", "3", "junk", ""]).prop_map(|s| IntOrString::String(s.to_owned())),
+    ]
+}
+
+fn previous_gen() -> impl Strategy<Value = Option<Previous>> {
+    prop::option::weighted(
+        0.6,
+        (0..4u32, prop::bool::weighted(0.7), 0..(30 * 60i64), any::<bool>()).prop_map(
+            |(current_wave, wave, started_secs_ago, in_wave_progress)| Previous {
+                current_wave,
+                wave,
+                started_secs_ago,
+                in_wave_progress,
+            },
+        ),
+    )
+}
+
+fn world(nodes: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = World> {
+    (
+        prop::collection::vec(node_gen(), nodes),
+        scenario(),
+        prop::bool::weighted(0.4),
+        prop::bool::weighted(0.85),
+        max_unavailable_gen(),
+        prop::bool::weighted(0.15),
+        prop::sample::select(vec!["10m", "90s", "1h30m", "5m", "junk"]),
+        prop_oneof![
+            6 => Just(vec![]),
+            3 => Just(vec!["all".to_owned()]),
+            1 => Just(vec!["AgentCoverage".to_owned(), "CloudNodePreflight".to_owned()]),
+        ],
+        prop_oneof![1 => Just(TerwayKind::Absent), 2 => Just(TerwayKind::WithoutGate), 6 => Just(TerwayKind::RequiresGate)],
+        prop::bool::weighted(0.9),
+        previous_gen(),
+        1..4i64,
+    )
+        .prop_map(
+            |(
+                nodes,
+                scenario,
+                healthy,
+                auto,
+                max_unavailable,
+                paused,
+                readiness_timeout,
+                ignore,
+                terway,
+                secret,
+                previous,
+                generation,
+            )| World {
+                nodes,
+                scenario,
+                healthy,
+                auto,
+                max_unavailable,
+                paused,
+                readiness_timeout,
+                ignore,
+                terway,
+                secret,
+                previous,
+                generation,
+            },
+        )
+}
+
+fn name(i: usize) -> String {
+    format!("node-{i:02}")
+}
+
+fn now() -> Timestamp {
+    at(60)
+}
+
+/// The configuration objects (eni-config, Secret, Service) and DaemonSets of
+/// bgp-pass, loaded once.
+fn template() -> &'static ClusterView {
+    static T: std::sync::OnceLock<ClusterView> = std::sync::OnceLock::new();
+    T.get_or_init(|| example("bgp-pass"))
+}
+
+fn template_ds(name: &str) -> DaemonSet {
+    template()
+        .daemon_sets
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name))
+        .expect("a DaemonSet")
+        .clone()
+}
+
+fn build(w: &World) -> ClusterView {
+    let t = template();
+    let mut view = ClusterView {
+        eni_config: t.eni_config.clone(),
+        addon_secret: if w.secret { t.addon_secret.clone() } else { None },
+        kubernetes_service: t.kubernetes_service.clone(),
+        ..ClusterView::default()
+    };
+    view.daemon_sets.push(template_ds(AGENT));
+    view.daemon_sets.push(template_ds("calico-node"));
+    match w.terway {
+        TerwayKind::Absent => {}
+        TerwayKind::WithoutGate => view.daemon_sets.push(template_ds(TERWAY)),
+        TerwayKind::RequiresGate => {
+            view.daemon_sets.push(affinity::require_gate_daemon_set(&template_ds(TERWAY)))
+        }
+    }
+    for (i, n) in w.nodes.iter().enumerate() {
+        let name = name(i);
+        let ip = if n.cloud { format!("172.16.0.{}", i + 2) } else { format!("10.10.0.{}", i + 2) };
+        let mut node = node(&name, n.cloud, &ip, "5.10.134-16.al8.x86_64");
+        if n.gated {
+            node.metadata
+                .labels
+                .as_mut()
+                .expect("labels")
+                .insert(GATE_LABEL.to_owned(), GATE_OPEN.to_owned());
+        }
+        view.nodes.push(node);
+        let role = if n.cloud { Role::Cloud } else { Role::OnPrem };
+        let report =
+            if w.healthy { ReportKind::Present { scenario: None, ready: true } } else { n.report.clone() };
+        match report {
+            ReportKind::Missing => {}
+            ReportKind::Stale => {
+                view.reports.push(common::report(&name, &format!("uid-old-{name}"), role, w.scenario, true))
+            }
+            ReportKind::Present { scenario, ready } => view.reports.push(common::report(
+                &name,
+                &format!("uid-{name}"),
+                role,
+                if n.cloud { Scenario::Unknown } else { scenario.unwrap_or(w.scenario) },
+                ready,
+            )),
+        }
+        view.pods.push(pod(AGENT_NS, AGENT, &name, n.agent_ready || w.healthy));
+        if let Some(ready) = n.terway {
+            view.pods.push(pod(TERWAY_NS, TERWAY, &name, ready));
+        }
+    }
+    let mut rollout = TerwayRollout::new(
+        "default",
+        TerwayRolloutSpec {
+            mode: if w.auto { Mode::Auto } else { Mode::Manual },
+            max_unavailable: w.max_unavailable.clone(),
+            paused: w.paused,
+            ignore_checks: w.ignore.clone(),
+            readiness_timeout: w.readiness_timeout.to_owned(),
+            ..TerwayRolloutSpec::default()
+        },
+    );
+    rollout.metadata.generation = Some(w.generation);
+    if let Some(p) = &w.previous {
+        let wave = p.wave.then(|| Wave {
+            nodes: w.nodes.iter().enumerate().filter(|(_, n)| n.in_wave).map(|(i, _)| name(i)).collect(),
+            started: Time(now() - SignedDuration::from_secs(p.started_secs_ago)),
+        });
+        let mut conditions = vec![];
+        if p.in_wave_progress {
+            conditions.push(Condition {
+                type_: condition::PROGRESSING.to_owned(),
+                status: "True".to_owned(),
+                reason: "WaveInProgress".to_owned(),
+                message: "wave".to_owned(),
+                last_transition_time: Time(t0()),
+                observed_generation: Some(1),
+            });
+        }
+        rollout.status = Some(TerwayRolloutStatus {
+            current_wave: p.current_wave.max(u32::from(wave.is_some())),
+            wave,
+            conditions,
+            ..TerwayRolloutStatus::default()
+        });
+    }
+    view.rollout = Some(rollout);
+    view
+}
+
+// ---- what the input says ----
+
+fn spec(view: &ClusterView) -> TerwayRolloutSpec {
+    view.rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default()
+}
+
+fn terway_ds(view: &ClusterView) -> Option<&DaemonSet> {
+    view.daemon_sets.iter().find(|d| {
+        d.metadata.namespace.as_deref() == Some(TERWAY_NS) && d.metadata.name.as_deref() == Some(TERWAY)
+    })
+}
+
+/// Terway's pod on the node is Ready (absent: not).
+fn terway_ready_in(view: &ClusterView, node: &str) -> bool {
+    terway_ds(view).is_some()
+        && view.pods.iter().any(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                && p.metadata.owner_references.iter().flatten().any(|o| o.name == TERWAY)
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+}
+
+fn is_cloud(view: &ClusterView, node: &str) -> bool {
+    view.nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(node))
+        .and_then(|n| n.metadata.labels.as_ref())
+        .and_then(|l| l.get(CLOUD_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
+fn cloud_names(view: &ClusterView) -> Vec<String> {
+    view.nodes.iter().filter_map(|n| n.metadata.name.clone()).filter(|n| is_cloud(view, n)).collect()
+}
+
+/// The previous wave: `Some(true)` failed (a member still not Ready after the
+/// readiness timeout), `Some(false)` in progress, `None` none or done.
+fn previous_wave_state(view: &ClusterView, now: Timestamp) -> Option<bool> {
+    let status = view.rollout.as_ref()?.status.as_ref()?;
+    let wave = status.wave.as_ref()?;
+    let unready = wave.nodes.iter().any(|n| is_cloud(view, n) && !terway_ready_in(view, n));
+    if !unready {
+        return None;
+    }
+    let timeout = parse_duration(&spec(view).readiness_timeout).unwrap_or(SignedDuration::from_mins(10));
+    Some(now.duration_since(wave.started.0) > timeout)
+}
+
+struct Budget {
+    max: usize,
+    unready_gated_in: usize,
+    unready_gated_out: usize,
+    /// Cloud nodes whose gate the plan opens.
+    new: Vec<String>,
+    /// Those of them where Terway is not Ready: what the gates admit anew.
+    new_unready: Vec<String>,
+}
+
+fn budget(view: &ClusterView, p: &Plan) -> Budget {
+    let cloud = cloud_names(view);
+    let max = max_unavailable(&spec(view).max_unavailable, cloud.len());
+    let unready_gated_in = cloud.iter().filter(|n| gated_in(view, n) && !terway_ready_in(view, n)).count();
+    let unready_gated_out =
+        p.nodes.iter().filter(|r| r.role == Role::Cloud && r.gate && r.terway_ready != Some(true)).count();
+    let new: Vec<String> =
+        p.nodes.iter().filter(|r| r.gate && !gated_in(view, &r.name)).map(|r| r.name.clone()).collect();
+    let new_unready = new.iter().filter(|n| !terway_ready_in(view, n)).cloned().collect();
+    Budget { max, unready_gated_in, unready_gated_out, new, new_unready }
+}
+
+/// (a), (b) and (d).
+fn assert_safe(view: &ClusterView, p: &Plan) -> Result<(), TestCaseError> {
+    for r in &p.nodes {
+        prop_assert_eq!(r.role == Role::Cloud, is_cloud(view, &r.name), "{}: role", r.name);
+        prop_assert_eq!(
+            r.gate,
+            r.labels.iter().any(|(k, v)| k == GATE_LABEL && v == GATE_OPEN),
+            "{}",
+            r.name
+        );
+        // (a)
+        if r.role == Role::OnPrem {
+            prop_assert!(!r.gate, "(a) the gate is desired on on-prem node {}", r.name);
+        }
+        // (d)
+        if r.role == Role::Cloud && gated_in(view, &r.name) {
+            prop_assert!(r.gate, "(d) the open gate of cloud node {} is closed", r.name);
+        }
+    }
+    // (b)
+    let b = budget(view, p);
+    prop_assert!(
+        b.unready_gated_out <= b.max.max(b.unready_gated_in),
+        "(b) {} gated cloud nodes not Ready, more than max(maxUnavailable {}, {} before); new gates {:?}",
+        b.unready_gated_out,
+        b.max,
+        b.unready_gated_in,
+        b.new
+    );
+    let room = b.max.saturating_sub(b.unready_gated_in);
+    prop_assert!(
+        b.new_unready.len() <= room,
+        "(b) new gates {:?} on nodes without a Ready Terway exceed the budget: maxUnavailable {} - {} gated not Ready",
+        b.new_unready,
+        b.max,
+        b.unready_gated_in
+    );
+    if p.terway_gate.is_none() {
+        prop_assert!(
+            b.new.len() <= room,
+            "(b) the wave {:?} exceeds the budget: maxUnavailable {} - {} gated not Ready",
+            b.new,
+            b.max,
+            b.unready_gated_in
+        );
+    }
+    Ok(())
+}
+
+/// (e) and (f).
+fn assert_gates_open_only_when_allowed(
+    view: &ClusterView,
+    p: &Plan,
+    now: Timestamp,
+) -> Result<(), TestCaseError> {
+    let s = spec(view);
+    let b = budget(view, p);
+    let terway_gated =
+        terway_ds(view).is_some_and(|d| affinity::requires_gate(affinity::daemon_set_affinity(d)));
+    let wave = previous_wave_state(view, now);
+    let may_open = s.mode == Mode::Auto
+        && p.scenario.terway_required() == Some(true)
+        && p.passed
+        && terway_gated
+        && !s.paused
+        && wave.is_none();
+    let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
+    let why = format!(
+        "mode {:?}, scenario {}, passed {}, Terway installed {}, requires the gate {}, paused {}, previous wave {:?}",
+        s.mode,
+        p.scenario,
+        p.passed,
+        terway_ds(view).is_some(),
+        terway_gated,
+        s.paused,
+        wave
+    );
+    if p.terway_gate.is_some() {
+        // Enforcing the gate requirement: gates may open with it only where
+        // Terway already runs Ready (nothing is admitted anew), and only when
+        // the rollout could go on.
+        prop_assert!(
+            b.new_unready.is_empty(),
+            "(e) gates {:?} opened on nodes without a Ready Terway while Terway lacks the gate requirement; {}",
+            b.new_unready,
+            why
+        );
+        if !b.new.is_empty() {
+            prop_assert!(
+                s.mode == Mode::Auto && p.scenario.terway_required() == Some(true) && p.passed && !s.paused,
+                "(e) gates {:?} opened with the gate patch; {}",
+                b.new,
+                why
+            );
+        }
+    } else if !b.new.is_empty() {
+        prop_assert!(may_open, "(e) gates {:?} opened; {}", b.new, why);
+        for n in &b.new {
+            let r = p.nodes.iter().find(|r| &r.name == n).expect("a row");
+            prop_assert!(r.role == Role::Cloud && r.preflight, "(e) {} is not an eligible cloud node", n);
+        }
+        prop_assert_eq!(p.status.current_wave, previous.current_wave + 1);
+        let w = p.status.wave.as_ref().expect("(e) a new wave in the status");
+        prop_assert_eq!(&w.nodes, &b.new);
+        prop_assert_eq!(w.started.0, now);
+    }
+    // (f)
+    let eligible: Vec<String> = p
+        .nodes
+        .iter()
+        .filter(|r| r.role == Role::Cloud && r.preflight && !gated_in(view, &r.name))
+        .map(|r| r.name.clone())
+        .collect();
+    // Only when no gated cloud node waits for Terway: whether such nodes form
+    // a wave of their own (so the next one waits) is the plan's choice.
+    if may_open && b.unready_gated_in == 0 && !eligible.is_empty() {
+        let want: Vec<String> = eligible.into_iter().take(b.max).collect();
+        prop_assert_eq!(&b.new, &want, "(f) the next wave opens on the first eligible nodes");
+    }
+    Ok(())
+}
+
+/// (g) metav1.Condition semantics against the previous status, and one event
+/// per condition whose status or reason changed.
+fn assert_conditions(view: &ClusterView, p: &Plan, now: Timestamp) -> Result<(), TestCaseError> {
+    let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
+    let generation = view.rollout.as_ref().and_then(|r| r.metadata.generation);
+    prop_assert_eq!(p.status.observed_generation, generation);
+    prop_assert_eq!(p.status.conditions.len(), 5);
+    for c in &p.status.conditions {
+        prop_assert_eq!(c.observed_generation, generation);
+        match previous.conditions.iter().find(|o| o.type_ == c.type_) {
+            Some(old) if old.status == c.status => {
+                prop_assert_eq!(&c.last_transition_time, &old.last_transition_time, "{}", c.type_)
+            }
+            _ => prop_assert_eq!(c.last_transition_time.0, now, "{}", c.type_),
+        }
+    }
+    prop_assert_eq!(
+        event_keys(&p.events),
+        expected_event_reasons(&previous.conditions, &p.status.conditions)
+    );
+    Ok(())
+}
+
+fn config(cases: u32) -> Config {
+    Config { failure_persistence: None, ..Config::with_cases(cases) }
+}
+
+/// The view with every list reversed: what a watch cache in another order gives.
+fn reversed(view: &ClusterView) -> ClusterView {
+    let mut v = view.clone();
+    v.nodes.reverse();
+    v.reports.reverse();
+    v.pods.reverse();
+    v.daemon_sets.reverse();
+    v
+}
+
+proptest! {
+    #![proptest_config(config(10_000))]
+
+    #[test]
+    fn one_plan(w in world(1..=12)) {
+        let view = build(&w);
+        let now = now();
+        let p = plan(&view, now);
+        assert_safe(&view, &p)?;
+        assert_gates_open_only_when_allowed(&view, &p, now)?;
+        assert_conditions(&view, &p, now)?;
+        // (c)
+        let again = plan(&view, now);
+        let json = serde_json::to_string(&p).expect("a plan serializes");
+        prop_assert_eq!(&json, &serde_json::to_string(&again).expect("a plan serializes"));
+        prop_assert_eq!(&p.status, &again.status);
+        prop_assert_eq!(&p.events, &again.events);
+        let shuffled = plan(&reversed(&view), now);
+        prop_assert_eq!(&json, &serde_json::to_string(&shuffled).expect("a plan serializes"));
+        prop_assert_eq!(&p.status, &shuffled.status);
+        prop_assert_eq!(&p.events, &shuffled.events);
+    }
+}
+
+/// The generated views reach every interesting branch of the rollout often
+/// enough for the properties above to mean something.
+#[test]
+fn the_generator_reaches_the_interesting_cases() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = world(1..=12);
+    let total = 3_000;
+    let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
+    for _ in 0..total {
+        let w = strategy.new_tree(&mut runner).expect("a world").current();
+        let view = build(&w);
+        let p = plan(&view, now());
+        let b = budget(&view, &p);
+        let eligible = p
+            .nodes
+            .iter()
+            .filter(|r| r.role == Role::Cloud && r.preflight && !gated_in(&view, &r.name))
+            .count();
+        let mut hit = |k| *seen.entry(k).or_default() += 1;
+        if p.passed {
+            hit("passed");
+        }
+        if !b.new.is_empty() {
+            hit("new gates");
+        }
+        if !b.new.is_empty() && eligible > b.new.len() {
+            hit("new gates cut by the budget");
+        }
+        if b.unready_gated_in >= b.max && eligible > 0 {
+            hit("budget used up");
+        }
+        if p.nodes.iter().any(|r| r.role == Role::OnPrem && gated_in(&view, &r.name)) {
+            hit("on-prem gated");
+        }
+        if p.terway_gate.is_some() {
+            hit("gate patch");
+        }
+        match previous_wave_state(&view, now()) {
+            Some(false) => hit("wave in progress"),
+            Some(true) => hit("wave failed"),
+            None => {}
+        }
+        let (_, progressing) = cond(&p, condition::PROGRESSING);
+        for reason in
+            ["WaveInProgress", "ManualMode", "PreflightFailed", "Paused", "TerwayNotInstalled", "Complete"]
+        {
+            if progressing == reason {
+                hit(reason);
+            }
+        }
+    }
+    let expected = [
+        "passed",
+        "new gates",
+        "new gates cut by the budget",
+        "budget used up",
+        "on-prem gated",
+        "gate patch",
+        "wave in progress",
+        "wave failed",
+        "WaveInProgress",
+        "ManualMode",
+        "PreflightFailed",
+        "Paused",
+        "TerwayNotInstalled",
+        "Complete",
+    ];
+    for k in expected {
+        let n = seen.get(k).copied().unwrap_or(0);
+        assert!(n * 100 >= total, "only {n} of {total} generated views: {k}; all: {seen:?}");
+    }
+    eprintln!("{seen:#?}");
+}
+
+// ---- simulations ----
+
+#[derive(Debug, Clone)]
+struct Step {
+    /// Minutes to the next reconcile.
+    mins: i64,
+    /// Per node: Terway's pod on it, if gated, is Ready after this step
+    /// (healthy nodes only, in the halting simulation).
+    ready: Vec<bool>,
+    /// Someone puts the gate label on this node (any role).
+    stray_gate: Option<usize>,
+    toggle_pause: bool,
+}
+
+fn steps(nodes: usize) -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (
+            1..8i64,
+            prop::collection::vec(prop::bool::weighted(0.6), nodes),
+            prop::option::weighted(0.1, 0..nodes),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(mins, ready, stray_gate, toggle_pause)| Step {
+                mins,
+                ready,
+                stray_gate,
+                toggle_pause,
+            }),
+        3..9,
+    )
+}
+
+fn world_and_steps() -> impl Strategy<Value = (World, Vec<Step>)> {
+    world(2..=10).prop_flat_map(|w| {
+        let n = w.nodes.len();
+        (Just(w), steps(n))
+    })
+}
+
+/// Plays the controller and the cluster after a plan: labels, status and the
+/// gate patch applied; Terway pods only on gated cloud nodes once Terway
+/// requires the gate.
+fn advance(view: &mut ClusterView, p: &Plan, ready: impl Fn(usize) -> bool) {
+    apply(view, p);
+    if let Some(patch) = &p.terway_gate {
+        let ds = terway_mut(view);
+        *ds = affinity::with_affinity(ds, patch.affinity.clone());
+    }
+    let Some(ds) = terway_ds(view) else { return };
+    let requires = affinity::requires_gate(affinity::daemon_set_affinity(ds));
+    let names: Vec<String> = view.nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    for (i, n) in names.iter().enumerate() {
+        let runs = is_cloud(view, n) && (!requires || gated_in(view, n));
+        if runs {
+            set_terway_ready(view, n, ready(i));
+        } else if requires {
+            remove_pod(view, TERWAY, n);
+        }
+    }
+}
+
+fn index_of(name: &str) -> usize {
+    name.trim_start_matches("node-").parse().expect("a generated node name")
+}
+
+proptest! {
+    #![proptest_config(config(1_000))]
+
+    #[test]
+    fn simulated_rollouts_stay_safe((w, steps) in world_and_steps()) {
+        let mut view = build(&w);
+        let mut now = now();
+        for step in &steps {
+            let p = plan(&view, now);
+            assert_safe(&view, &p)?;
+            assert_gates_open_only_when_allowed(&view, &p, now)?;
+            assert_conditions(&view, &p, now)?;
+            advance(&mut view, &p, |i| step.ready[i]);
+            if let Some(i) = step.stray_gate {
+                set_label(&mut view, &name(i), GATE_LABEL, Some(GATE_OPEN));
+            }
+            if step.toggle_pause {
+                let s = spec_mut(&mut view);
+                s.paused = !s.paused;
+            }
+            now += SignedDuration::from_mins(step.mins);
+        }
+        let p = plan(&view, now);
+        assert_safe(&view, &p)?;
+    }
+}
+
+/// A healthy, Auto, unpaused bgp cluster whose Terway requires the gate, with
+/// no history (readinessTimeout 5m): only Terway readiness stops the rollout.
+/// Per node: (cloud, healthy: Terway becomes Ready there once gated).
+fn halting_world() -> impl Strategy<Value = (Vec<(bool, bool)>, i32, Vec<i64>)> {
+    (
+        prop::collection::vec((any::<bool>(), prop::bool::weighted(0.6)), 2..=8),
+        1..=3i32,
+        prop::collection::vec(1..8i64, 3..9),
+    )
+}
+
+fn halting_view(nodes: &[(bool, bool)], max_unavailable: i32) -> ClusterView {
+    let w = World {
+        nodes: nodes
+            .iter()
+            .map(|&(cloud, _)| NodeGen {
+                cloud,
+                report: ReportKind::Present { scenario: None, ready: true },
+                agent_ready: true,
+                gated: false,
+                terway: None,
+                in_wave: false,
+            })
+            .collect(),
+        scenario: Scenario::Bgp,
+        healthy: true,
+        auto: true,
+        max_unavailable: IntOrString::Int(max_unavailable),
+        paused: false,
+        readiness_timeout: "5m",
+        ignore: vec![],
+        terway: TerwayKind::RequiresGate,
+        secret: true,
+        previous: None,
+        generation: 1,
+    };
+    build(&w)
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// A wave whose nodes are not Ready after readinessTimeout halts the rollout
+    /// "until they recover": while a node of the failed wave stays not Ready, no
+    /// later reconcile opens a gate, and Degraded stays True (WaveFailed).
+    #[test]
+    fn a_failed_wave_halts_the_rollout_until_its_nodes_recover((nodes, max, mins) in halting_world()) {
+        let mut view = halting_view(&nodes, max);
+        let mut now = now();
+        let mut failed: BTreeSet<String> = BTreeSet::new();
+        for step in &mins {
+            let p = plan(&view, now);
+            assert_safe(&view, &p)?;
+            let degraded = condition(&p.status, condition::DEGRADED);
+            if !failed.is_empty() {
+                let b = budget(&view, &p);
+                prop_assert!(
+                    b.new.is_empty(),
+                    "wave failed on {:?} (still not Ready), yet the plan opens {:?}",
+                    failed,
+                    b.new
+                );
+                prop_assert_eq!(
+                    (degraded.status.as_str(), degraded.reason.as_str()),
+                    ("True", "WaveFailed"),
+                    "the failure of {:?} is forgotten",
+                    &failed
+                );
+            }
+            if degraded.status == "True" && degraded.reason == "WaveFailed" && failed.is_empty() {
+                let wave = view.rollout.as_ref().and_then(|r| r.status.as_ref()).and_then(|s| s.wave.clone());
+                let wave = wave.expect("a wave failed, so there was one");
+                failed = wave.nodes.into_iter().filter(|n| !terway_ready_in(&view, n)).collect();
+                prop_assert!(!failed.is_empty());
+                prop_assert!(failed.len() > 5 || failed.iter().all(|n| degraded.message.contains(n.as_str())));
+            }
+            // Healthy nodes become Ready once gated; the others never do.
+            advance(&mut view, &p, |i| nodes[i].1);
+            prop_assert!(failed.iter().all(|n| !nodes[index_of(n)].1));
+            now += SignedDuration::from_mins(*step);
+        }
+    }
+}

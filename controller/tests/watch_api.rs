@@ -1,0 +1,454 @@
+//! The controller's watches through kube's `Client` over a `tower-test`
+//! mock API server: the initial lists, a watch that ends (resumed from the
+//! last resourceVersion, bookmarks included), a watch that expires (410
+//! Gone: re-listed, and the stores then hold the new list exactly), and the
+//! RAM Secret's values never reaching the ClusterView.
+
+use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::client::Body;
+use kube::Client;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use terway_hybrid_controller::dump;
+use terway_hybrid_controller::view::{ClusterView, ACCESS_KEY_ID, ACCESS_KEY_SECRET};
+use terway_hybrid_controller::watch::{self, Stores, POD_SELECTORS};
+use tokio::sync::{mpsc, Notify};
+use tower_test::mock::{self, Handle, SendResponse};
+
+type MockHandle = Handle<Request<Body>, Response<Body>>;
+
+const AK_ID: &str = "AKIDEXAMPLE";
+const AK_SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
+
+const NODES: &str = "/api/v1/nodes";
+const REPORTS: &str = "/apis/terway-hybrid.io/v1alpha1/nodenetworkreports";
+const DAEMON_SETS: &str = "/apis/apps/v1/daemonsets";
+const PODS: &str = "/api/v1/pods";
+const ROLLOUTS: &str = "/apis/terway-hybrid.io/v1alpha1/terwayrollouts";
+const CONFIG_MAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
+const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
+const SERVICES: &str = "/api/v1/namespaces/default/services";
+
+/// A request as the mock API server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: BTreeMap<String, String>,
+}
+
+impl Seen {
+    fn is_watch(&self) -> bool {
+        self.query.get("watch").map(String::as_str) == Some("true")
+    }
+
+    /// Which collection: the path, plus the label selector for pods.
+    fn key(&self) -> String {
+        match self.query.get("labelSelector") {
+            Some(sel) => format!("{}?{sel}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn parse(request: &Request<Body>) -> Seen {
+    let query = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (decode(k), decode(v))))
+        .collect();
+    Seen { method: request.method().clone(), path: request.uri().path().to_owned(), query }
+}
+
+fn respond(code: StatusCode, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// A watch response: newline-delimited events, then the end of the stream.
+fn watch_body(events: &[Value]) -> Response<Body> {
+    let mut body = Vec::new();
+    for e in events {
+        serde_json::to_writer(&mut body, e).unwrap();
+        body.push(b'\n');
+    }
+    respond(StatusCode::OK, body)
+}
+
+fn event(type_: &str, object: &Value) -> Value {
+    json!({"type": type_, "object": object})
+}
+
+fn bookmark(api_version: &str, kind: &str, rv: &str) -> Value {
+    event("BOOKMARK", &json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": rv}}))
+}
+
+fn gone(rv: &str) -> Value {
+    event(
+        "ERROR",
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {rv} (300)"), "reason": "Expired", "code": 410}),
+    )
+}
+
+/// An open watch: its request, and the means to answer it.
+type OpenWatch = (Seen, SendResponse<Response<Body>>);
+
+/// One collection the mock server lists.
+#[derive(Default)]
+struct Collection {
+    items: Vec<Value>,
+    resource_version: String,
+}
+
+/// The mock API server's state, shared with the test.
+#[derive(Default)]
+struct Server {
+    collections: HashMap<String, Collection>,
+    /// Every request, in arrival order.
+    log: Vec<Seen>,
+    /// Watch requests not answered yet (an open, idle watch), by collection.
+    parked: HashMap<String, Vec<OpenWatch>>,
+}
+
+type Shared = Arc<Mutex<Server>>;
+
+enum Command {
+    /// Answer the collection's open watch with these events, then end it.
+    EndWatch(String, Vec<Value>),
+}
+
+/// Serves lists from the shared state and parks watches until told.
+async fn serve(mut handle: MockHandle, shared: Shared, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut pending: HashMap<String, Vec<Value>> = HashMap::new();
+    loop {
+        tokio::select! {
+            next = handle.next_request() => {
+                let Some((request, send)) = next else { return };
+                let seen = parse(&request);
+                let key = seen.key();
+                let mut server = shared.lock().unwrap();
+                server.log.push(seen.clone());
+                assert_eq!(seen.method, Method::GET, "watches only read: {seen:?}");
+                if seen.is_watch() {
+                    match pending.remove(&key) {
+                        Some(events) => send.send_response(watch_body(&events)),
+                        None => server.parked.entry(key).or_default().push((seen, send)),
+                    }
+                } else {
+                    let list = match server.collections.get(&key) {
+                        Some(c) => json!({"apiVersion": "v1", "kind": "List",
+                            "metadata": {"resourceVersion": c.resource_version}, "items": c.items}),
+                        None => panic!("an unexpected list: {seen:?}"),
+                    };
+                    send.send_response(respond(StatusCode::OK, serde_json::to_vec(&list).unwrap()));
+                }
+            }
+            command = commands.recv() => match command {
+                Some(Command::EndWatch(key, events)) => {
+                    let open = shared.lock().unwrap().parked.get_mut(&key).and_then(Vec::pop);
+                    match open {
+                        Some((_, send)) => send.send_response(watch_body(&events)),
+                        None => { pending.insert(key, events); }
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+fn example() -> ClusterView {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join("bgp-pass");
+    dump::load(&dir).expect("the example loads")
+}
+
+fn with_rv(object: Value, rv: &str) -> Value {
+    let mut object = object;
+    object["metadata"]["resourceVersion"] = json!(rv);
+    object
+}
+
+fn node_named(view: &ClusterView, from: &str, to: &str, rv: &str) -> Value {
+    let node = view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).unwrap();
+    let mut object = serde_json::to_value(node).unwrap();
+    object["metadata"]["name"] = json!(to);
+    object["metadata"]["uid"] = json!(format!("uid-{to}"));
+    object["metadata"]["labels"]["kubernetes.io/hostname"] = json!(to);
+    with_rv(object, rv)
+}
+
+fn secret() -> Value {
+    let secret = Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("alibaba-addon-secret".into()),
+            namespace: Some("kube-system".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (ACCESS_KEY_ID.to_owned(), ByteString(AK_ID.as_bytes().to_vec())),
+            (ACCESS_KEY_SECRET.to_owned(), ByteString(AK_SECRET.as_bytes().to_vec())),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    with_rv(serde_json::to_value(secret).unwrap(), "100")
+}
+
+/// The pods of the example, split by the watch's two label selectors (the
+/// example's pods carry the labels their DaemonSets' upstream manifests use).
+fn pods(view: &ClusterView, cni: bool) -> Vec<Value> {
+    view.pods
+        .iter()
+        .filter(|p| {
+            let owner = p.metadata.owner_references.iter().flatten().next().map(|o| o.name.as_str());
+            (owner == Some("calico-node")) == cni
+        })
+        .map(|p| {
+            let owner = p.metadata.owner_references.iter().flatten().next().unwrap().name.clone();
+            let mut object = with_rv(serde_json::to_value(p).unwrap(), "100");
+            let label = if cni { "k8s-app" } else { "app" };
+            object["metadata"]["labels"] = json!({label: owner});
+            object
+        })
+        .collect()
+}
+
+/// Objects as the API server serves them, at resourceVersion 100.
+fn objects<'a, T: serde::Serialize + 'a>(items: impl IntoIterator<Item = &'a T>) -> Vec<Value> {
+    items.into_iter().map(|o| with_rv(serde_json::to_value(o).unwrap(), "100")).collect()
+}
+
+fn collections(view: &ClusterView) -> HashMap<String, Collection> {
+    let all = |items: Vec<Value>| Collection { items, resource_version: "100".into() };
+    HashMap::from([
+        (NODES.to_owned(), all(objects(&view.nodes))),
+        (REPORTS.to_owned(), all(objects(&view.reports))),
+        (DAEMON_SETS.to_owned(), all(objects(&view.daemon_sets))),
+        (format!("{PODS}?{}", POD_SELECTORS[0]), all(pods(view, true))),
+        (format!("{PODS}?{}", POD_SELECTORS[1]), all(pods(view, false))),
+        (ROLLOUTS.to_owned(), all(objects(&view.rollout))),
+        (CONFIG_MAPS.to_owned(), all(objects(&view.eni_config))),
+        (SECRETS.to_owned(), all(vec![secret()])),
+        (SERVICES.to_owned(), all(objects(&view.kubernetes_service))),
+    ])
+}
+
+/// Polls `stores` until `ok` holds (each watch event notifies `changed`).
+async fn until(
+    stores: &Stores,
+    changed: &Notify,
+    what: &str,
+    ok: impl Fn(&ClusterView) -> bool,
+) -> ClusterView {
+    let wait = async {
+        loop {
+            let view = stores.view();
+            if ok(&view) {
+                return view;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), changed.notified()).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Waits until the collection's watch is open (parked at the server).
+async fn watching(shared: &Shared, key: &str) -> Seen {
+    let wait = async {
+        loop {
+            if let Some(seen) =
+                shared.lock().unwrap().parked.get(key).and_then(|v| v.last()).map(|(s, _)| s.clone())
+            {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.unwrap_or_else(|_| panic!("no watch on {key}"))
+}
+
+fn names(view: &ClusterView) -> Vec<String> {
+    let mut n: Vec<String> = view.nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+    n.sort();
+    n
+}
+
+fn requests(shared: &Shared, key: &str) -> Vec<Seen> {
+    shared.lock().unwrap().log.iter().filter(|s| s.key() == key).cloned().collect()
+}
+
+#[tokio::test]
+async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
+    let example = example();
+    let shared: Shared =
+        Arc::new(Mutex::new(Server { collections: collections(&example), ..Server::default() }));
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (commands, rx) = mpsc::unbounded_channel();
+    let server = tokio::spawn(serve(handle, shared.clone(), rx));
+    let changed = Arc::new(Notify::new());
+    let (stores, driver) = watch::start(Client::new(service, "default"), false, changed.clone());
+    let driver = tokio::spawn(driver);
+
+    // 1. The initial lists, then one open watch per collection from the
+    //    list's resourceVersion.
+    tokio::time::timeout(Duration::from_secs(20), stores.wait_until_ready()).await.expect("the stores sync");
+    let view = until(&stores, &changed, "the singletons", |v| {
+        v.eni_config.is_some() && v.addon_secret.is_some() && v.kubernetes_service.is_some()
+    })
+    .await;
+    assert_eq!(names(&view), ["cloud-1", "cloud-2", "onprem-1", "onprem-2", "onprem-3"]);
+    assert_eq!(view.reports.len(), 5);
+    assert_eq!(view.daemon_sets.len(), 3);
+    assert_eq!(view.pods.len(), example.pods.len(), "both pod selectors listed");
+    assert_eq!(view.rollout.as_ref().and_then(|r| r.metadata.name.as_deref()), Some("default"));
+    for key in [NODES, REPORTS, DAEMON_SETS, ROLLOUTS, CONFIG_MAPS, SECRETS, SERVICES] {
+        let seen = requests(&shared, key);
+        let list = &seen[0];
+        assert!(!list.is_watch(), "{key}: the first request is a list: {list:?}");
+        let watch = watching(&shared, key).await;
+        assert_eq!(watch.query.get("resourceVersion").map(String::as_str), Some("100"), "{key}: {watch:?}");
+        assert!(!watch.query.contains_key("sendInitialEvents"), "{key}: a plain list-then-watch: {watch:?}");
+    }
+    for sel in POD_SELECTORS {
+        let key = format!("{PODS}?{sel}");
+        assert_eq!(requests(&shared, &key)[0].query.get("labelSelector").map(String::as_str), Some(sel));
+        watching(&shared, &key).await;
+    }
+    for (key, name) in
+        [(CONFIG_MAPS, "eni-config"), (SECRETS, "alibaba-addon-secret"), (SERVICES, "kubernetes")]
+    {
+        let list = &requests(&shared, key)[0];
+        assert_eq!(
+            list.query.get("fieldSelector").map(String::as_str),
+            Some(format!("metadata.name={name}").as_str())
+        );
+    }
+
+    // The Secret's values never reach the view: only which keys are non-empty.
+    let keys = view.addon_secret.as_ref().expect("the Secret is seen");
+    assert!(keys.non_empty(ACCESS_KEY_ID) && keys.non_empty(ACCESS_KEY_SECRET), "{keys:?}");
+    let debug = format!("{view:?}");
+    for value in [AK_ID, AK_SECRET] {
+        let encoded = serde_json::to_value(ByteString(value.as_bytes().to_vec())).unwrap();
+        let encoded = encoded.as_str().unwrap();
+        assert!(secret().to_string().contains(encoded), "the served Secret holds {encoded}");
+        assert!(!debug.contains(value), "the view holds the value {value}");
+        assert!(!debug.contains(encoded), "the view holds the base64 of {value}");
+    }
+    assert_eq!(encoded_ak_id(), "QUtJREVYQU1QTEU=");
+
+    // 2. The nodes' watch delivers a node and a bookmark, then ends (the
+    //    connection dropped): the watcher resumes from the bookmark's
+    //    resourceVersion, without a re-list.
+    let lists_before = requests(&shared, NODES).iter().filter(|s| !s.is_watch()).count();
+    commands
+        .send(Command::EndWatch(
+            NODES.to_owned(),
+            vec![
+                event("ADDED", &node_named(&example, "cloud-2", "cloud-3", "101")),
+                bookmark("v1", "Node", "150"),
+            ],
+        ))
+        .unwrap();
+    until(&stores, &changed, "cloud-3 added", |v| names(v).contains(&"cloud-3".to_owned())).await;
+    let resumed = {
+        let wait = async {
+            loop {
+                let watches: Vec<Seen> =
+                    requests(&shared, NODES).into_iter().filter(Seen::is_watch).collect();
+                if watches.len() >= 2 {
+                    return watches[watches.len() - 1].clone();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the watch is resumed")
+    };
+    assert_eq!(resumed.query.get("resourceVersion").map(String::as_str), Some("150"), "{resumed:?}");
+    assert_eq!(requests(&shared, NODES).iter().filter(|s| !s.is_watch()).count(), lists_before, "no re-list");
+
+    // A singleton's watch delivers a deletion, then ends: the slot empties.
+    let eni_config = shared.lock().unwrap().collections[CONFIG_MAPS].items[0].clone();
+    commands
+        .send(Command::EndWatch(CONFIG_MAPS.to_owned(), vec![event("DELETED", &with_rv(eni_config, "120"))]))
+        .unwrap();
+    until(&stores, &changed, "eni-config deleted", |v| v.eni_config.is_none()).await;
+    shared.lock().unwrap().collections.get_mut(CONFIG_MAPS).unwrap().items.clear();
+
+    // 3. Both watches expire (410 Gone) while the cluster moved on: onprem-3
+    //    left, cloud-4 joined, the Secret was deleted. The watchers re-list and
+    //    the stores hold exactly the new lists.
+    {
+        let mut server = shared.lock().unwrap();
+        let nodes = server.collections.get_mut(NODES).unwrap();
+        nodes.items.retain(|n| n["metadata"]["name"] != "onprem-3");
+        nodes.items.push(node_named(&example, "cloud-2", "cloud-3", "101"));
+        nodes.items.push(node_named(&example, "cloud-2", "cloud-4", "300"));
+        nodes.resource_version = "300".into();
+        let secrets = server.collections.get_mut(SECRETS).unwrap();
+        secrets.items.clear();
+        secrets.resource_version = "300".into();
+    }
+    watching(&shared, NODES).await;
+    watching(&shared, SECRETS).await;
+    commands.send(Command::EndWatch(NODES.to_owned(), vec![gone("150")])).unwrap();
+    commands.send(Command::EndWatch(SECRETS.to_owned(), vec![gone("100")])).unwrap();
+    let view = until(&stores, &changed, "the re-listed nodes and Secret", |v| {
+        names(v) == ["cloud-1", "cloud-2", "cloud-3", "cloud-4", "onprem-1", "onprem-2"]
+            && v.addon_secret.is_none()
+    })
+    .await;
+    assert_eq!(view.nodes.len(), 6);
+    for key in [NODES, SECRETS] {
+        let seen = requests(&shared, key);
+        let relist = seen.iter().skip(1).find(|s| !s.is_watch()).unwrap_or_else(|| panic!("{key} re-listed"));
+        assert_eq!(relist.method, Method::GET);
+        let watch = watching(&shared, key).await;
+        assert_eq!(watch.query.get("resourceVersion").map(String::as_str), Some("300"), "{key}: {watch:?}");
+    }
+    // The other watches were left alone: one list each.
+    for key in [REPORTS, DAEMON_SETS, ROLLOUTS, CONFIG_MAPS, SERVICES] {
+        assert_eq!(requests(&shared, key).iter().filter(|s| !s.is_watch()).count(), 1, "{key}");
+    }
+    let view = stores.view();
+    assert_eq!(view.reports.len(), 5);
+    assert!(view.eni_config.is_none() && view.kubernetes_service.is_some());
+
+    driver.abort();
+    server.abort();
+}
+
+fn encoded_ak_id() -> String {
+    serde_json::to_value(ByteString(AK_ID.as_bytes().to_vec())).unwrap().as_str().unwrap().to_owned()
+}
