@@ -229,7 +229,7 @@ fn rollout<'a>(
         None => {
             let unready: Vec<String> =
                 c.cloud().filter(|n| gated(n) && !terway_ready(n)).map(|n| n.name().to_owned()).collect();
-            adopted = (!unready.is_empty()).then(|| Wave { nodes: unready, started: Time(now) });
+            adopted = (!unready.is_empty()).then_some(Wave { nodes: unready, started: Time(now) });
             if adopted.is_some() {
                 out.current_wave = previous.current_wave.max(1);
             }

@@ -927,6 +927,43 @@ fn a_failed_wave_stays_halted_until_its_nodes_recover() {
     assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
 }
 
+/// The status write of wave 1 landed, the gate label writes did not (a 409 on
+/// the nodes): the next plan must still want the wave's gates, so the writes
+/// are retried; otherwise the wave waits for Terway on nodes it never reached
+/// and fails at the readiness timeout.
+#[test]
+fn a_wave_whose_label_writes_were_lost_gets_its_gates_again() {
+    let mut view = five_cloud_bgp();
+    let p = step(&view, t0());
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    rollout_mut(&mut view).status = Some(p.status.clone());
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "the recorded wave's gates are not re-asserted");
+    assert_eq!(p.status.current_wave, 1);
+    assert_eq!(p.status.wave.as_ref().map(|w| w.started.0), Some(t0()));
+}
+
+/// ... but only while the rollout may go on: a recorded wave whose labels never
+/// landed does not open gates once the mode is Manual, the rollout is paused
+/// or the preflight fails.
+#[test]
+fn lost_wave_labels_stay_closed_when_the_rollout_is_held() {
+    type Hold = fn(&mut ClusterView);
+    let holds: [(&str, Hold); 3] = [
+        ("Manual", |v| spec_mut(v).mode = Mode::Manual),
+        ("paused", |v| spec_mut(v).paused = true),
+        ("preflight fails", |v| v.addon_secret = None),
+    ];
+    for (what, hold) in holds {
+        let mut view = five_cloud_bgp();
+        let p = step(&view, t0());
+        rollout_mut(&mut view).status = Some(p.status.clone());
+        hold(&mut view);
+        let p = step(&view, at(1));
+        assert!(gated_rows(&p).is_empty(), "{what}: gates {:?} open", gated_rows(&p));
+    }
+}
+
 /// Gated nodes that are not Ready use up the budget; with eligible nodes still
 /// waiting, the rollout is not complete.
 #[test]

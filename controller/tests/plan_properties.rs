@@ -10,12 +10,15 @@
 //! One plan (10 000 cases):
 //! - (a) no on-prem row has the gate desired (nor the gate label in its labels);
 //! - (b) with U_in = the cloud nodes carrying the gate label whose Terway pod is
-//!   not Ready (or absent) in the input, U_out = the cloud rows with the gate
-//!   desired whose Terway pod is not Ready (or absent), and M =
+//!   not Ready (or absent) in the input, R = the nodes of the previous status's
+//!   wave the plan re-opens (their label is absent: a lost label write) whose
+//!   Terway is not Ready, U_out = the cloud rows with the gate desired whose
+//!   Terway pod is not Ready (or absent), and M =
 //!   `plan::max_unavailable(spec.maxUnavailable, cloud nodes)`:
-//!   U_out <= max(M, U_in); the gates the plan adds on nodes where Terway
-//!   is not Ready number at most M - U_in (saturating), and so does a whole
-//!   new wave: the plan never adds gates beyond the budget;
+//!   U_out <= max(M, U_in + R) (R = 0 unless the plan re-asserts a recorded
+//!   wave); the other gates the plan adds on nodes where Terway is not Ready
+//!   number at most M - U_in (saturating), and so does a whole new wave: the
+//!   plan never adds gates beyond the budget;
 //! - (c) the plan is deterministic (same view and time: equal serialized plan,
 //!   status and events), and does not depend on the order of the view's lists;
 //! - (d) a gate open on a cloud node in the input is desired in the output;
@@ -23,9 +26,12 @@
 //!   the preflight passed, Terway's DaemonSet exists and requires the gate, the
 //!   rollout is not paused, and no wave is in progress or failed; it opens only on
 //!   cloud nodes whose own checks pass, as a new wave (current_wave + 1, started
-//!   now). The one exception: with the gate patch (Terway lacks the requirement),
-//!   gates may open on cloud nodes where Terway already runs Ready, and then only
-//!   in Auto mode, Terway required, preflight passed, not paused;
+//!   now). Two exceptions: with the gate patch (Auto mode only; Terway lacks
+//!   the requirement), gates may open on cloud nodes where Terway already runs
+//!   Ready (nothing is admitted anew); and, only when the rollout may go on
+//!   (Auto, Terway required and installed, preflight passed, not paused), the
+//!   nodes of the recorded wave may get their gate back when its label is
+//!   missing (a lost label write);
 //! - (f) conversely, when all of (e) holds, no gated cloud node waits for its
 //!   Terway pod and some cloud node is eligible, the next wave opens on the
 //!   first M eligible nodes in name order;
@@ -388,13 +394,25 @@ fn previous_wave_state(view: &ClusterView, now: Timestamp) -> Option<bool> {
 }
 
 struct Budget {
+    /// `plan::max_unavailable` of the spec and the cloud node count.
     max: usize,
+    /// Cloud nodes carrying the gate label whose Terway is not Ready (input).
     unready_gated_in: usize,
+    /// Cloud rows with the gate desired whose Terway is not Ready (output).
     unready_gated_out: usize,
-    /// Cloud nodes whose gate the plan opens.
+    /// Cloud nodes whose gate the plan opens (desired, label absent)...
     new: Vec<String>,
-    /// Those of them where Terway is not Ready: what the gates admit anew.
-    new_unready: Vec<String>,
+    /// ... that belong to the previous status's wave and wait for Terway: a
+    /// recorded wave whose label writes were lost, re-asserted...
+    reasserted: Vec<String>,
+    /// ... and the others: a new wave (or nodes gated with the gate patch).
+    fresh: Vec<String>,
+}
+
+impl Budget {
+    fn room(&self) -> usize {
+        self.max.saturating_sub(self.unready_gated_in)
+    }
 }
 
 fn budget(view: &ClusterView, p: &Plan) -> Budget {
@@ -405,8 +423,16 @@ fn budget(view: &ClusterView, p: &Plan) -> Budget {
         p.nodes.iter().filter(|r| r.role == Role::Cloud && r.gate && r.terway_ready != Some(true)).count();
     let new: Vec<String> =
         p.nodes.iter().filter(|r| r.gate && !gated_in(view, &r.name)).map(|r| r.name.clone()).collect();
-    let new_unready = new.iter().filter(|n| !terway_ready_in(view, n)).cloned().collect();
-    Budget { max, unready_gated_in, unready_gated_out, new, new_unready }
+    let recorded: Vec<String> = view
+        .rollout
+        .as_ref()
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.wave.as_ref())
+        .map(|w| w.nodes.clone())
+        .unwrap_or_default();
+    let (reasserted, fresh) =
+        new.iter().cloned().partition(|n| recorded.contains(n) && !terway_ready_in(view, n));
+    Budget { max, unready_gated_in, unready_gated_out, new, reasserted, fresh }
 }
 
 /// (a), (b) and (d).
@@ -430,27 +456,30 @@ fn assert_safe(view: &ClusterView, p: &Plan) -> Result<(), TestCaseError> {
     }
     // (b)
     let b = budget(view, p);
+    let unready = |nodes: &[String]| nodes.iter().filter(|n| !terway_ready_in(view, n)).count();
+    let before = b.unready_gated_in + unready(&b.reasserted);
     prop_assert!(
-        b.unready_gated_out <= b.max.max(b.unready_gated_in),
-        "(b) {} gated cloud nodes not Ready, more than max(maxUnavailable {}, {} before); new gates {:?}",
+        b.unready_gated_out <= b.max.max(before),
+        "(b) {} gated cloud nodes not Ready, more than max(maxUnavailable {}, {} gated or in the recorded wave \
+         before); new gates {:?}",
         b.unready_gated_out,
         b.max,
-        b.unready_gated_in,
+        before,
         b.new
     );
-    let room = b.max.saturating_sub(b.unready_gated_in);
     prop_assert!(
-        b.new_unready.len() <= room,
-        "(b) new gates {:?} on nodes without a Ready Terway exceed the budget: maxUnavailable {} - {} gated not Ready",
-        b.new_unready,
+        unready(&b.fresh) <= b.room(),
+        "(b) new gates {:?} on nodes without a Ready Terway exceed the budget: maxUnavailable {} - {} gated \
+         not Ready",
+        b.fresh,
         b.max,
         b.unready_gated_in
     );
     if p.terway_gate.is_none() {
         prop_assert!(
-            b.new.len() <= room,
+            b.fresh.len() <= b.room(),
             "(b) the wave {:?} exceeds the budget: maxUnavailable {} - {} gated not Ready",
-            b.new,
+            b.fresh,
             b.max,
             b.unready_gated_in
         );
@@ -469,12 +498,13 @@ fn assert_gates_open_only_when_allowed(
     let terway_gated =
         terway_ds(view).is_some_and(|d| affinity::requires_gate(affinity::daemon_set_affinity(d)));
     let wave = previous_wave_state(view, now);
-    let may_open = s.mode == Mode::Auto
+    // The rollout may go on (whatever the waves say).
+    let may_proceed = s.mode == Mode::Auto
         && p.scenario.terway_required() == Some(true)
         && p.passed
-        && terway_gated
-        && !s.paused
-        && wave.is_none();
+        && terway_ds(view).is_some()
+        && !s.paused;
+    let may_open = may_proceed && terway_gated && wave.is_none();
     let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
     let why = format!(
         "mode {:?}, scenario {}, passed {}, Terway installed {}, requires the gate {}, paused {}, previous wave {:?}",
@@ -486,33 +516,30 @@ fn assert_gates_open_only_when_allowed(
         s.paused,
         wave
     );
+    if !b.reasserted.is_empty() {
+        prop_assert!(may_proceed, "(e) gates {:?} of the recorded wave re-opened; {}", b.reasserted, why);
+    }
     if p.terway_gate.is_some() {
-        // Enforcing the gate requirement: gates may open with it only where
-        // Terway already runs Ready (nothing is admitted anew), and only when
-        // the rollout could go on.
+        // Enforcing the gate requirement (Auto mode only): gates may open with
+        // it only where Terway already runs Ready, so nothing is admitted anew
+        // and no running Terway is evicted by the patch.
+        prop_assert_eq!(s.mode, Mode::Auto, "(e) a gate patch outside Auto mode");
+        let admitted: Vec<&String> = b.fresh.iter().filter(|n| !terway_ready_in(view, n)).collect();
         prop_assert!(
-            b.new_unready.is_empty(),
+            admitted.is_empty(),
             "(e) gates {:?} opened on nodes without a Ready Terway while Terway lacks the gate requirement; {}",
-            b.new_unready,
+            admitted,
             why
         );
-        if !b.new.is_empty() {
-            prop_assert!(
-                s.mode == Mode::Auto && p.scenario.terway_required() == Some(true) && p.passed && !s.paused,
-                "(e) gates {:?} opened with the gate patch; {}",
-                b.new,
-                why
-            );
-        }
-    } else if !b.new.is_empty() {
-        prop_assert!(may_open, "(e) gates {:?} opened; {}", b.new, why);
-        for n in &b.new {
+    } else if !b.fresh.is_empty() {
+        prop_assert!(may_open, "(e) gates {:?} opened; {}", b.fresh, why);
+        for n in &b.fresh {
             let r = p.nodes.iter().find(|r| &r.name == n).expect("a row");
             prop_assert!(r.role == Role::Cloud && r.preflight, "(e) {} is not an eligible cloud node", n);
         }
         prop_assert_eq!(p.status.current_wave, previous.current_wave + 1);
         let w = p.status.wave.as_ref().expect("(e) a new wave in the status");
-        prop_assert_eq!(&w.nodes, &b.new);
+        prop_assert_eq!(&w.nodes, &b.fresh);
         prop_assert_eq!(w.started.0, now);
     }
     // (f)

@@ -41,6 +41,8 @@ use terway_hybrid_api::{Role, TerwayRollout, TerwayRolloutSpec};
 pub const CALICO_NODE: &str = "calico-node";
 /// Where calico-node lives: manifests (kube-system) or the Tigera operator (calico-system).
 pub const CALICO_NAMESPACES: [&str; 2] = ["kube-system", "calico-system"];
+/// The diff shows the whole affinity: every term matters when reviewing it.
+const FULL_CONTEXT: usize = 10_000;
 const INSTALLATION_AFFINITY: &str = "spec.calicoNodeDaemonSet.spec.template.spec.affinity";
 
 #[derive(clap::Subcommand, Debug)]
@@ -162,7 +164,8 @@ fn pick(found: Vec<DaemonSet>, candidates: &[(String, String)], origin: &str) ->
         0 => Err(CliError::Api(format!("not found{origin}: daemonset {}", which(candidates)))),
         1 => Ok(found.into_iter().next().expect("one")),
         _ => Err(CliError::Usage(format!(
-            "daemonset {} exists in more than one namespace; pick one with `fix cni-affinity --daemonset NAMESPACE/NAME`",
+            "daemonset {} exists in more than one namespace; pick one with \
+             `fix cni-affinity --daemonset NAMESPACE/NAME`",
             which(candidates)
         ))),
     }
@@ -352,9 +355,15 @@ fn yaml(affinity: Option<&Affinity>) -> String {
 }
 
 /// What restarting the CNI DaemonSet means, from its update strategy.
-pub fn restart_note(ds: &DaemonSet) -> String {
+/// `nodes`: how many nodes it runs on when its status does not say.
+pub fn restart_note(ds: &DaemonSet, nodes: usize) -> String {
     let name = ds.metadata.name.as_deref().unwrap_or("the CNI");
-    let pods = ds.status.as_ref().map(|s| s.desired_number_scheduled).unwrap_or(0);
+    let pods = ds
+        .status
+        .as_ref()
+        .and_then(|s| usize::try_from(s.desired_number_scheduled).ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(nodes);
     let strategy = ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
     let kind = strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate");
     let on_every = format!(
@@ -364,7 +373,8 @@ pub fn restart_note(ds: &DaemonSet) -> String {
     if kind == "OnDelete" {
         return format!(
             "{on_every}. Its updateStrategy is OnDelete: running pods keep the old affinity until they are \
-             deleted, so delete them node by node when it suits you (the affinity applies to new pods at once)"
+             deleted, so delete them node by node when it suits you (the affinity applies to new pods at \
+             once)"
         );
     }
     let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
@@ -374,7 +384,7 @@ pub fn restart_note(ds: &DaemonSet) -> String {
         IntOrString::Int(i) => i.to_string(),
         IntOrString::String(s) => s.clone(),
     };
-    let at_once = max_unavailable(&mu, usize::try_from(pods).unwrap_or(0));
+    let at_once = max_unavailable(&mu, pods);
     let surge_note = match surge {
         Some(IntOrString::Int(0)) | None => String::new(),
         Some(IntOrString::Int(i)) => format!(", maxSurge {i}"),
@@ -436,7 +446,7 @@ async fn fix(
             &yaml(Some(&prepared.after)),
             &format!("{target_text} {field} (now)"),
             &format!("{target_text} {field} (fixed)"),
-            3,
+            FULL_CONTEXT,
             color,
         );
         writeln!(h, "{diff}")?;
@@ -459,7 +469,12 @@ async fn fix(
         );
         writeln!(h, "{}", paint(color, GREEN, &ok))?;
     }
-    let note = restart_note(&inputs.daemon_set);
+    let admitted = inputs
+        .nodes
+        .iter()
+        .filter(|n| crate::scheduling::admits(&inputs.daemon_set, n).is_admitted())
+        .count();
+    let note = restart_note(&inputs.daemon_set, admitted);
     term.warn(&note)?;
     if structured {
         print_structured(term.out, args.output, &prepared.body)?;
@@ -488,7 +503,7 @@ async fn fix(
         "Apply the new affinity to {target_text} now? {} restarts on every node.",
         inputs.daemon_set.metadata.name.as_deref().unwrap_or("the CNI")
     );
-    if !term.confirm(&question, args.yes)? {
+    if !term.confirm(&question, &format!("apply the fix to {target_text}"), args.yes)? {
         return Err(CliError::Refused("not applied: not confirmed".to_owned()));
     }
     // Re-read what was verified: if it moved meanwhile, stop rather than

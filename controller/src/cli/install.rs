@@ -111,7 +111,11 @@ pub async fn run(source: &Source, args: &InstallArgs, term: &mut Term<'_>) -> Re
         writeln!(term.out, "dry run: nothing was run")?;
         return Ok(Outcome::Ok);
     }
-    if !term.confirm("Install Terway (add-on terway-eniip) through onectl now?", args.yes)? {
+    if !term.confirm(
+        "Install Terway (add-on terway-eniip) through onectl now?",
+        "install Terway",
+        args.yes,
+    )? {
         return Err(CliError::Refused("nothing was run: not confirmed".to_owned()));
     }
     for ((program, argv), shown) in steps().iter().zip(&commands) {

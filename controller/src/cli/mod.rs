@@ -79,15 +79,20 @@ pub enum Command {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KubeArgs {
     /// Path to the kubeconfig (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, display_order = 1000)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.
-    #[arg(long, value_name = "NAME", global = true)]
+    #[arg(long, value_name = "NAME", global = true, display_order = 1001)]
     pub context: Option<String>,
 }
 
 impl KubeArgs {
     pub async fn client(&self) -> Result<kube::Client, CliError> {
+        self.connect().await.map(|(client, _)| client)
+    }
+
+    /// The client and the API server's URL (for messages).
+    async fn connect(&self) -> Result<(kube::Client, String), CliError> {
         let options = kube::config::KubeConfigOptions { context: self.context.clone(), ..Default::default() };
         let bad = |e: &dyn std::error::Error| {
             CliError::Input(format!(
@@ -111,15 +116,8 @@ impl KubeArgs {
             }
             None => kube::Config::infer().await.map_err(|e| bad(&e))?,
         };
-        kube::Client::try_from(config).map_err(|e| bad(&e))
-    }
-
-    /// The live cluster, or the dump when `from_dump` is given.
-    pub async fn source(&self, from_dump: Option<&PathBuf>) -> Result<Source, CliError> {
-        match from_dump {
-            Some(path) => Ok(Source::Dump(path.clone())),
-            None => Ok(Source::Live(self.client().await?)),
-        }
+        let url = config.cluster_url.to_string();
+        Ok((kube::Client::try_from(config).map_err(|e| bad(&e))?, url))
     }
 }
 
@@ -252,40 +250,59 @@ pub fn table(
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli, term: &mut Term<'_>) -> Result<Outcome, CliError> {
+    run_with_client(cli, None, term).await
+}
+
+/// [`run`], on `client` instead of one built from the kubeconfig when it
+/// is given (tests pass a mock).
+pub async fn run_with_client(
+    cli: Cli,
+    client: Option<kube::Client>,
+    term: &mut Term<'_>,
+) -> Result<Outcome, CliError> {
     let kube = &cli.kube;
-    match &cli.command {
-        Command::Preflight(args) => {
-            let source = kube.source(args.from_dump.as_ref()).await?;
-            preflight::run(&source, args, term).await
+    let server = std::cell::RefCell::new(None::<String>);
+    let connect = || async {
+        match &client {
+            Some(c) => Ok::<kube::Client, CliError>(c.clone()),
+            None => {
+                let (c, url) = kube.connect().await?;
+                *server.borrow_mut() = Some(url);
+                Ok(c)
+            }
         }
-        Command::Fix(cmd) => {
-            let source = kube.source(cmd.common().from_dump.as_ref()).await?;
-            fix::run(&source, cmd, term).await
+    };
+    let source = |from_dump: Option<&PathBuf>| {
+        let dump = from_dump.cloned();
+        async {
+            match dump {
+                Some(path) => Ok(Source::Dump(path)),
+                None => connect().await.map(Source::Live),
+            }
         }
+    };
+    let result = match &cli.command {
+        Command::Preflight(args) => preflight::run(&source(args.from_dump.as_ref()).await?, args, term).await,
+        Command::Fix(cmd) => fix::run(&source(cmd.common().from_dump.as_ref()).await?, cmd, term).await,
         Command::RamPolicy => ram::policy(term),
         Command::RamSecret(ram::SecretCommand::Create(args)) => {
             // Read and check the key files before anything else: a bad file
             // is reported even without a cluster.
             let keys = ram::read_keys(args, term)?;
-            let client = kube.client().await?;
-            ram::create(&client, args, keys, term).await
+            ram::create(&connect().await?, args, keys, term).await
         }
         Command::RamSecret(ram::SecretCommand::Check(args)) => {
-            let source = kube.source(args.from_dump.as_ref()).await?;
-            ram::check(&source, args, term).await
+            ram::check(&source(args.from_dump.as_ref()).await?, args, term).await
         }
-        Command::Install(args) => {
-            let source = kube.source(args.from_dump.as_ref()).await?;
-            install::run(&source, args, term).await
+        Command::Install(args) => install::run(&source(args.from_dump.as_ref()).await?, args, term).await,
+        Command::Status(args) => status::run(&source(args.from_dump.as_ref()).await?, args, term).await,
+        Command::Dump(args) => dump_cmd::run(&connect().await?, args, term).await,
+    };
+    match (result, server.into_inner()) {
+        (Err(CliError::Unreachable(m)), Some(url)) => {
+            Err(CliError::Unreachable(format!("{m} (server {url})")))
         }
-        Command::Status(args) => {
-            let source = kube.source(args.from_dump.as_ref()).await?;
-            status::run(&source, args, term).await
-        }
-        Command::Dump(args) => {
-            let client = kube.client().await?;
-            dump_cmd::run(&client, args, term).await
-        }
+        (result, _) => result,
     }
 }
 

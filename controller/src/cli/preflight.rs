@@ -20,6 +20,7 @@ pub struct PreflightArgs {
     /// -o yaml|json` output, or `terway-hybrid dump`) instead of the live API.
     #[arg(long, value_name = "PATH")]
     pub from_dump: Option<PathBuf>,
+    /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: OutputFormat,
     /// Checks whose failures only warn (comma-separated names, or `all`).

@@ -96,6 +96,7 @@ pub struct CheckArgs {
     /// Check a dump instead of the live Secret (presence only: a dump holds no values).
     #[arg(long, value_name = "PATH")]
     pub from_dump: Option<PathBuf>,
+    /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -195,7 +196,8 @@ fn read_key(path: &PathBuf, key: &str, term: &mut Term<'_>) -> Result<KeyValue, 
     let (bytes, name) = if path.as_os_str() == "-" {
         if term.interactive {
             return Err(CliError::Usage(format!(
-                "{key} from `-`: stdin is a terminal, where the value would be echoed; pipe it in or use a file"
+                "{key} from `-`: stdin is a terminal, where the value would be echoed; pipe it in or use a \
+                 file"
             )));
         }
         let mut bytes = Vec::new();
@@ -238,11 +240,13 @@ pub async fn create(
         keys.secret.len()
     );
     let (object, replacing) = match existing {
-        Some(_) if !args.force => return Err(CliError::Refused(format!(
+        Some(_) if !args.force => {
+            return Err(CliError::Refused(format!(
             "Secret {} exists already: pass --force to replace its {ACCESS_KEY_ID} and {ACCESS_KEY_SECRET} \
                  (its other keys are kept)",
             secret_name()
-        ))),
+        )))
+        }
         Some(mut secret) => {
             // Keep what else it holds; only the two keys change. Nothing of
             // the old object is shown.
@@ -304,7 +308,7 @@ pub async fn create(
     } else {
         format!("Create Secret {}?", secret_name())
     };
-    if !term.confirm(&question, args.yes)? {
+    if !term.confirm(&question, &format!("{verb} Secret {}", secret_name()), args.yes)? {
         return Err(CliError::Refused("nothing written: not confirmed".to_owned()));
     }
     write(false).await?;
@@ -414,7 +418,10 @@ pub async fn check(source: &Source, args: &CheckArgs, term: &mut Term<'_>) -> Re
     }
     for (key, k) in &report.keys {
         if let Some(p) = &k.problem {
-            term.warn(&format!("the {key} value {p}: AccessKey IDs are LTAI + letters and digits (16-30), secrets 30 letters and digits"))?;
+            term.warn(&format!(
+                "the {key} value {p}: AccessKey IDs are LTAI + letters and digits (16-30), secrets 30 \
+                 letters and digits"
+            ))?;
         }
     }
     Ok(if report.passed { Outcome::Ok } else { Outcome::Failed })
@@ -424,7 +431,8 @@ fn print_report(term: &mut Term<'_>, report: &SecretReport, from_dump: bool) -> 
     let color = term.color;
     if !report.exists {
         let line = format!(
-            "Secret {} does not exist: create it with `terway-hybrid ram-secret create` (policy: `terway-hybrid ram-policy`)",
+            "Secret {} does not exist: create it with `terway-hybrid ram-secret create` (policy: \
+             `terway-hybrid ram-policy`)",
             secret_name()
         );
         writeln!(term.out, "{}", paint(color, RED, &line))?;

@@ -14,6 +14,7 @@ use super::{
 use crate::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub struct StatusArgs {
     /// How often --watch polls.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: OutputFormat,
 }
@@ -82,17 +84,15 @@ pub struct StatusReport {
     pub nodes: Vec<StatusNode>,
 }
 
-/// The status of a view: the controller's when it wrote one, else computed.
-pub fn report(view: &ClusterView) -> StatusReport {
-    let plan = crate::plan::plan(view, k8s_openapi::jiff::Timestamp::now());
+/// The status of a view: the controller's when it wrote one, else computed
+/// with the plan at `now` (then no wave is in progress: the controller
+/// has started none, and the gate count is the nodes' actual labels).
+pub fn report(view: &ClusterView, now: Timestamp) -> StatusReport {
+    let plan = crate::plan::plan(view, now);
     let rollout = view.rollout.as_ref();
     let spec = rollout.map(|r| r.spec.clone()).unwrap_or_default();
     let written =
         rollout.and_then(|r| r.status.clone()).filter(|s| s.scenario.is_some() || !s.conditions.is_empty());
-    let (source, status) = match written {
-        Some(s) => ("controller", s),
-        None => ("computed", plan.status.clone()),
-    };
     let gate_open = |name: &str| {
         view.nodes.iter().any(|n| {
             n.metadata.name.as_deref() == Some(name)
@@ -100,7 +100,7 @@ pub fn report(view: &ClusterView) -> StatusReport {
                     == Some(GATE_OPEN)
         })
     };
-    let nodes = plan
+    let nodes: Vec<StatusNode> = plan
         .nodes
         .iter()
         .map(|r| StatusNode {
@@ -113,6 +113,16 @@ pub fn report(view: &ClusterView) -> StatusReport {
             terway_ready: r.terway_ready,
         })
         .collect();
+    let (source, status) = match written {
+        Some(s) => ("controller", s),
+        None => {
+            let mut s = plan.status.clone();
+            s.wave = None;
+            s.current_wave = 0;
+            s.nodes.gated = nodes.iter().filter(|n| n.gate).count() as u32;
+            ("computed", s)
+        }
+    };
     StatusReport {
         rollout: RolloutSpecSummary {
             exists: rollout.is_some(),
@@ -178,7 +188,8 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
     }
     let c = &r.counts;
     out.push_str(&format!(
-        "Nodes: {} ({} on-prem, {} cloud), {} reported, {} pass their checks, {} gated, Terway Ready on {}\n\n",
+        "Nodes: {} ({} on-prem, {} cloud), {} reported, {} pass their checks, {} gated, Terway Ready on \
+         {}\n\n",
         c.total, c.on_prem, c.cloud, c.reported, c.preflight_passed, c.gated, c.terway_ready
     ));
     let rows: Vec<Vec<String>> = r
@@ -253,7 +264,10 @@ pub async fn run(source: &Source, args: &StatusArgs, term: &mut Term<'_>) -> Res
             "--watch follows the live cluster: it cannot be used with --from-dump".into(),
         ));
     }
-    let first = render(&report(&source.view().await?), args.output, term.color)?;
+    // Computed conditions are stamped with the time the command started, so
+    // that --watch prints only real changes.
+    let now = Timestamp::now();
+    let first = render(&report(&source.view().await?, now), args.output, term.color)?;
     term.out.write_all(first.as_bytes())?;
     if !args.watch {
         return Ok(Outcome::Ok);
@@ -264,7 +278,7 @@ pub async fn run(source: &Source, args: &StatusArgs, term: &mut Term<'_>) -> Res
         term.out.flush()?;
         tokio::time::sleep(args.interval.max(Duration::from_millis(100))).await;
         let text = match source.view().await {
-            Ok(view) => render(&report(&view), args.output, term.color)?,
+            Ok(view) => render(&report(&view, now), args.output, term.color)?,
             Err(e) => {
                 term.warn(&format!("{e}; retrying"))?;
                 continue;

@@ -73,14 +73,14 @@ impl<'a> Term<'a> {
 
     /// Asks `question` (a yes/no prompt on `err`), unless `yes` answers it
     /// already. Without a terminal to ask on it refuses: nothing is changed
-    /// on a guess.
-    pub fn confirm(&mut self, question: &str, yes: bool) -> Result<bool, CliError> {
+    /// on a guess. `action` says what would be refused ("install Terway").
+    pub fn confirm(&mut self, question: &str, action: &str, yes: bool) -> Result<bool, CliError> {
         if yes {
             return Ok(true);
         }
         if !self.interactive {
             return Err(CliError::Refused(format!(
-                "{question} Not confirmed: there is no terminal to ask on; pass --yes to confirm \
+                "not confirmed: there is no terminal to ask whether to {action}; pass --yes to confirm \
                  (or --dry-run to see what would happen)"
             )));
         }
