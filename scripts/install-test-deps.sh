@@ -35,6 +35,13 @@ if [ -n "$pkgs" ]; then
   apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
+# kubectl (with kustomize v5) renders deploy/ for the manifest tests. Debian's
+# own kubectl is too old; the machine image carries a current one.
+if ! kubectl kustomize --help >/dev/null 2>&1; then
+  echo "install-test-deps: kubectl with kustomize is missing (the manifest tests render deploy/ with it)" >&2
+  exit 1
+fi
+
 still=$(missing_packages)
 if [ -n "$still" ]; then
   echo "install-test-deps: still missing after apt-get install: $still" >&2

@@ -114,7 +114,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 #[derive(clap::Args)]
 struct HostRoot {
     /// Where the node's root filesystem is mounted; CNI files and sockets are
-    /// read under it (the DaemonSet mounts the host's / at /host).
+    /// read under it (the DaemonSet mounts the host paths it reads, read-only, under /host).
     #[arg(long, value_name = "DIR", default_value = "/")]
     host_root: PathBuf,
 }

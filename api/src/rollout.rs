@@ -62,7 +62,8 @@ pub struct TerwayRolloutSpec {
         "rule": "size(self) > 0", "message": "cloudNodeSelector cannot be empty: it would make every node a cloud node"
     }]))]
     pub cloud_node_selector: BTreeMap<String, String>,
-    #[serde(default)]
+    // Spelled `onPremCNI` as DESIGN.md §3.4 names it (not the derived `onPremCni`).
+    #[serde(default, rename = "onPremCNI")]
     pub on_prem_cni: OnPremCni,
     #[serde(default)]
     pub terway: TerwayRef,

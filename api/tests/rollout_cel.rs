@@ -63,7 +63,10 @@ fn defaults_and_a_full_spec_are_valid() {
         "terway": {"namespace": "kube-system", "daemonSetName": "terway-eniip"},
         "ignoreChecks": ["RamSecret", "all"], "readinessTimeout": "1h30m"
     });
-    assert_eq!(errors(&rollout("default", full)), Vec::<String>::new());
+    assert_eq!(errors(&rollout("default", full.clone())), Vec::<String>::new());
+    // Every field of the full spec is a field of the type: nothing was pruned.
+    let parsed: terway_hybrid_api::TerwayRolloutSpec = serde_json::from_value(full.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), full);
     assert_eq!(errors(&rollout("default", json!({"maxUnavailable": 3}))), Vec::<String>::new());
 }
 

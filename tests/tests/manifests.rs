@@ -983,7 +983,7 @@ fn the_controller_may_patch_every_daemon_set_its_rollout_names() {
         let spec = &rollout[0]["spec"];
         let mut named: Vec<String> = well_known.clone();
         named.push(spec["terway"]["daemonSetName"].as_str().unwrap_or("terway-eniip").to_owned());
-        for d in spec["onPremCni"]["daemonSets"].as_array().into_iter().flatten() {
+        for d in spec["onPremCNI"]["daemonSets"].as_array().into_iter().flatten() {
             named.push(d["name"].as_str().expect("a DaemonSet name").to_owned());
         }
         for name in named {
