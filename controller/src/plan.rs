@@ -220,6 +220,7 @@ fn rollout<'a>(
     let timeout = parse_duration(&c.spec.readiness_timeout).unwrap_or(SignedDuration::from_mins(10));
     let mut halted = None;
     let mut wave_open = false;
+    let mut wave_nodes: Vec<&str> = vec![];
     // A wave the status lost (its write failed after the gate labels landed),
     // or Terway failing later on a gated node: gated cloud nodes whose Terway
     // is not Ready are adopted as the wave, so they are timed like one.
@@ -249,7 +250,7 @@ fn rollout<'a>(
             // Ready, and its nodes keep their gate even if a label write
             // failed before.
             out.wave = Some(wave.clone());
-            gates.extend(unready.iter().copied());
+            wave_nodes = unready.clone();
             let age = now.duration_since(wave.started.0);
             if age > timeout {
                 halted = Some(format!(
@@ -284,10 +285,17 @@ fn rollout<'a>(
     if let Some(h) = &halted {
         out.degraded = Some(("WaveFailed", h.clone()));
     }
-    if let (Some(terway), None) = (c.terway, &skip_reason) {
+    // The wave's nodes keep their gate even if a label write failed, but
+    // only while the rollout may act at all.
+    if matches!(skip_reason, None | Some(("WaveFailed", _))) {
+        gates.extend(wave_nodes.iter().copied());
+    }
+    let enforce_gate = c.spec.mode == Mode::Auto && scenario.terway_required() == Some(true);
+    if let (Some(terway), true) = (c.terway, enforce_gate) {
         if !terway_requires_gate(terway) {
-            // Without the gate requirement Terway would go everywhere its own
-            // selector allows at once: enforce it before any wave. Cloud
+            // Without the gate requirement Terway goes everywhere its own
+            // selector allows, at once: enforce it in Auto mode whatever else
+            // holds the waves back (a failing preflight most of all). Cloud
             // nodes where Terway already serves (Ready) keep it: their gate
             // opens with the patch, or the patch would evict their pod
             // networking. A pod that is not Ready serves nobody yet.
