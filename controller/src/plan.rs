@@ -267,6 +267,8 @@ fn rollout<'a>(
 
     let skip_reason = if c.spec.mode != Mode::Auto {
         Some(("ManualMode", "mode is Manual: the controller checks and reports, it opens no gate".to_owned()))
+    } else if scenario == Scenario::Unknown {
+        Some(("ScenarioUnknown", "the on-prem scenario is not known yet: no gate opens".to_owned()))
     } else if scenario.terway_required() != Some(true) {
         Some(("TerwayNotRequired", format!("the {scenario} scenario does not need Terway")))
     } else if !passed {
