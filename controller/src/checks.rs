@@ -641,8 +641,8 @@ pub fn apply_ignores(checks: &mut [CheckResult], ignore: &[String]) {
     }
 }
 
-/// Does the DaemonSet admit a node of `role` carrying the gate? Used to
-/// keep Terway's gate honest: the gate label alone must let it in.
+/// Terway's DaemonSet requires the gate label in every node-affinity term,
+/// so it runs only where the controller opened the gate.
 pub fn terway_requires_gate(terway: &DaemonSet) -> bool {
     affinity::requires_gate(
         terway.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.affinity.as_ref()),

@@ -2,7 +2,7 @@
 //! triggered it; run it again on the same view and it sends nothing.
 
 use crate::actions::{actions, Action};
-use crate::apply::{Applier, ApplyError};
+use crate::apply::Applier;
 use crate::metrics::Metrics;
 use crate::plan::{plan, Plan};
 use crate::view::ClusterView;
@@ -56,14 +56,10 @@ pub async fn reconcile(
             Err(e) => {
                 status_failed |= matches!(action, Action::RolloutStatus(_));
                 tracing::warn!(error = %e, "write failed; the next reconcile retries it");
-                outcome.errors.push(describe(&e));
+                outcome.errors.push(e.to_string());
             }
         }
     }
     metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
     (plan, outcome)
-}
-
-fn describe(e: &ApplyError) -> String {
-    e.to_string()
 }
