@@ -90,9 +90,25 @@ def report(name, cloud, scenario, kernel, ready=True):
     }
 
 
+def container(name, image):
+    """A container shaped like a CNI agent's: env, probes, mounts, limits."""
+    return {"name": name, "image": image,
+            "env": [{"name": f"SETTING_{i}", "value": f"value-{i}"} for i in range(15)]
+            + [{"name": "NODENAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "livenessProbe": {"httpGet": {"path": "/liveness", "port": 9099, "host": "localhost"}, "periodSeconds": 10},
+            "readinessProbe": {"exec": {"command": ["/bin/check", "-ready"]}, "periodSeconds": 10},
+            "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "securityContext": {"privileged": True},
+            "volumeMounts": [{"name": f"vol-{i}", "mountPath": f"/host/path-{i}"} for i in range(8)]}
+
+
 def daemonset(name, namespace, node_selector=None, affinity=None, host_network=True):
+    image = f"registry.example.com/{name}:v1"
     spec = {"hostNetwork": host_network, "tolerations": [{"operator": "Exists"}],
-            "containers": [{"name": name, "image": f"registry.example.com/{name}:v1"}]}
+            "initContainers": [container("install-cni", image), container("flexvol-driver", image)],
+            "containers": [container(name, image)],
+            "volumes": [{"name": f"vol-{i}", "hostPath": {"path": f"/var/lib/path-{i}", "type": "DirectoryOrCreate"}}
+                        for i in range(8)]}
     if node_selector:
         spec["nodeSelector"] = node_selector
     if affinity:
@@ -116,7 +132,7 @@ def pod(ds, node_name, ready=True, waiting=None):
             "metadata": meta(name, ds["metadata"]["namespace"],
                              ownerReferences=[{"apiVersion": "apps/v1", "kind": "DaemonSet", "controller": True,
                                                "name": ds["metadata"]["name"], "uid": ds["metadata"]["uid"]}]),
-            "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": container["image"]}]},
+            "spec": {**ds["spec"]["template"]["spec"], "nodeName": node_name},
             "status": status}
 
 

@@ -700,7 +700,8 @@ impl Loader {
                 self.push(slot, obj, |v| &mut v.daemon_sets)
             }
             Slot::Pod => {
-                let obj = body.decode(ctx).map_err(err)?;
+                let mut obj = body.decode(ctx).map_err(err)?;
+                crate::view::slim_pod(&mut obj);
                 self.push(slot, obj, |v| &mut v.pods)
             }
             Slot::EniConfig => self.view.eni_config.replace(body.decode(ctx).map_err(err)?).is_some(),

@@ -36,6 +36,25 @@ pub struct ClusterView {
     pub rollout: Option<TerwayRollout>,
 }
 
+/// Reduces a Pod to what the plan reads (owner, node, readiness, container
+/// states). A DaemonSet pod's spec (volumes, env, probes) is tens of KiB in
+/// memory and read by nobody: on a 10,000-node cluster that is gigabytes.
+pub fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    let node_name = pod.spec.as_mut().and_then(|s| s.node_name.take());
+    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec { node_name, ..Default::default() });
+    if let Some(status) = pod.status.as_mut() {
+        *status = k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase.take(),
+            conditions: status.conditions.take(),
+            container_statuses: status.container_statuses.take(),
+            init_container_statuses: status.init_container_statuses.take(),
+            ..Default::default()
+        };
+    }
+}
+
 /// Which keys of a Secret are present, and whether each is non-empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretKeys {

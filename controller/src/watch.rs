@@ -8,7 +8,8 @@
 
 use crate::fetch::installation_resource;
 use crate::view::{
-    ClusterView, SecretKeys, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE,
+    slim_pod, ClusterView, SecretKeys, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME,
+    ENI_CONFIG_NAMESPACE,
 };
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -129,12 +130,12 @@ pub fn start(
     let pods = POD_SELECTORS
         .iter()
         .map(|sel| {
-            reflect(
-                Api::<Pod>::all(client.clone()),
-                watcher::Config::default().labels(sel),
-                changed.clone(),
-                &mut drivers,
-            )
+            let (reader, writer) = reflector::store();
+            let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default().labels(sel))
+                .modify(slim_pod)
+                .default_backoff();
+            drivers.push(Box::pin(drive(reflector::reflector(writer, stream), changed.clone())));
+            reader
         })
         .collect();
     let rollouts = reflect(
