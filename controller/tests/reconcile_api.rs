@@ -5,11 +5,13 @@
 //! settled cluster gets no request at all, and recovery from 409, 500, a
 //! request never answered and a rollout wave that times out.
 
+mod mock_api;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
 use kube::Client;
+use mock_api::{decode, mock_client, MockHandle};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,9 +25,6 @@ use terway_hybrid_controller::reconcile::{reconcile, Memo, Outcome};
 use terway_hybrid_controller::view::ClusterView;
 use terway_hybrid_controller::{affinity, dump};
 use tokio::sync::Notify;
-use tower_test::mock::{self, Handle};
-
-type MockHandle = Handle<Request<Body>, Response<Body>>;
 
 const FIELD_MANAGER: &str = "terway-hybrid-controller";
 const INSTANCE: &str = "terway-hybrid-controller-7d9f-abcde";
@@ -93,30 +92,6 @@ fn summary(seen: &[Seen]) -> Vec<String> {
             format!("{} {} {what}", s.method, s.path)
         })
         .collect()
-}
-
-fn mock_client() -> (Client, MockHandle) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), handle)
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("utf-8")
 }
 
 async fn read(request: Request<Body>) -> Seen {

@@ -4,11 +4,13 @@
 //! Gone: re-listed, and the stores then hold the new list exactly), and the
 //! RAM Secret's values never reaching the ClusterView.
 
+mod mock_api;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::client::Body;
 use kube::Client;
+use mock_api::{decode, MockHandle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -18,9 +20,7 @@ use terway_hybrid_controller::dump;
 use terway_hybrid_controller::view::{ClusterView, ACCESS_KEY_ID, ACCESS_KEY_SECRET};
 use terway_hybrid_controller::watch::{self, Stores, POD_SELECTORS};
 use tokio::sync::{mpsc, Notify};
-use tower_test::mock::{self, Handle, SendResponse};
-
-type MockHandle = Handle<Request<Body>, Response<Body>>;
+use tower_test::mock::{self, SendResponse};
 
 const AK_ID: &str = "AKIDEXAMPLE";
 const AK_SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
@@ -54,25 +54,6 @@ impl Seen {
             None => self.path.clone(),
         }
     }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("utf-8")
 }
 
 fn parse(request: &Request<Body>) -> Seen {

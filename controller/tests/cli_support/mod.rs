@@ -5,9 +5,12 @@
 //! answer, and records every request.
 #![allow(dead_code)]
 
+#[path = "../mock_api/mod.rs"]
+mod mock_api;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
+use mock_api::decode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -233,25 +236,6 @@ impl Seen {
         let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{} {}?{}", self.method, self.path, q.join("&"))
     }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).expect("utf-8")
 }
 
 /// Where an object lives: (api prefix, namespace, plural, name).

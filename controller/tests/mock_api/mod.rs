@@ -1,0 +1,36 @@
+//! Shared by the tests that talk to kube's `Client` over a `tower-test` mock
+//! API server: the client and the percent-decoding of request queries.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::Client;
+use tower_test::mock::{self, Handle};
+
+pub type MockHandle = Handle<Request<Body>, Response<Body>>;
+
+/// A kube Client whose every request the test answers through the handle.
+pub fn mock_client() -> (Client, MockHandle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+/// Decodes one `application/x-www-form-urlencoded` query component.
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).expect("utf-8")
+}
