@@ -1,6 +1,6 @@
 //! Rendering of a preflight for people (kubeadm-style table) and scripts (JSON).
 
-use crate::plan::Plan;
+use crate::plan::{NodeRow, Plan};
 use std::fmt::Write;
 use terway_hybrid_api::{CheckStatus, Severity};
 
@@ -36,26 +36,8 @@ fn table(plan: &Plan) -> String {
     }
     if !plan.nodes.is_empty() {
         let _ = writeln!(out);
-        let rows: Vec<[String; 7]> = plan
-            .nodes
-            .iter()
-            .map(|n| {
-                [
-                    n.name.clone(),
-                    n.role.to_string(),
-                    n.scenario.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                    n.plugin.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    if n.preflight { "passed" } else { "failed" }.into(),
-                    if n.gate { "open" } else { "-" }.into(),
-                    match n.terway_ready {
-                        Some(true) => "Ready".into(),
-                        Some(false) => "NotReady".into(),
-                        None => "-".into(),
-                    },
-                ]
-            })
-            .collect();
-        let header = ["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"];
+        let rows: Vec<[String; 7]> = plan.nodes.iter().map(NodeRow::cells).collect();
+        let header = NodeRow::HEADER;
         let widths: Vec<usize> = (0..7)
             .map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0))
             .collect();

@@ -11,6 +11,7 @@ use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
     human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
 };
+use crate::plan::{self, node_cells};
 use crate::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -217,19 +218,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
         .nodes
         .iter()
         .map(|n| {
-            vec![
-                n.name.clone(),
-                n.role.to_string(),
-                n.scenario.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                n.plugin.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                if n.preflight { "passed" } else { "failed" }.into(),
-                if n.gate { "open" } else { "-" }.into(),
-                match n.terway_ready {
-                    Some(true) => "Ready".into(),
-                    Some(false) => "NotReady".into(),
-                    None => "-".into(),
-                },
-            ]
+            node_cells(&n.name, n.role, n.scenario, n.plugin, n.preflight, n.gate, n.terway_ready).to_vec()
         })
         .collect();
     let painter = |row: &[String], col: usize, padded: &str| -> String {
@@ -239,11 +228,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
             _ => padded.to_owned(),
         }
     };
-    out.push_str(&table(
-        &["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"],
-        &rows,
-        &painter,
-    ));
+    out.push_str(&table(&plan::NodeRow::HEADER, &rows, &painter));
     out
 }
 
