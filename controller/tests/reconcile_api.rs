@@ -6,12 +6,12 @@
 //! request never answered and a rollout wave that times out.
 
 mod mock_api;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::client::Body;
 use kube::Client;
-use mock_api::{decode, mock_client, MockHandle};
+use mock_api::{mock_client, read, MockHandle, Seen};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,16 +37,6 @@ const CLOUD: [&str; 2] = ["cloud-1", "cloud-2"];
 const ON_PREM: [&str; 3] = ["onprem-1", "onprem-2", "onprem-3"];
 
 // ---- the mock API server ----
-
-/// One request as the API server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: Method,
-    path: String,
-    query: BTreeMap<String, String>,
-    content_type: Option<String>,
-    body: Value,
-}
 
 impl Seen {
     fn node(&self) -> Option<&str> {
@@ -92,26 +82,6 @@ fn summary(seen: &[Seen]) -> Vec<String> {
             format!("{} {} {what}", s.method, s.path)
         })
         .collect()
-}
-
-async fn read(request: Request<Body>) -> Seen {
-    let (parts, body) = request.into_parts();
-    let query = parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (decode(k), decode(v))))
-        .collect();
-    let bytes = body.collect_bytes().await.expect("a request body");
-    Seen {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query,
-        content_type: parts.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()),
-        body: if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") },
-    }
 }
 
 fn respond(code: StatusCode, object: &Value) -> Response<Body> {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::client::Body;
 use kube::Client;
-use mock_api::{decode, MockHandle};
+use mock_api::{query, MockHandle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -57,15 +57,11 @@ impl Seen {
 }
 
 fn parse(request: &Request<Body>) -> Seen {
-    let query = request
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (decode(k), decode(v))))
-        .collect();
-    Seen { method: request.method().clone(), path: request.uri().path().to_owned(), query }
+    Seen {
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        query: query(request.uri()),
+    }
 }
 
 fn respond(code: StatusCode, body: Vec<u8>) -> Response<Body> {

@@ -10,9 +10,9 @@ mod mock_api;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
-use mock_api::decode;
+use mock_api::read;
+pub use mock_api::Seen;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -216,17 +216,6 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 // ---- the fake API server ----
-
-/// One request as the API server saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: BTreeMap<String, String>,
-    pub content_type: Option<String>,
-    pub body: Value,
-}
-
 impl Seen {
     pub fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
@@ -404,30 +393,6 @@ impl FakeApi {
             }
         });
         Client::new(service, "default")
-    }
-}
-
-async fn read(request: Request<Body>) -> Seen {
-    let (parts, body) = request.into_parts();
-    let query = parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (decode(k), decode(v))))
-        .collect();
-    let bytes = body.collect_bytes().await.expect("a request body");
-    Seen {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query,
-        content_type: parts.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()),
-        body: if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        },
     }
 }
 
