@@ -269,6 +269,16 @@ mod tests {
     }
 
     #[test]
+    fn every_node_check_runs_in_report_order() {
+        let d = det(Plugin::CalicoBgp, vec![]);
+        let names: Vec<CheckName> = node_checks(&NodeSnapshot::default(), &d, &NodeContext::default())
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, CheckName::NODE);
+    }
+
+    #[test]
     fn unknown_fails_with_the_reason_but_terway_passes() {
         let c = scenario_detected(&det(Plugin::Unknown, vec![]));
         assert!(c.is_blocking());

@@ -48,6 +48,11 @@ impl CheckName {
         CheckName::OverlayReachesCloud,
     ];
 
+    /// The node checks the agent runs, in report order.
+    pub const NODE: &'static [CheckName] = CheckName::ALL.split_at(6).0;
+    /// The cluster checks the controller and the CLI run, in plan order.
+    pub const CLUSTER: &'static [CheckName] = CheckName::ALL.split_at(6).1;
+
     pub fn as_str(self) -> &'static str {
         match self {
             CheckName::ScenarioDetected => "ScenarioDetected",

@@ -25,18 +25,7 @@ use CheckName::*;
 use CheckStatus::{Fail, Pass, Skip};
 
 /// The cluster checks, in the order the plan lists them (DESIGN.md §3.5).
-const CLUSTER_CHECKS: [CheckName; 10] = [
-    AgentCoverage,
-    ScenarioConsistent,
-    OnPremCNIExcludedFromCloud,
-    TerwayExcludedFromOnPrem,
-    RamSecret,
-    EniConfig,
-    ServiceCIDR,
-    CloudNodeKernel,
-    CloudNodePreflight,
-    OverlayReachesCloud,
-];
+const CLUSTER_CHECKS: &[CheckName] = CheckName::CLUSTER;
 /// The checks that only apply when Terway is needed.
 const TERWAY_CHECKS: [CheckName; 7] = [
     OnPremCNIExcludedFromCloud,
@@ -497,7 +486,7 @@ fn every_check_passes_and_fails() {
         }
         covered.insert((case.check, case.status));
     }
-    for name in CLUSTER_CHECKS {
+    for &name in CLUSTER_CHECKS {
         assert!(covered.contains(&(name, Pass)), "{name} has no passing case");
         assert!(covered.contains(&(name, Fail)), "{name} has no failing case");
     }
