@@ -306,28 +306,13 @@ fn term_implies(term: &NodeSelectorTerm, requirement: &NodeSelectorRequirement) 
 mod tests {
     use super::*;
     use crate::scheduling::{admits_spec, NAME_FIELD, NO_EXECUTE};
+    use crate::test_builders::{labels, req, term};
     use k8s_openapi::api::core::v1::{
         NodeAffinity, NodeSpec, PodAffinity, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
         PreferredSchedulingTerm, Taint, Toleration,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use proptest::prelude::*;
-
-    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
-        NodeSelectorRequirement {
-            key: key.to_owned(),
-            operator: op.to_owned(),
-            values: if values.is_empty() {
-                None
-            } else {
-                Some(values.iter().map(|v| v.to_string()).collect())
-            },
-        }
-    }
-
-    fn term(exprs: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
-        NodeSelectorTerm { match_expressions: Some(exprs), match_fields: None }
-    }
 
     fn required(terms: Vec<NodeSelectorTerm>) -> Affinity {
         Affinity {
@@ -343,10 +328,6 @@ mod tests {
 
     fn terms_of(a: &Affinity) -> &[NodeSelectorTerm] {
         required_terms(Some(a)).expect("required node affinity")
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn node(name: &str, pairs: &[(&str, &str)]) -> Node {

@@ -25,5 +25,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod run;
 pub mod scheduling;
+#[cfg(test)]
+mod test_builders;
 pub mod view;
 pub mod watch;

@@ -577,33 +577,14 @@ fn is_lower_alnum(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_builders::{labels, req, term};
     use k8s_openapi::api::apps::v1::DaemonSetSpec;
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use proptest::prelude::*;
 
-    fn req(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
-        NodeSelectorRequirement {
-            key: key.to_owned(),
-            operator: op.to_owned(),
-            values: if values.is_empty() {
-                None
-            } else {
-                Some(values.iter().map(|v| v.to_string()).collect())
-            },
-        }
-    }
-
-    fn term(exprs: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
-        NodeSelectorTerm { match_expressions: Some(exprs), match_fields: None }
-    }
-
     fn fields_term(fields: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
         NodeSelectorTerm { match_expressions: None, match_fields: Some(fields) }
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
