@@ -3,7 +3,7 @@
 //! does not apply to the scenario is `skip`.
 
 use crate::affinity;
-use crate::cluster::{image_pull_problem, pod_ready, qualified, some_of, Cluster};
+use crate::cluster::{image_pull_problem, pod_ready, qualified, some_of, tigera_ownership, Cluster};
 use crate::scheduling;
 use crate::view::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -127,14 +127,6 @@ pub fn agent_coverage(c: &Cluster) -> CheckResult {
     )
 }
 
-/// The Tigera operator reverts direct edits of the calico-node it owns.
-fn tigera_owned(c: &Cluster, ds: &DaemonSet) -> bool {
-    c.view.installation.is_some()
-        && ds.metadata.name.as_deref() == Some("calico-node")
-        && (ds.metadata.namespace.as_deref() == Some("calico-system")
-            || ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation"))
-}
-
 /// A node that only carries the cloud labels: what a new cloud node looks like.
 fn hypothetical_cloud_node(c: &Cluster) -> Node {
     Node {
@@ -174,7 +166,7 @@ pub fn on_prem_cni_excluded_from_cloud(c: &Cluster, scenario: Scenario) -> Check
         } else {
             format!("runs on cloud nodes {}", some_of(&admitted, LIST))
         };
-        let fix = if tigera_owned(c, ds) {
+        let fix = if tigera_ownership(ds, c.view.installation.is_some()).is_some() {
             "the Tigera operator owns it, so the fix belongs in Installation default, \
              spec.calicoNodeDaemonSet.spec.template.spec.affinity (a direct patch is reverted): \
              `terway-hybrid fix calico-affinity`"

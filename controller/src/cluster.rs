@@ -156,6 +156,21 @@ pub fn role_of(node: &Node, cloud_selector: &BTreeMap<String, String>) -> Role {
     }
 }
 
+/// Why the Tigera operator owns this DaemonSet (it reverts direct edits of
+/// the calico-node it manages), or None when it does not.
+pub fn tigera_ownership(ds: &DaemonSet, installation_exists: bool) -> Option<&'static str> {
+    if !installation_exists || ds.metadata.name.as_deref() != Some("calico-node") {
+        return None;
+    }
+    if ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation") {
+        Some("calico-node is owned by an Installation")
+    } else if ds.metadata.namespace.as_deref() == Some("calico-system") {
+        Some("calico-node runs in calico-system")
+    } else {
+        None
+    }
+}
+
 /// The pod is Ready (condition Ready=True).
 pub fn pod_ready(pod: &Pod) -> bool {
     pod.status

@@ -473,10 +473,7 @@ fn remediations(c: &Cluster, checks: &[CheckResult]) -> Vec<Remediation> {
             continue;
         }
         let fixed = affinity::exclude_cloud(current);
-        let is_tigera = c.view.installation.is_some()
-            && ds.metadata.name.as_deref() == Some("calico-node")
-            && (ds.metadata.namespace.as_deref() == Some("calico-system")
-                || ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation"));
+        let is_tigera = crate::cluster::tigera_ownership(ds, c.view.installation.is_some()).is_some();
         if is_tigera {
             out.push(Remediation::Installation { affinity: fixed, apply });
             continue;

@@ -245,17 +245,7 @@ fn dump_inputs(
 /// Is calico-node managed by the Tigera operator? (The same rule as the
 /// OnPremCNIExcludedFromCloud check.)
 pub fn tigera_owned(ds: &DaemonSet, installation: Option<&DynamicObject>) -> Option<String> {
-    installation?;
-    if ds.metadata.name.as_deref() != Some(CALICO_NODE) {
-        return None;
-    }
-    let owner = ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation");
-    let in_calico_system = ds.metadata.namespace.as_deref() == Some("calico-system");
-    let how = match (in_calico_system, owner) {
-        (_, true) => "calico-node is owned by an Installation",
-        (true, false) => "calico-node runs in calico-system",
-        (false, false) => return None,
-    };
+    let how = crate::cluster::tigera_ownership(ds, installation.is_some())?;
     Some(format!(
         "the Tigera operator owns calico-node (Installation default exists and {how}): it would revert a \
          direct patch of the DaemonSet within minutes, so the fix goes to Installation default, \
