@@ -636,9 +636,7 @@ pub fn apply_ignores(checks: &mut [CheckResult], ignore: &[String]) {
 /// Terway's DaemonSet requires the gate label in every node-affinity term,
 /// so it runs only where the controller opened the gate.
 pub fn terway_requires_gate(terway: &DaemonSet) -> bool {
-    affinity::requires_gate(
-        terway.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.affinity.as_ref()),
-    )
+    affinity::requires_gate(affinity::daemon_set_affinity(terway))
 }
 
 /// An IPv4 or IPv6 CIDR. Addresses are kept left-aligned in 128 bits, so one

@@ -411,8 +411,7 @@ fn rollout<'a>(
 }
 
 fn gate_patch(terway: &DaemonSet) -> GatePatch {
-    let current =
-        terway.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.affinity.as_ref());
+    let current = affinity::daemon_set_affinity(terway);
     GatePatch {
         namespace: terway.metadata.namespace.clone().unwrap_or_default(),
         name: terway.metadata.name.clone().unwrap_or_default(),
@@ -467,8 +466,7 @@ fn remediations(c: &Cluster, checks: &[CheckResult]) -> Vec<Remediation> {
     let cloud_names: Vec<&str> = c.cloud().map(|n| n.name()).collect();
     let mut out = Vec::new();
     for ds in &c.on_prem_cnis {
-        let current =
-            ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|s| s.affinity.as_ref());
+        let current = affinity::daemon_set_affinity(ds);
         if affinity::already_excludes_cloud(current) {
             continue;
         }
@@ -478,10 +476,7 @@ fn remediations(c: &Cluster, checks: &[CheckResult]) -> Vec<Remediation> {
             out.push(Remediation::Installation { affinity: fixed, apply });
             continue;
         }
-        let mut patched = (*ds).clone();
-        if let Some(pod) = patched.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-            pod.affinity = Some(fixed.clone());
-        }
+        let patched = affinity::with_affinity(ds, fixed.clone());
         let verdict = affinity::verify_fix(ds, &patched, &nodes, |n| {
             n.metadata.name.as_deref().is_some_and(|name| cloud_names.contains(&name))
         });
