@@ -13,6 +13,12 @@ declare -A NEEDED=(
   [curl]=curl
   [prometheus]=prometheus
   [promtool]=prometheus
+  # The control plane (scripts/control-plane): certificates, the API bridge
+  # into node namespaces, free ports.
+  [openssl]=openssl
+  [socat]=socat
+  [python3]=python3
+  [setsid]=util-linux
 )
 
 missing_packages() {
@@ -35,10 +41,11 @@ if [ -n "$pkgs" ]; then
   apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 fi
 
-# kubectl (with kustomize v5) renders deploy/ for the manifest tests. Debian's
-# own kubectl is too old; the machine image carries a current one.
-if ! kubectl kustomize --help >/dev/null 2>&1; then
-  echo "install-test-deps: kubectl with kustomize is missing (the manifest tests render deploy/ with it)" >&2
+# Go builds the Kubernetes control plane the end-to-end tests run on
+# (scripts/control-plane build). It is not a Debian package here: the
+# machine carries Go >= 1.24.
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-test-deps: Go (>= 1.24) is missing; it builds the test control plane from its Go modules" >&2
   exit 1
 fi
 

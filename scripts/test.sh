@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the system packages the tests
-# use (BIRD, iproute2, ...), then formatting, lints and every test. Run as root:
-# the integration tests build network namespaces.
+# use (BIRD, iproute2, socat, ...), builds the Kubernetes control plane from
+# its Go modules (cached after the first time), then formatting, lints and
+# every test. Run as root: the integration tests build network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
+# Built here, before any test, so its progress shows and a failed build stops
+# the run at once. Its kubectl (same Kubernetes module as the server) is the
+# one every test uses.
+scripts/control-plane build
+PATH="$(scripts/control-plane bin-dir):$PATH"
+export PATH
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -1,17 +1,20 @@
 //! Test support for terway-hybrid integration tests.
 //!
-//! Everything here works on the real kernel: namespaces are created with
-//! iproute2, BIRD 2 is the real daemon. Helpers panic with a clear message
+//! Everything here is real: namespaces are created with iproute2 on the
+//! kernel, BIRD 2 is the real daemon, and the Kubernetes control plane is
+//! the real one, built from its Go modules ([`control_plane`]). Helpers panic with a clear message
 //! instead of returning errors, because a test that cannot set up its world
 //! must fail loudly, never skip.
 #![forbid(unsafe_code)]
 
 pub mod bird;
+pub mod control_plane;
 mod host_root;
 mod netns;
 mod system;
 mod wait;
 
+pub use control_plane::{unique_name, ControlPlane};
 pub use host_root::HostRoot;
 pub use netns::{veth_pair, ChildGuard, NetNs};
 pub use system::{find_program, require_program, require_root};

@@ -133,6 +133,26 @@ impl NetNs {
         })
     }
 
+    /// Like [`NetNs::spawn_logged`], with extra environment variables (e.g.
+    /// `KUBECONFIG` for a process that talks to the test's API server).
+    pub fn spawn_logged_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> ChildGuard {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open log file {}: {e}", log.display()));
+        let file2 = file.try_clone().unwrap_or_else(|e| panic!("cannot duplicate log file handle: {e}"));
+        self.spawn_with(program, args, |cmd| {
+            cmd.stdout(file).stderr(file2).envs(env.iter().copied());
+        })
+    }
+
     fn spawn_with(&self, program: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> ChildGuard {
         let mut cmd = self.exec_command(program, args);
         cmd.stdin(Stdio::null());

@@ -887,10 +887,8 @@ fn no_rbac_rule_uses_a_wildcard() {
 fn the_agent_may_write_only_its_reports_and_never_nodes() {
     let expected: BTreeSet<(String, String, String)> = [
         ("", "nodes", "get"),
-        ("terway-hybrid.io", "nodenetworkreports", "get"),
         ("terway-hybrid.io", "nodenetworkreports", "create"),
         ("terway-hybrid.io", "nodenetworkreports", "patch"),
-        ("terway-hybrid.io", "nodenetworkreports/status", "get"),
         ("terway-hybrid.io", "nodenetworkreports/status", "patch"),
     ]
     .iter()
