@@ -191,7 +191,7 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
     // BIRD in a full mesh, each node announcing its IPAM block.
     for (i, node) in nodes.iter_mut().take(onprem_ips.len()).enumerate() {
         node.root.write("etc/cni/net.d/10-calico.conflist", CALICO_CONFLIST);
-        node.root.write("var/lib/calico/nodename", &format!("{}\n", node.name));
+        node.root.write("var/lib/calico/nodename", format!("{}\n", node.name));
         let peers: Vec<&str> = onprem_ips.iter().copied().filter(|p| *p != onprem_ips[i]).collect();
         let config = bird::calico_mesh_config(onprem_ips[i], ASN, &peers, &[CALICO_BLOCKS[i]]);
         node.bird = Some(bird::start(&node.ns, &config, &node.root.path().join("var/run/calico/bird.ctl")));

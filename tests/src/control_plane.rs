@@ -114,14 +114,44 @@ impl ControlPlane {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Applies `yaml` as admin (server-side, field manager `test`).
+    /// Applies `yaml` (or JSON) as admin (server-side, field manager `test`).
     pub fn apply(&self, yaml: &str) {
+        self.apply_as("test", yaml, false);
+    }
+
+    /// Server-side apply as admin under `field_manager`, of the `status`
+    /// subresource when `status` is set: e.g. a report written as its agent
+    /// writes it.
+    pub fn apply_as(&self, field_manager: &str, yaml: &str, status: bool) {
         let mut cmd = self.kubectl();
-        cmd.args(["apply", "--server-side", "--field-manager", "test", "-f", "-"]).stdin(Stdio::piped());
+        cmd.args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            field_manager,
+            "-f",
+            "-",
+        ]);
+        if status {
+            cmd.arg("--subresource=status");
+        }
+        cmd.stdin(Stdio::piped());
         let output = run_with_stdin(&mut cmd, yaml);
         if !output.status.success() {
             panic!("{}\n--- input ---\n{yaml}", failure_message(&cmd, &output));
         }
+    }
+
+    /// Stops one component (`kube-apiserver`, `kwok`, ...) and starts it again
+    /// with the same flags; for kube-apiserver, returns once it is ready.
+    pub fn restart(&self, component: &str) {
+        script_output(
+            Command::new(repo_root().join("scripts/control-plane"))
+                .arg("restart")
+                .arg(&self.dir)
+                .arg(component),
+        );
     }
 
     /// Installs terway-hybrid once per control plane by running the install

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bird;
+pub mod cluster;
 pub mod control_plane;
 mod host_root;
 mod netns;

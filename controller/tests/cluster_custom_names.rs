@@ -1,0 +1,113 @@
+//! A TerwayRollout that names its own DaemonSets, on a real control plane:
+//! a Terway DaemonSet called `terway-custom` and an on-prem CNI called
+//! `my-calico`, whose pods carry their own labels. The running controller
+//! must see their pods as the CLI does (its watches are scoped by the
+//! rollout's spec, not by built-in label selectors): the rollout reaches
+//! `Available` only if the controller sees the custom Terway pods Ready.
+//!
+//! Then two cloud nodes join that cannot run Terway (no CPU left for its
+//! pod): their wave never becomes Ready and halts the rollout (`Degraded`,
+//! `WaveFailed`), one node at a time (`maxUnavailable: 1`).
+//!
+//! `cargo test -p terway-hybrid-controller --test cluster_custom_names` as root.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use terway_hybrid_testkit::cluster::{cloud_status, daemonset, onprem_bgp_status, Cluster, ENI_CONFIG};
+use terway_hybrid_testkit::unique_name;
+
+const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
+
+#[test]
+fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
+    terway_hybrid_testkit::require_root();
+    let cluster = Cluster::new();
+    let cp = cluster.cp;
+    // The manifests let the controller patch the DaemonSets it knows by
+    // name; a custom name is added to that rule, as docs/architecture.md
+    // tells operators to.
+    let role = cp.kubectl_ok(&["get", "clusterrole", "terway-hybrid-controller", "-o", "json"]);
+    let mut role: serde_json::Value = serde_json::from_str(&role).unwrap();
+    for rule in role["rules"].as_array_mut().unwrap() {
+        if let Some(names) = rule["resourceNames"].as_array_mut() {
+            if names.iter().any(|n| n == "terway-eniip") {
+                names.push("terway-custom".into());
+                names.push("my-calico".into());
+            }
+        }
+    }
+    role["metadata"] = serde_json::json!({"name": "terway-hybrid-controller"});
+    cp.apply(&role.to_string());
+
+    let onprem: Vec<String> = (0..2).map(|_| unique_name("onprem")).collect();
+    let cloud: Vec<String> = (0..3).map(|_| unique_name("cloud")).collect();
+    for n in &onprem {
+        cluster.add_node(n, false);
+        cluster.report(n, onprem_bgp_status());
+    }
+    for n in &cloud {
+        cluster.add_node(n, true);
+        cluster.report(n, cloud_status());
+    }
+    cluster.apply(ENI_CONFIG);
+    cluster.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  namespace: kube-system\n\
+         stringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n",
+    );
+    // The on-prem CNI under a name of its own, already kept off cloud nodes.
+    cluster.apply(&daemonset(
+        "kube-system",
+        "my-calico",
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n",
+    ));
+    cluster.apply(
+        "apiVersion: terway-hybrid.io/v1alpha1\nkind: TerwayRollout\nmetadata:\n  name: default\nspec:\n  mode: Auto\n  \
+         maxUnavailable: 1\n  readinessTimeout: 20s\n  terway: {namespace: kube-system, daemonSetName: terway-custom}\n  \
+         onPremCNI:\n    daemonSets: [{namespace: kube-system, name: my-calico}]\n",
+    );
+    let a = cluster.start_controller(CONTROLLER, "replica-a");
+    let logs = [&a];
+    cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(90), &logs);
+    cluster.apply(&daemonset(
+        "kube-system",
+        "terway-custom",
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n              \
+         - {key: terway-hybrid.io/terway-gate, operator: In, values: [open]}\n",
+    ));
+    let done = cluster.wait_condition("Available", "True", None, Duration::from_secs(120), &logs);
+    assert_eq!(
+        done["status"]["nodes"]["terwayReady"],
+        cloud.len(),
+        "the controller sees the custom pods: {done:#}"
+    );
+    let expected: BTreeSet<String> = cloud.iter().cloned().collect();
+    assert_eq!(cluster.nodes_with_pods("kube-system", "terway-custom"), expected);
+
+    // Two more cloud nodes with 15m CPU: the agent's pod (10m) fits, Terway's
+    // (10m more) does not, so the scheduler leaves it Pending and their wave
+    // never becomes Ready.
+    let full: Vec<String> = (0..2).map(|_| unique_name("cloudfull")).collect();
+    for n in &full {
+        cluster.add_node_with_cpu(n, true, "15m");
+        cluster.report(n, cloud_status());
+    }
+    let halted =
+        cluster.wait_condition("Degraded", "True", Some("WaveFailed"), Duration::from_secs(120), &logs);
+    let wave = halted["status"]["wave"]["nodes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(wave.len(), 1, "a wave of maxUnavailable 1: {halted:#}");
+    assert!(full.iter().any(|n| wave[0] == n.as_str()), "the halted wave is a full node: {halted:#}");
+    let message = serde_json::to_string(&halted["status"]["conditions"]).unwrap();
+    assert!(message.contains(wave[0].as_str().unwrap()), "the Degraded message names the node: {message}");
+    // Halted: the other full node is never gated while the wave is failed.
+    std::thread::sleep(Duration::from_secs(8));
+    let gated: Vec<String> = full
+        .iter()
+        .filter(|n| cluster.get(&["node", n])["metadata"]["labels"]["terway-hybrid.io/terway-gate"] == "open")
+        .cloned()
+        .collect();
+    assert_eq!(gated.len(), 1, "only the failed wave's node is gated: {gated:?}");
+    assert!(cluster.controller_requests().iter().all(|e| e.code != 403), "the controller met a 403");
+}

@@ -1,0 +1,271 @@
+//! The operator's story on a real control plane: the controller (two
+//! replicas, a real Lease) and the CLI against the same server, with the
+//! real DaemonSet controller, scheduler and kwok doing what they do.
+//!
+//! 1. A BGP cluster with calico-node on every node: the preflight fails the
+//!    same way in the controller's status, `terway-hybrid preflight` live,
+//!    and `preflight --from-dump` on `terway-hybrid dump` of the server.
+//! 2. `fix calico-affinity --yes` (its server-side dry run, then the apply):
+//!    the DaemonSet controller takes calico-node off the cloud nodes.
+//! 3. `ram-secret create` makes the Secret; the preflight passes.
+//! 4. `install` with a stand-in onectl on PATH calls it only once the
+//!    preflight passes, in the documented order.
+//! 5. In the audit log the controller met no 403, the CLI met none, and the
+//!    controller used the rules of its ClusterRole and Roles this story
+//!    exercises.
+//!
+//! `cargo test -p terway-hybrid-controller --test cluster_operator` as root.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use serde_json::Value;
+use terway_hybrid_testkit::cluster::{
+    cloud_status, daemonset, json_of, onprem_bgp_status, Cluster, ENI_CONFIG,
+};
+use terway_hybrid_testkit::{unique_name, wait_for_described};
+
+const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
+const CLI: &str = env!("CARGO_BIN_EXE_terway-hybrid");
+
+/// The checks of a preflight as (name, status, reason), from the CLI's JSON
+/// or the rollout's status.
+fn verdicts(checks: &Value) -> BTreeSet<(String, String, String)> {
+    checks
+        .as_array()
+        .unwrap_or_else(|| panic!("checks: {checks}"))
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (s("name"), s("status"), s("reason"))
+        })
+        .collect()
+}
+
+fn failing(checks: &Value) -> BTreeSet<String> {
+    verdicts(checks).into_iter().filter(|(_, status, _)| status == "fail").map(|(name, _, _)| name).collect()
+}
+
+#[test]
+fn operator_story_preflight_fix_secret_install() {
+    terway_hybrid_testkit::require_root();
+    let cluster = Cluster::new();
+    let cp = cluster.cp;
+    let onprem: Vec<String> = (0..3).map(|_| unique_name("onprem")).collect();
+    let cloud: Vec<String> = (0..2).map(|_| unique_name("cloud")).collect();
+    for n in &onprem {
+        cluster.add_node(n, false);
+    }
+    for n in &cloud {
+        cluster.add_node(n, true);
+    }
+    for n in &onprem {
+        cluster.report(n, onprem_bgp_status());
+    }
+    for n in &cloud {
+        cluster.report(n, cloud_status());
+    }
+    cluster.apply(ENI_CONFIG);
+    // calico-node as the manifest ships it: on every Linux node.
+    cluster.apply(&daemonset("kube-system", "calico-node", ""));
+    let all: BTreeSet<String> = onprem.iter().chain(&cloud).cloned().collect();
+    wait_for_described(
+        "calico-node pods on every node (DaemonSet controller, scheduler, kwok)",
+        Duration::from_secs(60),
+        || (cluster.nodes_with_pods("kube-system", "calico-node").is_superset(&all)).then_some(()),
+        || cluster.nodes_with_pods("kube-system", "calico-node"),
+    );
+    // The rollout singleton is removed so the controller creates it (its
+    // `create` rule), as on a cluster installed without the overlay's.
+    cp.kubectl_ok(&["delete", "terwayrollout", "default", "--ignore-not-found"]);
+
+    let a = cluster.start_controller(CONTROLLER, "replica-a");
+    let b = cluster.start_controller(CONTROLLER, "replica-b");
+    let logs = [&a, &b];
+    let rollout = cluster.wait_condition("PreflightPassed", "False", None, Duration::from_secs(90), &logs);
+    let lease = cluster.get(&["lease", "terway-hybrid-controller", "--namespace", "terway-hybrid"]);
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+    assert!(holder == "replica-a" || holder == "replica-b", "one replica holds the Lease: {lease}");
+    // It labels the nodes.
+    wait_for_described(
+        "every node labelled with the scenario",
+        Duration::from_secs(60),
+        || {
+            all.iter()
+                .all(|n| {
+                    cluster.get(&["node", n])["metadata"]["labels"]["terway-hybrid.io/scenario"] == "bgp"
+                })
+                .then_some(())
+        },
+        || {
+            cluster.get(&["nodes"])["items"]
+                .as_array()
+                .map(|i| i.iter().map(|n| n["metadata"]["labels"].clone()).collect::<Vec<_>>())
+        },
+    );
+
+    // 1. The same failing preflight three ways.
+    let live = cluster.cli(CLI, &["preflight", "-o", "json"], None, None);
+    assert_eq!(live.status.code(), Some(1), "{}", String::from_utf8_lossy(&live.stderr));
+    let live = json_of(&String::from_utf8_lossy(&live.stdout));
+    assert_eq!(live["scenario"], "bgp");
+    let expected_failures: BTreeSet<String> =
+        ["OnPremCNIExcludedFromCloud", "RamSecret"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(failing(&live["checks"]), expected_failures, "{live:#}");
+    let dump = cluster.work.path().join("cluster.yaml");
+    let out = cluster.cli(CLI, &["dump", "-o", dump.to_str().unwrap()], None, None);
+    assert!(out.status.success(), "dump: {}", String::from_utf8_lossy(&out.stderr));
+    let offline =
+        cluster.cli(CLI, &["preflight", "--from-dump", dump.to_str().unwrap(), "-o", "json"], None, None);
+    assert_eq!(offline.status.code(), Some(1), "{}", String::from_utf8_lossy(&offline.stderr));
+    let offline = json_of(&String::from_utf8_lossy(&offline.stdout));
+    assert_eq!(verdicts(&offline["checks"]), verdicts(&live["checks"]), "dump and live disagree");
+    assert_eq!(offline["nodes"], live["nodes"], "dump and live disagree on nodes");
+    let rollout = wait_for_described(
+        "the controller's preflight to match the CLI's",
+        Duration::from_secs(30),
+        || {
+            let r = cluster.rollout()?;
+            (verdicts(&r["status"]["checks"]) == verdicts(&live["checks"])).then_some(r)
+        },
+        || (rollout.clone(), live.clone()),
+    );
+    assert_eq!(rollout["status"]["scenario"], "bgp");
+
+    // 2. The affinity fix, for real: dry run on the server, then applied.
+    let fix = cluster.cli(CLI, &["fix", "calico-affinity", "--yes"], None, None);
+    assert!(
+        fix.status.success(),
+        "fix: {}\n{}",
+        String::from_utf8_lossy(&fix.stdout),
+        String::from_utf8_lossy(&fix.stderr)
+    );
+    let onprem_set: BTreeSet<String> = onprem.iter().cloned().collect();
+    wait_for_described(
+        "the DaemonSet controller to take calico-node off the cloud nodes",
+        Duration::from_secs(90),
+        || (cluster.nodes_with_pods("kube-system", "calico-node") == onprem_set).then_some(()),
+        || cluster.nodes_with_pods("kube-system", "calico-node"),
+    );
+
+    // 4a. install refuses while the preflight fails (no Secret yet), and
+    // never calls onectl.
+    let bin = cluster.work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = cluster.work.path().join("onectl-calls");
+    let onectl = bin.join("onectl");
+    std::fs::write(&onectl, format!("#!/bin/sh\necho \"$*\" >> {}\n", calls.display())).unwrap();
+    std::fs::set_permissions(&onectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = cluster.cli(CLI, &["install", "--yes"], Some(&bin), None);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "install with a failing preflight: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!calls.exists(), "onectl was called before the preflight passed");
+
+    // 3. The Secret.
+    let id = cluster.work.path().join("id");
+    let secret = cluster.work.path().join("secret");
+    std::fs::write(&id, "LTAI5tQ9xkV3mZ2pR7wYb1Ce\n").unwrap();
+    std::fs::write(&secret, "Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n").unwrap();
+    let out = cluster.cli(
+        CLI,
+        &[
+            "ram-secret",
+            "create",
+            "--access-key-id-file",
+            id.to_str().unwrap(),
+            "--access-key-secret-file",
+            secret.to_str().unwrap(),
+            "--yes",
+        ],
+        None,
+        None,
+    );
+    assert!(out.status.success(), "ram-secret create: {}", String::from_utf8_lossy(&out.stderr));
+    let created = cluster.get(&["secret", "alibaba-addon-secret", "--namespace", "kube-system"]);
+    assert!(created["data"]["access-key-id"].is_string() && created["data"]["access-key-secret"].is_string());
+    for output in [&out.stdout, &out.stderr] {
+        assert!(
+            !String::from_utf8_lossy(output).contains("Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9"),
+            "the secret was printed"
+        );
+    }
+
+    // The preflight passes, live and in the controller.
+    let passed = cluster.cli(CLI, &["preflight", "-o", "json"], None, None);
+    assert_eq!(passed.status.code(), Some(0), "{}", String::from_utf8_lossy(&passed.stdout));
+    cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(60), &logs);
+
+    // 4b. install calls onectl, in the documented order.
+    let out = cluster.cli(CLI, &["install", "--yes"], Some(&bin), None);
+    assert!(
+        out.status.success(),
+        "install: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        recorded.lines().collect::<Vec<_>>(),
+        ["ram-user grant --addon terway-eniip", "addon install terway-eniip"],
+        "onectl calls"
+    );
+
+    // 5. No 403 for the controller or the CLI, and the rules used.
+    let requests = cluster.controller_requests();
+    assert!(!requests.is_empty());
+    let denied: Vec<_> = requests.iter().filter(|e| e.code == 403).collect();
+    assert!(denied.is_empty(), "the controller met 403s: {denied:#?}");
+    let cli_denied: Vec<_> = cp
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e.user_agent.contains("terway-hybrid")
+                && !e.user.starts_with("system:serviceaccount")
+                && e.code == 403
+        })
+        .collect();
+    assert!(cli_denied.is_empty(), "the CLI met 403s: {cli_denied:#?}");
+    let used: BTreeSet<(String, String)> = requests
+        .iter()
+        .map(|e| {
+            let resource = if e.subresource.is_empty() {
+                e.resource.clone()
+            } else {
+                format!("{}/{}", e.resource, e.subresource)
+            };
+            (resource, e.verb.clone())
+        })
+        .collect();
+    for needed in [
+        ("nodes", "list"),
+        ("nodes", "watch"),
+        ("nodes", "patch"),
+        ("pods", "list"),
+        ("pods", "watch"),
+        ("daemonsets", "list"),
+        ("daemonsets", "watch"),
+        ("nodenetworkreports", "list"),
+        ("nodenetworkreports", "watch"),
+        ("terwayrollouts", "create"),
+        ("terwayrollouts/status", "patch"),
+        ("configmaps", "list"),
+        ("configmaps", "watch"),
+        ("secrets", "list"),
+        ("secrets", "watch"),
+        ("leases", "get"),
+        ("leases", "update"),
+        ("events", "create"),
+    ] {
+        assert!(
+            used.contains(&(needed.0.to_owned(), needed.1.to_owned())),
+            "the controller never used {needed:?}; used: {used:?}"
+        );
+    }
+    drop(b);
+    drop(a);
+}

@@ -1,0 +1,236 @@
+//! The rollout in `Auto` mode on a real control plane: the controller (two
+//! replicas) opens the Terway gate on cloud nodes in waves of
+//! `maxUnavailable`, the DaemonSet controller and the scheduler place Terway
+//! pods, kwok makes them Ready, and the rollout reaches `Available`, while
+//! the test kills the leader and restarts kube-apiserver in the middle.
+//!
+//! A watch on Nodes and Terway pods, running from before the rollout,
+//! records every gate and readiness change: no node is gated twice, no
+//! on-prem node is ever gated, and never more than `maxUnavailable` gated
+//! nodes wait for a Ready Terway pod.
+//!
+//! The Terway DaemonSet is created with the gate requirement already in its
+//! affinity, as admission will store it once it adds the gate at creation;
+//! an add-on manager's ungated DaemonSet is the subject of the admission
+//! tests.
+//!
+//! `cargo test -p terway-hybrid-controller --test cluster_rollout` as root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use terway_hybrid_testkit::cluster::{
+    cloud_status, daemonset, onprem_bgp_status, Cluster, ENI_CONFIG, GATE_LABEL,
+};
+use terway_hybrid_testkit::{unique_name, wait_for_described};
+
+const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
+
+const MAX_UNAVAILABLE: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Gate { node: String, open: bool },
+    TerwayReady { node: String, ready: bool },
+}
+
+type Log = Arc<Mutex<Vec<(Instant, Change)>>>;
+
+/// Watches Nodes and Terway pods from a thread of its own (with its own
+/// runtime: the test is synchronous) and appends every change of a node's
+/// gate or of its Terway pod's readiness to the log. Watches resume after
+/// the API server restarts, as the controller's do.
+fn record(cluster: &Cluster, log: Log) {
+    let cp = cluster.cp;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let client = cp.admin_client().await;
+            let nodes = watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            let pods = watcher::watcher(
+                Api::<Pod>::namespaced(client, "kube-system"),
+                watcher::Config::default().labels("app=terway-eniip"),
+            )
+            .default_backoff()
+            .applied_objects();
+            let mut gates: BTreeMap<String, bool> = BTreeMap::new();
+            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+            let mut nodes = std::pin::pin!(nodes);
+            let mut pods = std::pin::pin!(pods);
+            loop {
+                tokio::select! {
+                    Some(Ok(node)) = nodes.next() => {
+                        let name = node.metadata.name.clone().unwrap_or_default();
+                        let open = node.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).is_some_and(|v| v == "open");
+                        if gates.insert(name.clone(), open).unwrap_or(false) != open {
+                            log.lock().unwrap().push((Instant::now(), Change::Gate { node: name, open }));
+                        }
+                    }
+                    Some(Ok(pod)) = pods.next() => {
+                        let Some(name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+                        let is_ready = pod.metadata.deletion_timestamp.is_none() && pod.status.as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                        if ready.insert(name.clone(), is_ready).unwrap_or(false) != is_ready {
+                            log.lock().unwrap().push((Instant::now(), Change::TerwayReady { node: name, ready: is_ready }));
+                        }
+                    }
+                    else => break,
+                }
+            }
+        });
+    });
+}
+
+/// The largest number of nodes that had an open gate and no Ready Terway
+/// pod at once, and the nodes whose gate opened more than once.
+fn analyse(log: &[(Instant, Change)]) -> (usize, BTreeMap<String, usize>) {
+    let mut gated = BTreeSet::new();
+    let mut ready = BTreeSet::new();
+    let mut opened: BTreeMap<String, usize> = BTreeMap::new();
+    let mut worst = 0;
+    for (_, change) in log {
+        match change {
+            Change::Gate { node, open: true } => {
+                gated.insert(node.clone());
+                *opened.entry(node.clone()).or_default() += 1;
+            }
+            Change::Gate { node, open: false } => {
+                gated.remove(node);
+            }
+            Change::TerwayReady { node, ready: true } => {
+                ready.insert(node.clone());
+            }
+            Change::TerwayReady { node, ready: false } => {
+                ready.remove(node);
+            }
+        }
+        worst = worst.max(gated.difference(&ready).count());
+    }
+    (worst, opened.into_iter().filter(|(_, n)| *n > 1).collect())
+}
+
+#[test]
+fn auto_rollout_in_waves_survives_a_leader_kill_and_an_apiserver_restart() {
+    terway_hybrid_testkit::require_root();
+    let cluster = Cluster::new();
+    let cp = cluster.cp;
+    let onprem: Vec<String> = (0..2).map(|_| unique_name("onprem")).collect();
+    let cloud: Vec<String> = (0..10).map(|_| unique_name("cloud")).collect();
+    for n in &onprem {
+        cluster.add_node(n, false);
+        cluster.report(n, onprem_bgp_status());
+    }
+    for n in &cloud {
+        cluster.add_node(n, true);
+        cluster.report(n, cloud_status());
+    }
+    cluster.apply(ENI_CONFIG);
+    cluster.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  namespace: kube-system\n\
+         stringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n",
+    );
+    // calico-node already kept off the cloud nodes.
+    cluster.apply(&daemonset(
+        "kube-system",
+        "calico-node",
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n",
+    ));
+    cluster.apply(&format!(
+        "apiVersion: terway-hybrid.io/v1alpha1\nkind: TerwayRollout\nmetadata:\n  name: default\nspec:\n  mode: Auto\n  \
+         maxUnavailable: {MAX_UNAVAILABLE}\n  readinessTimeout: 2m\n"
+    ));
+
+    let log: Log = Arc::default();
+    record(&cluster, log.clone());
+    let mut a = cluster.start_controller(CONTROLLER, "replica-a");
+    let mut b = cluster.start_controller(CONTROLLER, "replica-b");
+    cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(90), &[&a, &b]);
+
+    // Terway as the add-on installs it (on every cloud node), stored with the
+    // gate requirement admission adds.
+    cluster.apply(&daemonset(
+        "kube-system",
+        "terway-eniip",
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n              \
+         - {key: terway-hybrid.io/terway-gate, operator: In, values: [open]}\n",
+    ));
+
+    // Mid-rollout 1: as soon as the first wave is open, kill the leader.
+    let gated_count =
+        || log.lock().unwrap().iter().filter(|(_, c)| matches!(c, Change::Gate { open: true, .. })).count();
+    wait_for_described(
+        "the first wave to open",
+        Duration::from_secs(60),
+        || (gated_count() > 0).then_some(()),
+        || format!("{}\n{}", a.tail(20), b.tail(20)),
+    );
+    let lease = cluster.get(&["lease", "terway-hybrid-controller", "--namespace", "terway-hybrid"]);
+    let leader = lease["spec"]["holderIdentity"].as_str().unwrap_or_default().to_owned();
+    let (killed, survivor) = if leader == a.identity { (&mut a, &b) } else { (&mut b, &a) };
+    killed.guard.child_mut().kill().unwrap();
+    let killed_at = gated_count();
+    // The survivor takes the Lease (after it expires: 15 s) and goes on.
+    wait_for_described(
+        "the other replica to take the Lease",
+        Duration::from_secs(60),
+        || {
+            let lease = cluster.get(&["lease", "terway-hybrid-controller", "--namespace", "terway-hybrid"]);
+            (lease["spec"]["holderIdentity"] == survivor.identity.as_str()).then_some(())
+        },
+        || survivor.tail(30),
+    );
+
+    // Mid-rollout 2: restart kube-apiserver once the survivor opened a wave.
+    wait_for_described(
+        "the new leader to open a wave",
+        Duration::from_secs(90),
+        || (gated_count() > killed_at).then_some(()),
+        || survivor.tail(30),
+    );
+    if gated_count() < cloud.len() {
+        cp.restart("kube-apiserver");
+    }
+    let done = cluster.wait_condition("Available", "True", None, Duration::from_secs(180), &[survivor]);
+    assert_eq!(done["status"]["nodes"]["gated"], cloud.len(), "{done:#}");
+    assert_eq!(done["status"]["nodes"]["terwayReady"], cloud.len(), "{done:#}");
+
+    // What the watch saw.
+    std::thread::sleep(Duration::from_secs(1));
+    let log = log.lock().unwrap().clone();
+    let (worst, twice) = analyse(&log);
+    let changes: Vec<&Change> = log.iter().map(|(_, c)| c).collect();
+    assert!(
+        worst <= MAX_UNAVAILABLE,
+        "{worst} nodes were in flight at once (max {MAX_UNAVAILABLE}): {changes:#?}"
+    );
+    assert!(twice.is_empty(), "nodes gated more than once: {twice:?}\n{changes:#?}");
+    let ever_gated: BTreeSet<&str> = log
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Change::Gate { node, open: true } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
+    for n in &onprem {
+        assert!(!ever_gated.contains(n.as_str()), "on-prem node {n} was gated");
+    }
+    for n in &cloud {
+        assert!(ever_gated.contains(n.as_str()), "cloud node {n} was never gated");
+    }
+    let terway_nodes = cluster.nodes_with_pods("kube-system", "terway-eniip");
+    assert_eq!(terway_nodes, cloud.iter().cloned().collect(), "Terway runs exactly on the cloud nodes");
+    // Nothing done twice: the survivor met no 403 and the rollout counts
+    // every wave once.
+    assert!(cluster.controller_requests().iter().all(|e| e.code != 403), "the controller met a 403");
+}

@@ -1,0 +1,303 @@
+//! A hybrid cluster on the real control plane (`scripts/control-plane`),
+//! as the controller and the CLI meet it: terway-hybrid installed as
+//! README.md says, kwok nodes of both sites, reports written as the agents
+//! write them, the on-prem CNI's and Terway's DaemonSets placed by the real
+//! DaemonSet controller and scheduler, and the controller run as real
+//! processes with its ServiceAccount's token.
+//!
+//! Each test binary gets a control plane of its own (the TerwayRollout is a
+//! cluster singleton, so stories that drive it cannot share one). The
+//! programs under test are passed in by path (`env!("CARGO_BIN_EXE_...")`
+//! of the crate whose tests use this).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::control_plane::{AuditEvent, ControlPlane};
+use crate::netns::ChildGuard;
+use crate::wait::wait_for_described;
+
+pub const CONTROLLER_USER: &str = "system:serviceaccount:terway-hybrid:terway-hybrid-controller";
+pub const GATE_LABEL: &str = "terway-hybrid.io/terway-gate";
+
+pub struct Cluster {
+    pub cp: &'static ControlPlane,
+    pub work: tempfile::TempDir,
+    /// The controller's ServiceAccount token, as its pod would mount it.
+    pub controller_kubeconfig: PathBuf,
+}
+
+pub fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
+impl Cluster {
+    /// terway-hybrid installed as README says, with its controller Deployment
+    /// scaled to zero: the tests run the controller as processes of their own
+    /// (kwok would only pretend to run the image).
+    pub fn new() -> Cluster {
+        let cp = ControlPlane::shared();
+        cp.install();
+        cp.kubectl_ok(&[
+            "scale",
+            "deployment",
+            "terway-hybrid-controller",
+            "--namespace",
+            "terway-hybrid",
+            "--replicas",
+            "0",
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        let token = cp.token("terway-hybrid", "terway-hybrid-controller", None);
+        let controller_kubeconfig = cp.token_kubeconfig(&token, &work.path().join("controller.kubeconfig"));
+        Cluster { cp, work, controller_kubeconfig }
+    }
+
+    pub fn get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", "json"]);
+        json_of(&self.cp.kubectl_ok(&all))
+    }
+
+    /// A kwok node (kwok makes it Ready and runs its pods), on-prem or cloud.
+    pub fn add_node(&self, name: &str, cloud: bool) {
+        self.add_node_with_cpu(name, cloud, "16");
+    }
+
+    /// Like [`Cluster::add_node`], with only `cpu` allocatable.
+    pub fn add_node_with_cpu(&self, name: &str, cloud: bool, cpu: &str) {
+        let cloud_label = if cloud { "\n    alibabacloud.com/external: \"true\"" } else { "" };
+        self.cp.apply(&format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations:\n    kwok.x-k8s.io/node: fake\n  \
+             labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    kubernetes.io/arch: amd64{cloud_label}\n\
+             status:\n  capacity: {{cpu: \"{cpu}\", memory: 64Gi, pods: \"110\"}}\n  \
+             allocatable: {{cpu: \"{cpu}\", memory: 64Gi, pods: \"110\"}}\n  \
+             nodeInfo: {{kernelVersion: 5.10.134-16.al8.x86_64, kubeletVersion: v1.34.4}}\n"
+        ));
+    }
+
+    /// Writes `node`'s NodeNetworkReport as its agent does: server-side apply
+    /// of the identity (owned by the Node), then of the status.
+    pub fn report(&self, node: &str, status: Value) {
+        let uid = self.get(&["node", node])["metadata"]["uid"].as_str().unwrap().to_owned();
+        let identity = json!({
+            "apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
+            "metadata": {"name": node, "labels": {"terway-hybrid.io/node-name": node},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]},
+            "spec": {"nodeName": node}
+        });
+        self.cp.apply_as("terway-hybrid-agent", &identity.to_string(), false);
+        let status = json!({"apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
+            "metadata": {"name": node}, "status": status});
+        self.cp.apply_as("terway-hybrid-agent", &status.to_string(), true);
+    }
+
+    /// Applies `yaml` as admin.
+    pub fn apply(&self, yaml: &str) {
+        self.cp.apply(yaml);
+    }
+
+    /// Starts a controller replica as its ServiceAccount, with leader
+    /// election on the Lease of the manifests.
+    pub fn start_controller(&self, program: &str, identity: &str) -> Controller {
+        let log = self.work.path().join(format!("controller-{identity}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(["--metrics-addr", "127.0.0.1:0", "--resync-seconds", "5"])
+            .env("KUBECONFIG", &self.controller_kubeconfig)
+            .env("POD_NAMESPACE", "terway-hybrid")
+            .env("POD_NAME", identity)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Controller { guard: ChildGuard::new(child), log, identity: identity.to_owned() }
+    }
+
+    /// The CLI `program` as the operator (admin kubeconfig), with
+    /// `path_prefix` first on PATH (a stand-in onectl).
+    pub fn cli(
+        &self,
+        program: &str,
+        args: &[&str],
+        path_prefix: Option<&Path>,
+        stdin: Option<&str>,
+    ) -> Output {
+        let mut cmd = Command::new(program);
+        cmd.args(args).env("KUBECONFIG", self.cp.admin_kubeconfig()).env("NO_COLOR", "1");
+        if let Some(dir) = path_prefix {
+            cmd.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The TerwayRollout `default`, if it exists.
+    pub fn rollout(&self) -> Option<Value> {
+        let out =
+            self.cp.kubectl_ok(&["get", "terwayrollout", "default", "-o", "json", "--ignore-not-found"]);
+        (!out.trim().is_empty()).then(|| json_of(&out))
+    }
+
+    pub fn condition(&self, rollout: &Value, kind: &str) -> Option<(String, String)> {
+        rollout["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind).map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+    }
+
+    /// Waits until the rollout's `kind` condition has `status` (and `reason`,
+    /// when given); panics with the rollout and the controllers' logs.
+    pub fn wait_condition(
+        &self,
+        kind: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+        logs: &[&Controller],
+    ) -> Value {
+        wait_for_described(
+            &format!("TerwayRollout condition {kind}={status} {reason:?}"),
+            timeout,
+            || {
+                let r = self.rollout()?;
+                let (s, why) = self.condition(&r, kind)?;
+                (s == status && reason.is_none_or(|want| want == why)).then_some(r)
+            },
+            || {
+                format!(
+                    "{:#}\n{}",
+                    self.rollout().unwrap_or_default(),
+                    logs.iter().map(|c| c.tail(30)).collect::<Vec<_>>().join("\n")
+                )
+            },
+        )
+    }
+
+    /// Pods of a DaemonSet (by its selector label `app=<app>`) per node.
+    pub fn pods(&self, namespace: &str, app: &str) -> Vec<Value> {
+        self.get(&["pods", "--namespace", namespace, "--selector", &format!("app={app}")])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn nodes_with_pods(&self, namespace: &str, app: &str) -> BTreeSet<String> {
+        self.pods(namespace, app)
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The audit events of the controller's ServiceAccount.
+    pub fn controller_requests(&self) -> Vec<AuditEvent> {
+        self.cp.audit_events().into_iter().filter(|e| e.user == CONTROLLER_USER).collect()
+    }
+}
+
+/// A controller process; killed (SIGKILL) when dropped.
+pub struct Controller {
+    pub guard: ChildGuard,
+    pub log: PathBuf,
+    pub identity: String,
+}
+
+impl Controller {
+    pub fn tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        format!("== controller {}\n{}", self.identity, all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+
+    /// SIGTERM, and waits for it to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.guard.id();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let child = self.guard.child_mut();
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("controller {} did not exit within 20 s of SIGTERM\n{}", self.identity, self.tail(30));
+    }
+}
+
+/// An on-prem node's report: Calico in BGP mode, node checks passing.
+pub fn onprem_bgp_status() -> Value {
+    json!({
+        "scenario": "bgp", "plugin": "calico-bgp", "confidence": "high", "role": "on-prem",
+        "kernelVersion": "5.4.0-150-generic",
+        "evidence": [{"signal": "bird", "detail": "Calico's BIRD answers: 2 of 2 BGP sessions Established"}],
+        "stale": [],
+        "checks": [
+            {"name": "ScenarioDetected", "severity": "error", "status": "pass", "reason": "Detected", "message": "ok"},
+            {"name": "IPForwarding", "severity": "error", "status": "pass", "reason": "Enabled", "message": "net.ipv4.ip_forward = 1"}
+        ],
+        "ready": true, "lastDetected": "2026-11-30T08:00:00Z", "agentVersion": "0.1.0"
+    })
+}
+
+/// A cloud node's report before Terway: no CNI yet, node checks passing.
+pub fn cloud_status() -> Value {
+    json!({
+        "scenario": "unknown", "plugin": "none", "confidence": "low", "role": "cloud",
+        "kernelVersion": "5.10.134-16.al8.x86_64",
+        "evidence": [{"signal": "cni-config", "detail": "no CNI configuration in /etc/cni/net.d"}],
+        "stale": [],
+        "checks": [
+            {"name": "ScenarioDetected", "severity": "error", "status": "pass", "reason": "Detected", "message": "ok"},
+            {"name": "IPForwarding", "severity": "error", "status": "pass", "reason": "Enabled", "message": "net.ipv4.ip_forward = 1"}
+        ],
+        "ready": true, "lastDetected": "2026-11-30T08:00:00Z", "agentVersion": "0.1.0"
+    })
+}
+
+/// `kube-system/eni-config` with a Service CIDR that matches the cluster's.
+pub const ENI_CONFIG: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: eni-config
+  namespace: kube-system
+data:
+  eni_conf: |
+    {"version": "1", "max_pool_size": 5, "min_pool_size": 0,
+     "vswitches": {"cn-hangzhou-k": ["vsw-bp1bbbbbbbbbbbbbbbbb"]},
+     "security_groups": ["sg-bp1aaaaaaaaaaaaaaaaa"],
+     "service_cidr": "10.96.0.0/16", "vswitch_selection_policy": "ordered", "ip_stack": "ipv4"}
+  10-terway.conf: |
+    {"cniVersion": "0.4.0", "name": "terway", "type": "terway", "eniip_virtual_type": "IPVlan"}
+"#;
+
+/// A DaemonSet as CNIs ship them: host network, tolerating every taint,
+/// on every Linux node unless `extra_spec` says otherwise; its pod asks for
+/// a little CPU, as CNI pods do.
+pub fn daemonset(namespace: &str, name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{app: {name}}}\n\
+         spec:\n  selector:\n    matchLabels: {{app: {name}}}\n  updateStrategy:\n    type: RollingUpdate\n    \
+         rollingUpdate: {{maxUnavailable: 100%}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      \
+         hostNetwork: true\n      tolerations: [{{operator: Exists}}]\n      nodeSelector: {{kubernetes.io/os: linux}}\n{extra_spec}      \
+         containers:\n      - name: main\n        image: registry.example.com/{name}:v1\n        resources: {{requests: {{cpu: 10m}}}}\n"
+    )
+}
