@@ -11,6 +11,9 @@
 //! on-prem nodes run BIRD 2 as Calico's node-to-node mesh does; two are cloud
 //! nodes (`alibabacloud.com/external=true`).
 //!
+//! kube-apiserver is restarted in the middle: the agents recover and a
+//! change made afterwards reaches its report.
+//!
 //! Run as root with bird2 and socat installed:
 //! `cargo test -p terway-hybrid-agent --test cluster`.
 
@@ -288,6 +291,23 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
         None,
     );
     assert!(!ok && out.contains("forbidden"), "the agent may not read Secrets: {out}");
+
+    // kube-apiserver restarts; the agents go on. A change on a cloud node
+    // made while the server is back reaches its report: nothing is lost.
+    let changed = &nodes[3];
+    let before = report(cp, &changed.name).expect("the report exists")["status"].clone();
+    cp.restart("kube-apiserver");
+    changed.ns.ip("link add flannel.1 type vxlan id 1 dev eth0 dstport 8472 nolearning");
+    changed.ns.ip("link set flannel.1 up");
+    wait_for_described(
+        &format!("{}'s report to show the new VXLAN device after the API server restart", changed.name),
+        Duration::from_secs(60),
+        || {
+            let now = report(cp, &changed.name)?["status"].clone();
+            (now["evidence"] != before["evidence"] || now["plugin"] != before["plugin"]).then_some(now)
+        },
+        || logs(&nodes),
+    );
 
     // Garbage collection: deleting a Node deletes its report.
     let gone = &nodes[4];

@@ -68,7 +68,11 @@ pub struct TerwayRolloutSpec {
     #[serde(default)]
     pub terway: TerwayRef,
     /// Check names (or `all`) whose failures only warn, as kubeadm's --ignore-preflight-errors.
+    // Bounded (16 names of at most 64 characters) so the API server can bound
+    // the cost of the CEL rule: unbounded, a real server refuses the CRD
+    // ("estimated rule cost exceeds budget").
     #[serde(default)]
+    #[schemars(length(max = 16), inner(length(max = 64)))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(c, c in ['all', 'AgentCoverage', 'ScenarioConsistent', 'OnPremCNIExcludedFromCloud', 'TerwayExcludedFromOnPrem', 'RamSecret', 'EniConfig', 'ServiceCIDR', 'CloudNodeKernel', 'CloudNodePreflight', 'OverlayReachesCloud'])",
         "message": "ignoreChecks holds cluster check names or 'all'"
@@ -77,6 +81,7 @@ pub struct TerwayRolloutSpec {
     /// How long a gated node's Terway pod may take to become Ready, as a
     /// duration like "10m" or "90s".
     #[serde(default = "default_readiness_timeout")]
+    #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && self != ''",
         "message": "readinessTimeout is a duration such as 10m, 90s or 1h30m"

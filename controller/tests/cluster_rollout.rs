@@ -63,18 +63,20 @@ fn record(cluster: &Cluster, log: Log) {
             .applied_objects();
             let mut gates: BTreeMap<String, bool> = BTreeMap::new();
             let mut ready: BTreeMap<String, bool> = BTreeMap::new();
-            let mut nodes = std::pin::pin!(nodes);
-            let mut pods = std::pin::pin!(pods);
+            // Errors (the API server restarting) are retried by the
+            // watchers' backoff; only objects are recorded.
+            let mut nodes = std::pin::pin!(nodes.filter_map(|r| async move { r.ok() }));
+            let mut pods = std::pin::pin!(pods.filter_map(|r| async move { r.ok() }));
             loop {
                 tokio::select! {
-                    Some(Ok(node)) = nodes.next() => {
+                    Some(node) = nodes.next() => {
                         let name = node.metadata.name.clone().unwrap_or_default();
                         let open = node.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).is_some_and(|v| v == "open");
                         if gates.insert(name.clone(), open).unwrap_or(false) != open {
                             log.lock().unwrap().push((Instant::now(), Change::Gate { node: name, open }));
                         }
                     }
-                    Some(Ok(pod)) = pods.next() => {
+                    Some(pod) = pods.next() => {
                         let Some(name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
                         let is_ready = pod.metadata.deletion_timestamp.is_none() && pod.status.as_ref()
                             .and_then(|s| s.conditions.as_ref())

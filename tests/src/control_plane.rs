@@ -162,16 +162,11 @@ impl ControlPlane {
         self.installed.get_or_init(|| {
             let crds = script_output(Command::new(repo_root().join("scripts/control-plane")).arg("crd-dir"));
             self.kubectl_ok(&["apply", "--server-side", "-f", crds.trim()]);
-            self.kubectl_ok(&[
-                "wait",
-                "--for",
-                "condition=Established",
-                "--timeout",
-                "60s",
-                "crd/servicemonitors.monitoring.coreos.com",
-                "crd/prometheusrules.monitoring.coreos.com",
-            ]);
-            for command in readme_install_commands() {
+            let mut commands = vec!["kubectl wait --for condition=Established --timeout 60s \
+                 crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com"
+                .to_owned()];
+            commands.extend(readme_install_commands());
+            for command in commands {
                 let mut cmd = Command::new("bash");
                 let path = format!(
                     "{}:{}",
@@ -183,7 +178,22 @@ impl ControlPlane {
                     .env("PATH", path)
                     .env("KUBECONFIG", self.admin_kubeconfig())
                     .stdin(Stdio::null());
-                let output = run(&mut cmd);
+                // `kubectl wait` fails instead of waiting when it reads a CRD
+                // the API server has not yet given conditions (`conditions:
+                // null`); README's troubleshooting says to run it again, and
+                // so does this, a few times.
+                let mut output = run(&mut cmd);
+                for _ in 0..5 {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    if output.status.success()
+                        || !command.starts_with("kubectl wait")
+                        || !is_null_conditions(&stderr)
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                    output = run(&mut cmd);
+                }
                 if !output.status.success() {
                     panic!("README's install command failed:\n{command}\n{}", failure_message(&cmd, &output));
                 }
@@ -306,6 +316,12 @@ impl AuditEvent {
             code: v.pointer("/responseStatus/code").and_then(|c| c.as_u64()).unwrap_or(0) as u16,
         }
     }
+}
+
+/// kubectl's complaint when `kubectl wait` reads a fresh CRD whose status
+/// has `conditions: null`.
+fn is_null_conditions(stderr: &str) -> bool {
+    stderr.contains("accessor error") || stderr.contains("cannot be filtered")
 }
 
 /// The `kubectl` commands of README.md's "Install on a cluster" code block,

@@ -1,0 +1,102 @@
+//! `scripts/control-plane up DIR --owner PID` leaves nothing running once
+//! PID is gone, however it ended (here: SIGKILL, as a test binary that
+//! aborts); `down` stops exactly what `up` started; `restart` brings a
+//! component back with the same flags.
+//!
+//! `cargo test -p terway-hybrid-testkit --test control_plane_lifecycle`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use terway_hybrid_testkit::control_plane::repo_root;
+use terway_hybrid_testkit::wait_for_described;
+
+fn script(args: &[&str]) -> String {
+    let out = Command::new(repo_root().join("scripts/control-plane"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/control-plane {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pids `up` recorded, with their component names.
+fn recorded(dir: &Path) -> Vec<(u32, String)> {
+    std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pid, name) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, name.to_owned()))
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purpose; /proc/PID/stat's third field says.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(false))
+        .unwrap_or(false)
+}
+
+#[test]
+fn an_owner_that_dies_takes_the_control_plane_with_it() {
+    script(&["build"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    script(&["up", dir_s, "--owner", &owner.id().to_string()]);
+    let started = recorded(dir.path());
+    let names: Vec<&str> = started.iter().map(|(_, n)| n.as_str()).collect();
+    for component in
+        ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "api-socket"]
+    {
+        assert!(names.contains(&component), "up started {component}: {names:?}");
+    }
+    assert!(started.iter().all(|(pid, _)| alive(*pid)), "all running after up: {started:?}");
+
+    // restart: the API server comes back on the same port, ready.
+    let before: Vec<u32> = started.iter().filter(|(_, n)| n == "kube-apiserver").map(|(p, _)| *p).collect();
+    script(&["restart", dir_s, "kube-apiserver"]);
+    let after = recorded(dir.path());
+    let apiserver: Vec<u32> = after.iter().filter(|(_, n)| n == "kube-apiserver").map(|(p, _)| *p).collect();
+    assert_eq!(apiserver.len(), 1, "{after:?}");
+    assert_ne!(apiserver, before, "a new kube-apiserver process");
+    assert!(!alive(before[0]), "the old kube-apiserver is gone");
+
+    // The owner dies without a word: everything stops within seconds.
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    wait_for_described(
+        "every component to stop after its owner died",
+        Duration::from_secs(30),
+        || after.iter().all(|(pid, _)| !alive(*pid)).then_some(()),
+        || after.iter().filter(|(pid, _)| alive(*pid)).cloned().collect::<Vec<_>>(),
+    );
+}
+
+#[test]
+fn down_stops_exactly_what_up_started() {
+    script(&["build"]);
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    // A bystander process, as another control plane's would be.
+    let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
+    script(&["up", dir_s]);
+    let started = recorded(dir.path());
+    assert!(!started.is_empty());
+    script(&["down", dir_s]);
+    assert!(started.iter().all(|(pid, _)| !alive(*pid)), "down left some running: {started:?}");
+    assert!(alive(bystander.id()), "down killed a process it did not start");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    // A second down is harmless.
+    script(&["down", dir_s]);
+}
