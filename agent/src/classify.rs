@@ -15,9 +15,11 @@
 //! up and addressed but has nobody to route to. When nothing else is live,
 //! such an idle tunnel is taken as the datapath, with less confidence.
 
+use std::net::IpAddr;
+
 use terway_hybrid_api::snapshot::{
-    BirdState, CniFile, Link, NextHop, RouteGroup, RouteType, PROTO_BGP, PROTO_BIRD, PROTO_BOOT, PROTO_FELIX,
-    PROTO_KUBE_ROUTER, PROTO_ZEBRA,
+    BirdState, CniFile, Family as IpFamily, Link, NextHop, RouteGroup, RouteType, PROTO_BGP, PROTO_BIRD,
+    PROTO_BOOT, PROTO_FELIX, PROTO_KERNEL, PROTO_KUBE_ROUTER, PROTO_ZEBRA,
 };
 use terway_hybrid_api::{Confidence, Detection, Evidence, NodeSnapshot, Plugin};
 
@@ -147,8 +149,20 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
             let tunnel = tunnel_of(&link.name)?;
             // Per-peer devices share one folded route group.
             let device = if tunnel == Tunnel::KubeRouter { "tun-*" } else { link.name.as_str() };
-            let routes = s.routes.carried_by(device);
-            let addressed = !link.addresses.is_empty();
+            let mut routes = s.routes.carried_by(device);
+            // An IPv6 link-local address comes with every device that is up:
+            // it is not an address a CNI gave the tunnel.
+            let addressed = link.addresses.iter().any(|a| !is_link_local(a));
+            // flannel before 0.7 gave flannel.N the whole network's prefix
+            // (10.244.5.0/16) and routed the network through the kernel's
+            // connected route, resolving peers on L3 miss: that route is the
+            // datapath, though the kernel wrote it.
+            if tunnel == Tunnel::Flannel
+                && routes == 0
+                && link.addresses.iter().any(|a| is_network_wide_v4(a))
+            {
+                routes = connected_v4_through(s, device);
+            }
             let usage = match tunnel {
                 // Cilium encapsulates in BPF; its routes point at cilium_host.
                 Tunnel::CiliumVxlan | Tunnel::CiliumGeneve => match (link.up, cilium_host) {
@@ -158,7 +172,9 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
                 },
                 Tunnel::CalicoIpip if !addressed && routes == 0 => Use::Fallback,
                 _ if !link.up => Use::Dead("is down"),
-                Tunnel::CalicoIpip if !addressed => Use::Dead("carries routes but has no address"),
+                // Routes through a tunnel that is up make it live, address or
+                // not: Felix removes tunl0's address (restarts, IPAM trouble)
+                // while BIRD's onlink routes through it stay and carry traffic.
                 _ if routes > 0 => Use::Live,
                 _ if addressed => Use::Idle,
                 _ => Use::Dead("is up but has no address and no route goes through it"),
@@ -166,6 +182,33 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
             Some(TunnelState { link, tunnel, routes, usage })
         })
         .collect()
+}
+
+/// `fe80::/10`.
+fn is_link_local(cidr: &str) -> bool {
+    let addr = cidr.split('/').next().unwrap_or_default();
+    matches!(addr.parse::<IpAddr>(), Ok(IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// An IPv4 address whose prefix covers more than the host (not a /32).
+fn is_network_wide_v4(cidr: &str) -> bool {
+    match cidr.split_once('/') {
+        Some((addr, len)) => {
+            addr.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l < 32)
+        }
+        None => false,
+    }
+}
+
+/// The kernel's connected (proto kernel, unicast) IPv4 routes through `device`.
+fn connected_v4_through(s: &NodeSnapshot, device: &str) -> u64 {
+    count(s, |g| {
+        g.family == IpFamily::Ipv4
+            && g.device.as_deref() == Some(device)
+            && g.protocol == PROTO_KERNEL
+            && g.route_type == RouteType::Unicast
+            && !g.default
+    })
 }
 
 /// Non-default routes written by `protocol`.
@@ -185,7 +228,8 @@ fn count_links(s: &NodeSnapshot, prefix: &str) -> usize {
 struct Datapath<'a> {
     plugin: Plugin,
     evidence: Vec<Evidence>,
-    /// Decided by an idle tunnel on a node without peers.
+    /// Decided by weaker evidence (an idle tunnel on a node without peers,
+    /// routes without their tunnel device): one step less confidence.
     lone: bool,
     /// Idle tunnels this datapath explains (so they are not stale).
     uses: Vec<&'a str>,
@@ -323,9 +367,16 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
     let cali = count_links(s, "cali");
     let bird_answered = matches!(s.bird, BirdState::Answered { .. });
     let live_tunnel = find(Tunnel::CalicoIpip, Use::Live).or_else(|| find(Tunnel::CalicoVxlan, Use::Live));
+    let idle_tunnel = find(Tunnel::CalicoVxlan, Use::Idle).or_else(|| find(Tunnel::CalicoIpip, Use::Idle));
     // BIRD's routes are Calico's when Calico's pods or IPAM blocks are here;
-    // on their own they could be any routing daemon's.
-    let markers = felix > 0 || bird_answered || (bird_routes > 0 && (cali > 0 || blackholes > 0));
+    // on their own they could be any routing daemon's. Calico's pods next to
+    // its IPAM block's blackhole or its addressed tunnel are Calico's even
+    // before the first route to a peer (decided in the lone pass).
+    let markers = felix > 0
+        || bird_answered
+        || (bird_routes > 0 && (cali > 0 || blackholes > 0))
+        || (cali > 0 && (blackholes > 0 || idle_tunnel.is_some()))
+        || (blackholes > 0 && idle_tunnel.is_some());
     if live_tunnel.is_none() && !markers {
         return None;
     }
@@ -340,9 +391,7 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
         (None, false) if bgp_in_use(s) => Plugin::CalicoBgp,
         // Calico is here but shows no mode yet: decided in the lone pass.
         (None, false) => return None,
-        (None, true) => match find(Tunnel::CalicoVxlan, Use::Idle)
-            .or_else(|| find(Tunnel::CalicoIpip, Use::Idle))
-        {
+        (None, true) => match idle_tunnel {
             Some(idle) => {
                 evidence.push(tunnel_evidence(idle));
                 uses.push(idle.link.name.as_str());
@@ -467,6 +516,16 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             count_links(s, "lxc")
         ),
     )];
+    // In tunnel mode cilium-agent routes every pod CIDR, its own and the
+    // peers', via the router IP on cilium_host; in native routing only its
+    // own (the peers' go to their node addresses, or to the network).
+    let via_host = count(s, |g| {
+        g.device.as_deref() == Some("cilium_host")
+            && g.next_hop == NextHop::Gateway
+            && g.route_type == RouteType::Unicast
+            && !g.default
+    });
+    let mut weak = false;
     let plugin = match tunnel {
         Some(t) => {
             evidence.push(tunnel_evidence(t));
@@ -475,6 +534,20 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             } else {
                 Plugin::CiliumGeneve
             }
+        }
+        None if via_host > 1 => {
+            // The tunnel device is not in sight (a partial report, or down
+            // while the routes stay): the routes say tunnel mode, not which
+            // protocol. VXLAN is Cilium's default.
+            evidence.push(Evidence::new(
+                "tunnel-routes",
+                format!(
+                    "{via_host} pod CIDRs routed via cilium_host, other nodes' among them: tunnel mode, \
+                     but no cilium_vxlan or cilium_geneve is live (VXLAN, Cilium's default, assumed)"
+                ),
+            ));
+            weak = true;
+            Plugin::CiliumVxlan
         }
         None => {
             evidence.push(Evidence::new(
@@ -485,7 +558,7 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             Plugin::CiliumNative
         }
     };
-    Some(Datapath::new(plugin, evidence))
+    Some(Datapath { plugin, evidence, lone: weak, uses: vec![] })
 }
 
 fn kube_router<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
@@ -557,6 +630,32 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
             evidence.extend(bgp_socket_evidence(s));
             detection(Plugin::CalicoBgp, Confidence::Low, evidence, stale)
         }
+        // flanneld's device is here but unconfigured (no address, no route):
+        // flannel is the CNI, its daemon is not (yet) doing its job.
+        Family::Flannel if tunnel_states(s).iter().any(|t| t.tunnel == Tunnel::Flannel) => {
+            let names: Vec<String> = tunnel_states(s)
+                .iter()
+                .filter(|t| t.tunnel == Tunnel::Flannel)
+                .map(|t| t.link.name.clone())
+                .collect();
+            let evidence = vec![
+                config,
+                Evidence::new(
+                    "tunnel-device",
+                    format!(
+                        "{} present but carrying no route and without an address: flanneld has not configured \
+                         it (is it running?)",
+                        names.join(", ")
+                    ),
+                ),
+            ];
+            // The config's own device is not a leftover of a past CNI.
+            let stale = stale
+                .into_iter()
+                .filter(|e| !names.iter().any(|n| e.detail.starts_with(n.as_str())))
+                .collect();
+            detection(Plugin::FlannelVxlan, Confidence::Low, evidence, stale)
+        }
         family => {
             let evidence = vec![
                 config,
@@ -591,6 +690,25 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
         let evidence = vec![Evidence::new("empty", "the snapshot has no network links at all")];
         return detection(Plugin::None, Confidence::Low, evidence, stale);
     }
+    // Pods on a CNI's veths or bridge are not on the host network, whatever
+    // is missing around them (a config being rewritten, a half-done
+    // migration, an agent that crashed): say so instead of guessing.
+    let devices = cni_devices(s);
+    if !devices.is_empty() {
+        // The devices first: ScenarioDetected quotes the first evidence.
+        let evidence = vec![
+            Evidence::new(
+                "pod-devices",
+                format!(
+                    "devices of a CNI ({}) but no CNI config and no live datapath: a CNI half installed, \
+                     half removed or down",
+                    devices.join(", ")
+                ),
+            ),
+            Evidence::new("cni-config", no_config_detail(s)),
+        ];
+        return unknown(evidence, stale);
+    }
     let mut evidence = vec![
         Evidence::new("cni-config", no_config_detail(s)),
         Evidence::new("no-datapath", "no CNI tunnel, CNI device or CNI routes: pods use the host network"),
@@ -603,9 +721,37 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
             format!("{daemon_routes} routes from a routing daemon, not from a CNI"),
         ));
     }
-    let confidence =
-        if daemon_routes > 0 || !stale.is_empty() { Confidence::Medium } else { Confidence::High };
+    // Established BGP sessions with nothing of a CNI around: a host routing
+    // daemon, or a CNI's BGP speaker whose datapath is gone. Not sure.
+    let sessions = s.bgp_sockets.established_inbound + s.bgp_sockets.established_outbound;
+    evidence.extend(bgp_socket_evidence(s));
+    let confidence = if sessions > 0 {
+        Confidence::Low
+    } else if daemon_routes > 0 || !stale.is_empty() {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    };
     detection(Plugin::None, confidence, evidence, stale)
+}
+
+/// Pod devices and bridges the CNIs create, and their tunnels (the
+/// kernel's fallback `tunl0` aside), with how many of each.
+fn cni_devices(s: &NodeSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["cali", "lxc"] {
+        let n = count_links(s, prefix);
+        if n > 0 {
+            out.push(format!("{n} {prefix}* veths"));
+        }
+    }
+    for name in ["cni0", "kube-bridge", "cilium_host"] {
+        if s.link(name).is_some() {
+            out.push(name.to_owned());
+        }
+    }
+    out.extend(tunnel_states(s).iter().filter(|t| t.usage != Use::Fallback).map(|t| t.link.name.clone()));
+    out
 }
 
 fn no_config_detail(s: &NodeSnapshot) -> String {
