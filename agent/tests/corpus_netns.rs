@@ -152,8 +152,7 @@ fn netns_corpus_cases_classify_as_their_snapshots() {
     assert!(cases.len() >= 5, "only {} netns cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let node =
-            case.node(true).and_then(ParsedNode::finish).unwrap_or_else(|e| panic!("{}: {e}", case.file));
+        let node = case.node(true).unwrap_or_else(|e| panic!("{}: {e}", case.file));
         assert!(
             !case.sections.iter().any(|s| s.kind == "calicoctl node status" || s.kind == "netstat"),
             "{}: a rebuild has no BIRD and no BGP sessions; keep the case a snapshot case",
@@ -186,7 +185,7 @@ fn netns_corpus_cases_classify_as_their_snapshots() {
 #[test]
 fn netns_cases_use_only_devices_this_kernel_has() {
     for case in corpus::load_all().into_iter().filter(|c| c.netns) {
-        let node = case.node(true).and_then(ParsedNode::finish).unwrap();
+        let node = case.node(true).unwrap();
         for link in node.links.iter().filter(|l| l.name != "lo") {
             rebuild_kind(link).unwrap_or_else(|e| panic!("{}: {e}", case.file));
         }

@@ -148,7 +148,7 @@ impl Case {
             let proto = if with_added { s.proto } else { None };
             node.add_section(s, proto).map_err(|e| format!("section {}: {e}", s.kind))?;
         }
-        Ok(node)
+        node.finish().map_err(|e| format!("section route -n: {e}"))
     }
 
     pub fn snapshot(&self, with_added: bool) -> NodeSnapshot {
@@ -613,14 +613,9 @@ impl ParsedNode {
         Ok(())
     }
 
-    fn resolve(&mut self) {
-        for (body, proto) in std::mem::take(&mut self.pending_route_n) {
-            self.route_n(&body, proto).unwrap_or_else(|e| panic!("route -n: {e}"));
-        }
-    }
-
-    /// Resolves `route -n` sections against the links; errors are the parser's.
-    pub fn finish(mut self) -> Result<ParsedNode, String> {
+    /// Resolves `route -n` sections against the links every other section
+    /// named: a route's protocol and onlink flag depend on them.
+    fn finish(mut self) -> Result<ParsedNode, String> {
         for (body, proto) in std::mem::take(&mut self.pending_route_n) {
             self.route_n(&body, proto)?;
         }
@@ -628,8 +623,7 @@ impl ParsedNode {
     }
 
     pub fn snapshot(&self) -> NodeSnapshot {
-        let mut node = self.clone();
-        node.resolve();
+        let node = self;
         NodeSnapshot {
             kernel_version: node.kernel.clone(),
             routes: fold(&node.routes),
