@@ -632,12 +632,8 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
         }
         // flanneld's device is here but unconfigured (no address, no route):
         // flannel is the CNI, its daemon is not (yet) doing its job.
-        Family::Flannel if tunnel_states(s).iter().any(|t| t.tunnel == Tunnel::Flannel) => {
-            let names: Vec<String> = tunnel_states(s)
-                .iter()
-                .filter(|t| t.tunnel == Tunnel::Flannel)
-                .map(|t| t.link.name.clone())
-                .collect();
+        Family::Flannel if !flannel_devices(s).is_empty() => {
+            let names = flannel_devices(s);
             let evidence = vec![
                 config,
                 Evidence::new(
@@ -667,6 +663,10 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
             unknown(evidence, stale)
         }
     }
+}
+
+fn flannel_devices(s: &NodeSnapshot) -> Vec<String> {
+    tunnel_states(s).iter().filter(|t| t.tunnel == Tunnel::Flannel).map(|t| t.link.name.clone()).collect()
 }
 
 /// Neither a live datapath nor a loadable config.
@@ -735,8 +735,9 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
     detection(Plugin::None, confidence, evidence, stale)
 }
 
-/// Pod devices and bridges the CNIs create, and their tunnels (the
-/// kernel's fallback `tunl0` aside), with how many of each.
+/// Pod devices and bridges the CNIs create, and their tunnels that are up
+/// (the kernel's fallback `tunl0` aside). A tunnel that is down is a
+/// leftover, listed as stale, not a sign of a CNI at work.
 fn cni_devices(s: &NodeSnapshot) -> Vec<String> {
     let mut out = Vec::new();
     for prefix in ["cali", "lxc"] {
@@ -750,7 +751,12 @@ fn cni_devices(s: &NodeSnapshot) -> Vec<String> {
             out.push(name.to_owned());
         }
     }
-    out.extend(tunnel_states(s).iter().filter(|t| t.usage != Use::Fallback).map(|t| t.link.name.clone()));
+    out.extend(
+        tunnel_states(s)
+            .iter()
+            .filter(|t| t.usage != Use::Fallback && t.link.up)
+            .map(|t| t.link.name.clone()),
+    );
     out
 }
 
@@ -838,4 +844,99 @@ pub fn terway_configs(s: &NodeSnapshot) -> Vec<String> {
         })
         .map(|f| f.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terway_hybrid_api::snapshot::RouteSummary;
+    use terway_hybrid_api::Scenario;
+
+    fn link(name: &str, up: bool, addresses: &[&str]) -> Link {
+        Link {
+            name: name.to_owned(),
+            up,
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+            ..Link::default()
+        }
+    }
+
+    fn group(protocol: u8, device: &str, next_hop: NextHop, count: u64) -> RouteGroup {
+        RouteGroup { protocol, device: Some(device.to_owned()), next_hop, count, ..RouteGroup::default() }
+    }
+
+    fn node(links: Vec<Link>, groups: Vec<RouteGroup>) -> NodeSnapshot {
+        NodeSnapshot {
+            links,
+            routes: RouteSummary { groups, ..RouteSummary::default() },
+            ..NodeSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn tunl0_with_bird_routes_is_live_without_an_address() {
+        let s = node(
+            vec![link("eth0", true, &["10.0.0.5/24"]), link("tunl0", true, &[])],
+            vec![group(PROTO_BIRD, "tunl0", NextHop::Onlink, 3)],
+        );
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.scenario), (Plugin::CalicoIpip, Scenario::Overlay), "{d:?}");
+        assert!(d.stale.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn a_link_local_address_does_not_make_a_tunnel_addressed() {
+        assert!(is_link_local("fe80::4cfd:7cff:fe9e:aa63/64"));
+        assert!(!is_link_local("fd00:10:244::/128"));
+        assert!(!is_link_local("10.244.0.0/32"));
+        let s = node(vec![link("flannel.1", true, &["fe80::1/64"])], vec![]);
+        assert_eq!(
+            tunnel_states(&s)[0].usage,
+            Use::Dead("is up but has no address and no route goes through it")
+        );
+    }
+
+    #[test]
+    fn old_flannel_routes_its_network_through_the_connected_route() {
+        assert!(is_network_wide_v4("20.1.36.0/16"));
+        assert!(!is_network_wide_v4("10.244.0.0/32"));
+        assert!(!is_network_wide_v4("fe80::1/64"));
+        let s = node(
+            vec![link("flannel.1", true, &["20.1.36.0/16"])],
+            vec![group(PROTO_KERNEL, "flannel.1", NextHop::Direct, 1)],
+        );
+        assert_eq!(tunnel_states(&s)[0].usage, Use::Live);
+    }
+
+    #[test]
+    fn pods_on_cni_devices_without_config_are_unknown_but_a_down_leftover_is_not() {
+        let pods =
+            node(vec![link("eth0", true, &["10.0.0.5/24"]), link("cali8504ae9df2a", true, &[])], vec![]);
+        let d = classify(&pods);
+        assert_eq!(d.plugin, Plugin::Unknown, "{d:?}");
+        assert_eq!(d.evidence[0].signal, "pod-devices", "{d:?}");
+
+        let leftover = node(
+            vec![link("eth0", true, &["10.0.0.5/24"]), link("flannel.1", false, &["10.244.0.0/32"])],
+            vec![],
+        );
+        let d = classify(&leftover);
+        assert_eq!((d.plugin, d.confidence), (Plugin::None, Confidence::Medium), "{d:?}");
+        assert!(d.stale.iter().any(|e| e.detail.contains("flannel.1 is down")), "{d:?}");
+    }
+
+    #[test]
+    fn cilium_peer_cidrs_via_cilium_host_are_tunnel_mode() {
+        let s = node(
+            vec![link("cilium_host", true, &["10.42.5.171/32"])],
+            vec![group(PROTO_KERNEL, "cilium_host", NextHop::Gateway, 6)],
+        );
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.confidence), (Plugin::CiliumVxlan, Confidence::Low), "{d:?}");
+        let own_only = node(
+            vec![link("cilium_host", true, &["10.42.5.171/32"])],
+            vec![group(PROTO_KERNEL, "cilium_host", NextHop::Gateway, 1)],
+        );
+        assert_eq!(classify(&own_only).plugin, Plugin::CiliumNative);
+    }
 }
