@@ -725,7 +725,10 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
     // daemon, or a CNI's BGP speaker whose datapath is gone. Not sure.
     let sessions = s.bgp_sockets.established_inbound + s.bgp_sockets.established_outbound;
     evidence.extend(bgp_socket_evidence(s));
-    let confidence = if sessions > 0 {
+    // A CNI tunnel left down beside no config: flannel removed, or flannel
+    // broken before it configured anything. Host network, but not sure.
+    let dead_tunnels = stale.iter().any(|e| e.signal == "stale-device");
+    let confidence = if sessions > 0 || dead_tunnels {
         Confidence::Low
     } else if daemon_routes > 0 || !stale.is_empty() {
         Confidence::Medium
@@ -921,7 +924,7 @@ mod tests {
             vec![],
         );
         let d = classify(&leftover);
-        assert_eq!((d.plugin, d.confidence), (Plugin::None, Confidence::Medium), "{d:?}");
+        assert_eq!((d.plugin, d.confidence), (Plugin::None, Confidence::Low), "{d:?}");
         assert!(d.stale.iter().any(|e| e.detail.contains("flannel.1 is down")), "{d:?}");
     }
 
