@@ -231,13 +231,16 @@ struct Datapath<'a> {
     /// Decided by weaker evidence (an idle tunnel on a node without peers,
     /// routes without their tunnel device): one step less confidence.
     lone: bool,
+    /// The mode itself is a default, not seen: Calico's BIRD has peers but
+    /// none is up, so no route shows the mode. One more step less.
+    unsure: bool,
     /// Idle tunnels this datapath explains (so they are not stale).
     uses: Vec<&'a str>,
 }
 
 impl<'a> Datapath<'a> {
     fn new(plugin: Plugin, evidence: Vec<Evidence>) -> Self {
-        Datapath { plugin, evidence, lone: false, uses: vec![] }
+        Datapath { plugin, evidence, lone: false, unsure: false, uses: vec![] }
     }
 }
 
@@ -285,7 +288,11 @@ pub fn classify(s: &NodeSnapshot) -> Detection {
             datapath
                 .evidence
                 .push(Evidence::new("cni-config", format!("the runtime loads {}", describe_file(file))));
-            let confidence = if datapath.lone { Confidence::Medium } else { Confidence::High };
+            let confidence = match (datapath.lone, datapath.unsure) {
+                (_, true) => Confidence::Low,
+                (true, false) => Confidence::Medium,
+                (false, false) => Confidence::High,
+            };
             detection(datapath.plugin, confidence, datapath.evidence, stale)
         }
         (Some(mut datapath), None) => {
@@ -383,6 +390,7 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
 
     let mut evidence = Vec::new();
     let mut uses = Vec::new();
+    let mut unsure = false;
     let plugin = match (live_tunnel, lone) {
         (Some(t), _) => {
             evidence.push(tunnel_evidence(t));
@@ -397,9 +405,24 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
                 uses.push(idle.link.name.as_str());
                 calico_tunnel_plugin(idle.tunnel)
             }
-            // No tunnel device at all: BGP mode, before the first peer.
+            // No tunnel device at all: BGP mode, before the first peer. When
+            // BIRD has peers and none is up, the node is not alone: its
+            // sessions are down and no route shows the mode (calico#2483).
             None => {
-                evidence.push(Evidence::new("no-peers", "no Calico tunnel and no BGP peer yet: a lone node"));
+                let (total, up) = s.bird.bgp_sessions();
+                if total > 0 && up == 0 {
+                    unsure = true;
+                    evidence.push(Evidence::new(
+                        "bgp-down",
+                        format!(
+                            "BIRD has {total} BGP peers and none is Established, no Calico tunnel and no route to \
+                             a peer: the sessions are down, BGP mode is assumed, not seen"
+                        ),
+                    ));
+                } else {
+                    evidence
+                        .push(Evidence::new("no-peers", "no Calico tunnel and no BGP peer yet: a lone node"));
+                }
                 Plugin::CalicoBgp
             }
         },
@@ -443,7 +466,7 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
     if cali > 0 {
         evidence.push(Evidence::new("veths", format!("{cali} cali* pod veths")));
     }
-    Some(Datapath { plugin, evidence, lone, uses })
+    Some(Datapath { plugin, evidence, lone, unsure, uses })
 }
 
 fn calico_tunnel_plugin(tunnel: Tunnel) -> Plugin {
@@ -500,7 +523,7 @@ fn flannel<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> 
         Plugin::FlannelVxlan
     };
     let uses = if lone { devices.iter().map(|t| t.link.name.as_str()).collect() } else { vec![] };
-    Some(Datapath { plugin, evidence, lone, uses })
+    Some(Datapath { plugin, evidence, lone, unsure: false, uses })
 }
 
 fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
@@ -558,7 +581,7 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             Plugin::CiliumNative
         }
     };
-    Some(Datapath { plugin, evidence, lone: weak, uses: vec![] })
+    Some(Datapath { plugin, evidence, lone: weak, unsure: false, uses: vec![] })
 }
 
 fn kube_router<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
@@ -852,7 +875,7 @@ pub fn terway_configs(s: &NodeSnapshot) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use terway_hybrid_api::snapshot::RouteSummary;
+    use terway_hybrid_api::snapshot::{BirdProtocol, RouteSummary};
     use terway_hybrid_api::Scenario;
 
     fn link(name: &str, up: bool, addresses: &[&str]) -> Link {
@@ -926,6 +949,28 @@ mod tests {
         let d = classify(&leftover);
         assert_eq!((d.plugin, d.confidence), (Plugin::None, Confidence::Low), "{d:?}");
         assert!(d.stale.iter().any(|e| e.detail.contains("flannel.1 is down")), "{d:?}");
+    }
+
+    #[test]
+    fn calico_with_every_bgp_session_down_is_not_a_lone_node() {
+        let protocol = |ip: &str, established: bool| BirdProtocol {
+            name: format!("Mesh_{ip}"),
+            proto: "BGP".to_owned(),
+            state: "start".to_owned(),
+            info: if established { "Established" } else { "Connect" }.to_owned(),
+            established,
+        };
+        let mut s = node(vec![link("bond1.2", true, &["10.133.146.135/26"])], vec![]);
+        s.bird = BirdState::Answered {
+            path: "/var/run/calico/bird.ctl".to_owned(),
+            protocols: vec![protocol("10_133_146_218", false), protocol("10_133_146_23", false)],
+        };
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.confidence), (Plugin::CalicoBgp, Confidence::Low), "{d:?}");
+        assert_eq!(d.evidence[0].signal, "bgp-down", "{d:?}");
+
+        s.bird = BirdState::Answered { path: "/var/run/calico/bird.ctl".to_owned(), protocols: vec![] };
+        assert_eq!(classify(&s).evidence[0].signal, "no-peers");
     }
 
     #[test]
