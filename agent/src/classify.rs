@@ -15,9 +15,11 @@
 //! up and addressed but has nobody to route to. When nothing else is live,
 //! such an idle tunnel is taken as the datapath, with less confidence.
 
+use std::net::IpAddr;
+
 use terway_hybrid_api::snapshot::{
-    BirdState, CniFile, Link, NextHop, RouteGroup, RouteType, PROTO_BGP, PROTO_BIRD, PROTO_BOOT, PROTO_FELIX,
-    PROTO_KUBE_ROUTER, PROTO_ZEBRA,
+    BirdState, CniFile, Family as IpFamily, Link, NextHop, RouteGroup, RouteType, PROTO_BGP, PROTO_BIRD,
+    PROTO_BOOT, PROTO_FELIX, PROTO_KERNEL, PROTO_KUBE_ROUTER, PROTO_ZEBRA,
 };
 use terway_hybrid_api::{Confidence, Detection, Evidence, NodeSnapshot, Plugin};
 
@@ -147,8 +149,20 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
             let tunnel = tunnel_of(&link.name)?;
             // Per-peer devices share one folded route group.
             let device = if tunnel == Tunnel::KubeRouter { "tun-*" } else { link.name.as_str() };
-            let routes = s.routes.carried_by(device);
-            let addressed = !link.addresses.is_empty();
+            let mut routes = s.routes.carried_by(device);
+            // An IPv6 link-local address comes with every device that is up:
+            // it is not an address a CNI gave the tunnel.
+            let addressed = link.addresses.iter().any(|a| !is_link_local(a));
+            // flannel before 0.7 gave flannel.N the whole network's prefix
+            // (10.244.5.0/16) and routed the network through the kernel's
+            // connected route, resolving peers on L3 miss: that route is the
+            // datapath, though the kernel wrote it.
+            if tunnel == Tunnel::Flannel
+                && routes == 0
+                && link.addresses.iter().any(|a| is_network_wide_v4(a))
+            {
+                routes = connected_v4_through(s, device);
+            }
             let usage = match tunnel {
                 // Cilium encapsulates in BPF; its routes point at cilium_host.
                 Tunnel::CiliumVxlan | Tunnel::CiliumGeneve => match (link.up, cilium_host) {
@@ -158,7 +172,9 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
                 },
                 Tunnel::CalicoIpip if !addressed && routes == 0 => Use::Fallback,
                 _ if !link.up => Use::Dead("is down"),
-                Tunnel::CalicoIpip if !addressed => Use::Dead("carries routes but has no address"),
+                // Routes through a tunnel that is up make it live, address or
+                // not: Felix removes tunl0's address (restarts, IPAM trouble)
+                // while BIRD's onlink routes through it stay and carry traffic.
                 _ if routes > 0 => Use::Live,
                 _ if addressed => Use::Idle,
                 _ => Use::Dead("is up but has no address and no route goes through it"),
@@ -166,6 +182,33 @@ fn tunnel_states(s: &NodeSnapshot) -> Vec<TunnelState<'_>> {
             Some(TunnelState { link, tunnel, routes, usage })
         })
         .collect()
+}
+
+/// `fe80::/10`.
+fn is_link_local(cidr: &str) -> bool {
+    let addr = cidr.split('/').next().unwrap_or_default();
+    matches!(addr.parse::<IpAddr>(), Ok(IpAddr::V6(v6)) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// An IPv4 address whose prefix covers more than the host (not a /32).
+fn is_network_wide_v4(cidr: &str) -> bool {
+    match cidr.split_once('/') {
+        Some((addr, len)) => {
+            addr.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l < 32)
+        }
+        None => false,
+    }
+}
+
+/// The kernel's connected (proto kernel, unicast) IPv4 routes through `device`.
+fn connected_v4_through(s: &NodeSnapshot, device: &str) -> u64 {
+    count(s, |g| {
+        g.family == IpFamily::Ipv4
+            && g.device.as_deref() == Some(device)
+            && g.protocol == PROTO_KERNEL
+            && g.route_type == RouteType::Unicast
+            && !g.default
+    })
 }
 
 /// Non-default routes written by `protocol`.
@@ -185,15 +228,19 @@ fn count_links(s: &NodeSnapshot, prefix: &str) -> usize {
 struct Datapath<'a> {
     plugin: Plugin,
     evidence: Vec<Evidence>,
-    /// Decided by an idle tunnel on a node without peers.
+    /// Decided by weaker evidence (an idle tunnel on a node without peers,
+    /// routes without their tunnel device): one step less confidence.
     lone: bool,
+    /// The mode itself is a default, not seen: Calico's BIRD has peers but
+    /// none is up, so no route shows the mode. One more step less.
+    unsure: bool,
     /// Idle tunnels this datapath explains (so they are not stale).
     uses: Vec<&'a str>,
 }
 
 impl<'a> Datapath<'a> {
     fn new(plugin: Plugin, evidence: Vec<Evidence>) -> Self {
-        Datapath { plugin, evidence, lone: false, uses: vec![] }
+        Datapath { plugin, evidence, lone: false, unsure: false, uses: vec![] }
     }
 }
 
@@ -241,7 +288,11 @@ pub fn classify(s: &NodeSnapshot) -> Detection {
             datapath
                 .evidence
                 .push(Evidence::new("cni-config", format!("the runtime loads {}", describe_file(file))));
-            let confidence = if datapath.lone { Confidence::Medium } else { Confidence::High };
+            let confidence = match (datapath.lone, datapath.unsure) {
+                (_, true) => Confidence::Low,
+                (true, false) => Confidence::Medium,
+                (false, false) => Confidence::High,
+            };
             detection(datapath.plugin, confidence, datapath.evidence, stale)
         }
         (Some(mut datapath), None) => {
@@ -323,15 +374,23 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
     let cali = count_links(s, "cali");
     let bird_answered = matches!(s.bird, BirdState::Answered { .. });
     let live_tunnel = find(Tunnel::CalicoIpip, Use::Live).or_else(|| find(Tunnel::CalicoVxlan, Use::Live));
+    let idle_tunnel = find(Tunnel::CalicoVxlan, Use::Idle).or_else(|| find(Tunnel::CalicoIpip, Use::Idle));
     // BIRD's routes are Calico's when Calico's pods or IPAM blocks are here;
-    // on their own they could be any routing daemon's.
-    let markers = felix > 0 || bird_answered || (bird_routes > 0 && (cali > 0 || blackholes > 0));
+    // on their own they could be any routing daemon's. Calico's pods next to
+    // its IPAM block's blackhole or its addressed tunnel are Calico's even
+    // before the first route to a peer (decided in the lone pass).
+    let markers = felix > 0
+        || bird_answered
+        || (bird_routes > 0 && (cali > 0 || blackholes > 0))
+        || (cali > 0 && (blackholes > 0 || idle_tunnel.is_some()))
+        || (blackholes > 0 && idle_tunnel.is_some());
     if live_tunnel.is_none() && !markers {
         return None;
     }
 
     let mut evidence = Vec::new();
     let mut uses = Vec::new();
+    let mut unsure = false;
     let plugin = match (live_tunnel, lone) {
         (Some(t), _) => {
             evidence.push(tunnel_evidence(t));
@@ -340,17 +399,30 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
         (None, false) if bgp_in_use(s) => Plugin::CalicoBgp,
         // Calico is here but shows no mode yet: decided in the lone pass.
         (None, false) => return None,
-        (None, true) => match find(Tunnel::CalicoVxlan, Use::Idle)
-            .or_else(|| find(Tunnel::CalicoIpip, Use::Idle))
-        {
+        (None, true) => match idle_tunnel {
             Some(idle) => {
                 evidence.push(tunnel_evidence(idle));
                 uses.push(idle.link.name.as_str());
                 calico_tunnel_plugin(idle.tunnel)
             }
-            // No tunnel device at all: BGP mode, before the first peer.
+            // No tunnel device at all: BGP mode, before the first peer. When
+            // BIRD has peers and none is up, the node is not alone: its
+            // sessions are down and no route shows the mode (calico#2483).
             None => {
-                evidence.push(Evidence::new("no-peers", "no Calico tunnel and no BGP peer yet: a lone node"));
+                let (total, up) = s.bird.bgp_sessions();
+                if total > 0 && up == 0 {
+                    unsure = true;
+                    evidence.push(Evidence::new(
+                        "bgp-down",
+                        format!(
+                            "BIRD has {total} BGP peers and none is Established, no Calico tunnel and no route to \
+                             a peer: the sessions are down, BGP mode is assumed, not seen"
+                        ),
+                    ));
+                } else {
+                    evidence
+                        .push(Evidence::new("no-peers", "no Calico tunnel and no BGP peer yet: a lone node"));
+                }
                 Plugin::CalicoBgp
             }
         },
@@ -394,7 +466,7 @@ fn calico<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> O
     if cali > 0 {
         evidence.push(Evidence::new("veths", format!("{cali} cali* pod veths")));
     }
-    Some(Datapath { plugin, evidence, lone, uses })
+    Some(Datapath { plugin, evidence, lone, unsure, uses })
 }
 
 fn calico_tunnel_plugin(tunnel: Tunnel) -> Plugin {
@@ -451,7 +523,7 @@ fn flannel<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>], lone: bool) -> 
         Plugin::FlannelVxlan
     };
     let uses = if lone { devices.iter().map(|t| t.link.name.as_str()).collect() } else { vec![] };
-    Some(Datapath { plugin, evidence, lone, uses })
+    Some(Datapath { plugin, evidence, lone, unsure: false, uses })
 }
 
 fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
@@ -467,6 +539,16 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             count_links(s, "lxc")
         ),
     )];
+    // In tunnel mode cilium-agent routes every pod CIDR, its own and the
+    // peers', via the router IP on cilium_host; in native routing only its
+    // own (the peers' go to their node addresses, or to the network).
+    let via_host = count(s, |g| {
+        g.device.as_deref() == Some("cilium_host")
+            && g.next_hop == NextHop::Gateway
+            && g.route_type == RouteType::Unicast
+            && !g.default
+    });
+    let mut weak = false;
     let plugin = match tunnel {
         Some(t) => {
             evidence.push(tunnel_evidence(t));
@@ -475,6 +557,20 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             } else {
                 Plugin::CiliumGeneve
             }
+        }
+        None if via_host > 1 => {
+            // The tunnel device is not in sight (a partial report, or down
+            // while the routes stay): the routes say tunnel mode, not which
+            // protocol. VXLAN is Cilium's default.
+            evidence.push(Evidence::new(
+                "tunnel-routes",
+                format!(
+                    "{via_host} pod CIDRs routed via cilium_host, other nodes' among them: tunnel mode, \
+                     but no cilium_vxlan or cilium_geneve is live (VXLAN, Cilium's default, assumed)"
+                ),
+            ));
+            weak = true;
+            Plugin::CiliumVxlan
         }
         None => {
             evidence.push(Evidence::new(
@@ -485,7 +581,7 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
             Plugin::CiliumNative
         }
     };
-    Some(Datapath::new(plugin, evidence))
+    Some(Datapath { plugin, evidence, lone: weak, unsure: false, uses: vec![] })
 }
 
 fn kube_router<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapath<'a>> {
@@ -557,6 +653,28 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
             evidence.extend(bgp_socket_evidence(s));
             detection(Plugin::CalicoBgp, Confidence::Low, evidence, stale)
         }
+        // flanneld's device is here but unconfigured (no address, no route):
+        // flannel is the CNI, its daemon is not (yet) doing its job.
+        Family::Flannel if !flannel_devices(s).is_empty() => {
+            let names = flannel_devices(s);
+            let evidence = vec![
+                config,
+                Evidence::new(
+                    "tunnel-device",
+                    format!(
+                        "{} present but carrying no route and without an address: flanneld has not configured \
+                         it (is it running?)",
+                        names.join(", ")
+                    ),
+                ),
+            ];
+            // The config's own device is not a leftover of a past CNI.
+            let stale = stale
+                .into_iter()
+                .filter(|e| !names.iter().any(|n| e.detail.starts_with(n.as_str())))
+                .collect();
+            detection(Plugin::FlannelVxlan, Confidence::Low, evidence, stale)
+        }
         family => {
             let evidence = vec![
                 config,
@@ -568,6 +686,10 @@ fn config_only(s: &NodeSnapshot, file: &CniFile, family: Family, stale: Vec<Evid
             unknown(evidence, stale)
         }
     }
+}
+
+fn flannel_devices(s: &NodeSnapshot) -> Vec<String> {
+    tunnel_states(s).iter().filter(|t| t.tunnel == Tunnel::Flannel).map(|t| t.link.name.clone()).collect()
 }
 
 /// Neither a live datapath nor a loadable config.
@@ -591,6 +713,25 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
         let evidence = vec![Evidence::new("empty", "the snapshot has no network links at all")];
         return detection(Plugin::None, Confidence::Low, evidence, stale);
     }
+    // Pods on a CNI's veths or bridge are not on the host network, whatever
+    // is missing around them (a config being rewritten, a half-done
+    // migration, an agent that crashed): say so instead of guessing.
+    let devices = cni_devices(s);
+    if !devices.is_empty() {
+        // The devices first: ScenarioDetected quotes the first evidence.
+        let evidence = vec![
+            Evidence::new(
+                "pod-devices",
+                format!(
+                    "devices of a CNI ({}) but no CNI config and no live datapath: a CNI half installed, \
+                     half removed or down",
+                    devices.join(", ")
+                ),
+            ),
+            Evidence::new("cni-config", no_config_detail(s)),
+        ];
+        return unknown(evidence, stale);
+    }
     let mut evidence = vec![
         Evidence::new("cni-config", no_config_detail(s)),
         Evidence::new("no-datapath", "no CNI tunnel, CNI device or CNI routes: pods use the host network"),
@@ -603,9 +744,46 @@ fn no_cni(s: &NodeSnapshot, stale: Vec<Evidence>) -> Detection {
             format!("{daemon_routes} routes from a routing daemon, not from a CNI"),
         ));
     }
-    let confidence =
-        if daemon_routes > 0 || !stale.is_empty() { Confidence::Medium } else { Confidence::High };
+    // Established BGP sessions with nothing of a CNI around: a host routing
+    // daemon, or a CNI's BGP speaker whose datapath is gone. Not sure.
+    let sessions = s.bgp_sockets.established_inbound + s.bgp_sockets.established_outbound;
+    evidence.extend(bgp_socket_evidence(s));
+    // A CNI tunnel left down beside no config: flannel removed, or flannel
+    // broken before it configured anything. Host network, but not sure.
+    let dead_tunnels = stale.iter().any(|e| e.signal == "stale-device");
+    let confidence = if sessions > 0 || dead_tunnels {
+        Confidence::Low
+    } else if daemon_routes > 0 || !stale.is_empty() {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    };
     detection(Plugin::None, confidence, evidence, stale)
+}
+
+/// Pod devices and bridges the CNIs create, and their tunnels that are up
+/// (the kernel's fallback `tunl0` aside). A tunnel that is down is a
+/// leftover, listed as stale, not a sign of a CNI at work.
+fn cni_devices(s: &NodeSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["cali", "lxc"] {
+        let n = count_links(s, prefix);
+        if n > 0 {
+            out.push(format!("{n} {prefix}* veths"));
+        }
+    }
+    for name in ["cni0", "kube-bridge", "cilium_host"] {
+        if s.link(name).is_some() {
+            out.push(name.to_owned());
+        }
+    }
+    out.extend(
+        tunnel_states(s)
+            .iter()
+            .filter(|t| t.usage != Use::Fallback && t.link.up)
+            .map(|t| t.link.name.clone()),
+    );
+    out
 }
 
 fn no_config_detail(s: &NodeSnapshot) -> String {
@@ -692,4 +870,121 @@ pub fn terway_configs(s: &NodeSnapshot) -> Vec<String> {
         })
         .map(|f| f.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terway_hybrid_api::snapshot::{BirdProtocol, RouteSummary};
+    use terway_hybrid_api::Scenario;
+
+    fn link(name: &str, up: bool, addresses: &[&str]) -> Link {
+        Link {
+            name: name.to_owned(),
+            up,
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+            ..Link::default()
+        }
+    }
+
+    fn group(protocol: u8, device: &str, next_hop: NextHop, count: u64) -> RouteGroup {
+        RouteGroup { protocol, device: Some(device.to_owned()), next_hop, count, ..RouteGroup::default() }
+    }
+
+    fn node(links: Vec<Link>, groups: Vec<RouteGroup>) -> NodeSnapshot {
+        NodeSnapshot {
+            links,
+            routes: RouteSummary { groups, ..RouteSummary::default() },
+            ..NodeSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn tunl0_with_bird_routes_is_live_without_an_address() {
+        let s = node(
+            vec![link("eth0", true, &["10.0.0.5/24"]), link("tunl0", true, &[])],
+            vec![group(PROTO_BIRD, "tunl0", NextHop::Onlink, 3)],
+        );
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.scenario), (Plugin::CalicoIpip, Scenario::Overlay), "{d:?}");
+        assert!(d.stale.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn a_link_local_address_does_not_make_a_tunnel_addressed() {
+        assert!(is_link_local("fe80::4cfd:7cff:fe9e:aa63/64"));
+        assert!(!is_link_local("fd00:10:244::/128"));
+        assert!(!is_link_local("10.244.0.0/32"));
+        let s = node(vec![link("flannel.1", true, &["fe80::1/64"])], vec![]);
+        assert_eq!(
+            tunnel_states(&s)[0].usage,
+            Use::Dead("is up but has no address and no route goes through it")
+        );
+    }
+
+    #[test]
+    fn old_flannel_routes_its_network_through_the_connected_route() {
+        assert!(is_network_wide_v4("20.1.36.0/16"));
+        assert!(!is_network_wide_v4("10.244.0.0/32"));
+        assert!(!is_network_wide_v4("fe80::1/64"));
+        let s = node(
+            vec![link("flannel.1", true, &["20.1.36.0/16"])],
+            vec![group(PROTO_KERNEL, "flannel.1", NextHop::Direct, 1)],
+        );
+        assert_eq!(tunnel_states(&s)[0].usage, Use::Live);
+    }
+
+    #[test]
+    fn pods_on_cni_devices_without_config_are_unknown_but_a_down_leftover_is_not() {
+        let pods =
+            node(vec![link("eth0", true, &["10.0.0.5/24"]), link("cali8504ae9df2a", true, &[])], vec![]);
+        let d = classify(&pods);
+        assert_eq!(d.plugin, Plugin::Unknown, "{d:?}");
+        assert_eq!(d.evidence[0].signal, "pod-devices", "{d:?}");
+
+        let leftover = node(
+            vec![link("eth0", true, &["10.0.0.5/24"]), link("flannel.1", false, &["10.244.0.0/32"])],
+            vec![],
+        );
+        let d = classify(&leftover);
+        assert_eq!((d.plugin, d.confidence), (Plugin::None, Confidence::Low), "{d:?}");
+        assert!(d.stale.iter().any(|e| e.detail.contains("flannel.1 is down")), "{d:?}");
+    }
+
+    #[test]
+    fn calico_with_every_bgp_session_down_is_not_a_lone_node() {
+        let protocol = |ip: &str, established: bool| BirdProtocol {
+            name: format!("Mesh_{ip}"),
+            proto: "BGP".to_owned(),
+            state: "start".to_owned(),
+            info: if established { "Established" } else { "Connect" }.to_owned(),
+            established,
+        };
+        let mut s = node(vec![link("bond1.2", true, &["10.133.146.135/26"])], vec![]);
+        s.bird = BirdState::Answered {
+            path: "/var/run/calico/bird.ctl".to_owned(),
+            protocols: vec![protocol("10_133_146_218", false), protocol("10_133_146_23", false)],
+        };
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.confidence), (Plugin::CalicoBgp, Confidence::Low), "{d:?}");
+        assert_eq!(d.evidence[0].signal, "bgp-down", "{d:?}");
+
+        s.bird = BirdState::Answered { path: "/var/run/calico/bird.ctl".to_owned(), protocols: vec![] };
+        assert_eq!(classify(&s).evidence[0].signal, "no-peers");
+    }
+
+    #[test]
+    fn cilium_peer_cidrs_via_cilium_host_are_tunnel_mode() {
+        let s = node(
+            vec![link("cilium_host", true, &["10.42.5.171/32"])],
+            vec![group(PROTO_KERNEL, "cilium_host", NextHop::Gateway, 6)],
+        );
+        let d = classify(&s);
+        assert_eq!((d.plugin, d.confidence), (Plugin::CiliumVxlan, Confidence::Low), "{d:?}");
+        let own_only = node(
+            vec![link("cilium_host", true, &["10.42.5.171/32"])],
+            vec![group(PROTO_KERNEL, "cilium_host", NextHop::Gateway, 1)],
+        );
+        assert_eq!(classify(&own_only).plugin, Plugin::CiliumNative);
+    }
 }

@@ -42,8 +42,29 @@ pub fn run_path(host_root: &Path, under_run: &str) -> Option<PathBuf> {
         .find(|p| fs::symlink_metadata(p).is_ok())
 }
 
+/// K3s runs its own containerd, pointed at its own CNI directory; nothing
+/// of K3s's flannel lands in /etc/cni/net.d.
+const K3S_CNI_DIR: &str = "var/lib/rancher/k3s/agent/etc/cni/net.d";
+
+/// `/etc/cni/net.d`; when it holds no usable config, K3s's directory, whose
+/// files are named by their path under the host root so the evidence says
+/// where they are.
 pub fn cni_dir(host_root: &Path) -> CniDir {
-    let dir = host_root.join(CNI_DIR);
+    let main = read_cni_dir(host_root, CNI_DIR, "");
+    if main.primary().is_some() {
+        return main;
+    }
+    let k3s = read_cni_dir(host_root, K3S_CNI_DIR, &format!("{K3S_CNI_DIR}/"));
+    if k3s.primary().is_none() {
+        return main;
+    }
+    let mut files = main.files;
+    files.extend(k3s.files);
+    CniDir { present: true, error: main.error, files }
+}
+
+fn read_cni_dir(host_root: &Path, rel: &str, prefix: &str) -> CniDir {
+    let dir = host_root.join(rel);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return CniDir::default(),
@@ -53,7 +74,7 @@ pub fn cni_dir(host_root: &Path) -> CniDir {
     };
     let mut files: Vec<CniFile> = entries
         .filter_map(Result::ok)
-        .map(|entry| cni_file(&entry.path(), &entry.file_name().to_string_lossy()))
+        .map(|entry| cni_file(&entry.path(), &format!("{prefix}{}", entry.file_name().to_string_lossy())))
         .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
     CniDir { present: true, error: None, files }
@@ -238,6 +259,25 @@ mod tests {
         assert_eq!(cni.files[2].plugin_types, ["calico"]);
         assert_eq!(cni.files[3].error.as_deref(), Some("is a directory"));
         assert!(cni.primary().is_none(), "no loadable file parses");
+    }
+
+    #[test]
+    fn k3s_cni_dir_is_read_when_etc_cni_has_no_config() {
+        let root = tempfile::tempdir().unwrap();
+        let k3s = root.path().join(K3S_CNI_DIR);
+        fs::create_dir_all(&k3s).unwrap();
+        fs::write(k3s.join("10-flannel.conflist"), r#"{"name":"cbr0","plugins":[{"type":"flannel"}]}"#)
+            .unwrap();
+        let dir = cni_dir(root.path());
+        let primary = dir.primary().expect("K3s's config is found");
+        assert_eq!(primary.name, format!("{K3S_CNI_DIR}/10-flannel.conflist"));
+        // A usable /etc/cni/net.d wins.
+        let etc = root.path().join(CNI_DIR);
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("10-calico.conflist"), r#"{"name":"k8s","plugins":[{"type":"calico"}]}"#).unwrap();
+        let dir = cni_dir(root.path());
+        assert_eq!(dir.primary().unwrap().name, "10-calico.conflist");
+        assert_eq!(dir.files.len(), 1);
     }
 
     #[test]
