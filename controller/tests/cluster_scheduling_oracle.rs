@@ -4,9 +4,10 @@
 //! effect, some cordoned) and DaemonSets (random `nodeSelector`, required
 //! node affinity with every operator including `Gt`/`Lt` and `matchFields`
 //! on `metadata.name`, tolerations, `hostNetwork`, now and then a pinned
-//! `nodeName`), applies each kind in one `kubectl apply` of a List, and lets
-//! the real DaemonSet controller and scheduler place the pods (kwok runs
-//! them). Then, per (DaemonSet, Node) pair, "Kubernetes runs a pod of the
+//! `nodeName`; the first ones are probes, one per operator, whose single
+//! requirement alone decides on every node), applies each kind in one
+//! `kubectl apply` of a List, and lets the real DaemonSet controller and
+//! scheduler place the pods (kwok runs them). Then, per (DaemonSet, Node) pair, "Kubernetes runs a pod of the
 //! DaemonSet on the node" (a pod it owns, bound to the node, not being
 //! deleted) must be what our module says for the objects as read back from
 //! the server:
@@ -87,6 +88,10 @@ const TAINTS: &[(&str, &[&str], &[&str])] = &[
     ("node-role.kubernetes.io/control-plane", &[""], &[NS]),
 ];
 
+/// The first DaemonSets are probes, one per operator (see `Gen::daemon_set`).
+const PROBES: &[&str] =
+    &["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gt", "Lt", "matchFields In", "matchFields NotIn"];
+
 /// The key of the taints that arrive while pods run.
 const LATE: &str = "oracle.test/late";
 
@@ -137,6 +142,8 @@ struct Gen {
     node_names: Vec<String>,
     invalid_nodes: usize,
     invalid_sets: usize,
+    /// The integer `num` labels of the generated nodes: the probes' bounds.
+    node_nums: Vec<String>,
 }
 
 impl Gen {
@@ -266,8 +273,42 @@ impl Gen {
         }
     }
 
-    /// A DaemonSet, and whether it was made invalid on purpose.
-    fn daemon_set(&mut self, name: &str, namespace: &str) -> (DaemonSet, bool) {
+    /// A probe's one term: one requirement with `operator`, its values taken
+    /// from what the nodes carry, so that every node is on one side of it
+    /// and boundaries (`Gt 7` on a node labelled `num=007`) do occur.
+    fn probe_term(&mut self, operator: &str) -> NodeSelectorTerm {
+        let (expressions, fields) = match operator {
+            "Gt" | "Lt" => {
+                let nums = self.node_nums.clone();
+                let bound = if nums.is_empty() { *self.pick(BOUNDS) } else { self.pick(&nums).as_str() };
+                let values = Some(vec![bound.to_owned()]);
+                (
+                    vec![NodeSelectorRequirement { key: "num".into(), operator: operator.into(), values }],
+                    vec![],
+                )
+            }
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {
+                let (key, values) = *self.pick(LABELS);
+                let values =
+                    matches!(operator, "In" | "NotIn").then(|| vec![(*self.pick(values)).to_owned()]);
+                (vec![NodeSelectorRequirement { key: key.into(), operator: operator.into(), values }], vec![])
+            }
+            fields_operator => {
+                let mut field = self.field();
+                field.operator = fields_operator.trim_start_matches("matchFields ").to_owned();
+                (vec![], vec![field])
+            }
+        };
+        NodeSelectorTerm {
+            match_expressions: (!expressions.is_empty()).then_some(expressions),
+            match_fields: (!fields.is_empty()).then_some(fields),
+        }
+    }
+
+    /// A DaemonSet, and whether it was made invalid on purpose. A probe has
+    /// nothing but one term of required affinity (see [`Gen::probe_term`]) and
+    /// tolerates every taint, so that its operator alone decides.
+    fn daemon_set(&mut self, name: &str, namespace: &str, probe: Option<&str>) -> (DaemonSet, bool) {
         let mut spec = PodSpec {
             containers: vec![Container {
                 name: "c".into(),
@@ -277,8 +318,23 @@ impl Gen {
             termination_grace_period_seconds: Some(0),
             ..PodSpec::default()
         };
-        if self.chance(0.3) {
-            let n = self.rng.random_range(1..=2);
+        if let Some(operator) = probe {
+            let term = self.probe_term(operator);
+            spec.affinity = Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: vec![term],
+                    }),
+                    preferred_during_scheduling_ignored_during_execution: None,
+                }),
+                ..Affinity::default()
+            });
+            spec.tolerations =
+                Some(vec![Toleration { operator: Some("Exists".into()), ..Toleration::default() }]);
+            return (wrap(name, namespace, spec), false);
+        }
+        if self.chance(0.25) {
+            let n = *self.pick(&[1, 1, 2]);
             let mut selector = BTreeMap::new();
             for _ in 0..n {
                 let key = self.pick(LABELS).0;
@@ -314,7 +370,7 @@ impl Gen {
         }
         spec.tolerations = (!tolerations.is_empty()).then_some(tolerations);
         spec.host_network = self.chance(0.2).then_some(true);
-        if self.chance(0.05) {
+        if self.chance(0.03) {
             spec.node_name = Some(if self.chance(0.2) {
                 "oracle-nosuch-node".to_owned()
             } else {
@@ -352,24 +408,28 @@ impl Gen {
                 ..Affinity::default()
             });
         }
-        let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
-        let ds = DaemonSet {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                ..ObjectMeta::default()
+        (wrap(name, namespace, spec), invalid)
+    }
+}
+
+/// A DaemonSet running `spec`, selecting its pods by `app: <name>`.
+fn wrap(name: &str, namespace: &str, spec: PodSpec) -> DaemonSet {
+    let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
+    DaemonSet {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector { match_labels: Some(labels.clone()), match_expressions: None },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(spec),
             },
-            spec: Some(DaemonSetSpec {
-                selector: LabelSelector { match_labels: Some(labels.clone()), match_expressions: None },
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                    spec: Some(spec),
-                },
-                ..DaemonSetSpec::default()
-            }),
-            status: None,
-        };
-        (ds, invalid)
+            ..DaemonSetSpec::default()
+        }),
+        status: None,
     }
 }
 
@@ -412,9 +472,48 @@ fn name_of(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-/// Our nodes, Ready and without the `not-ready` taint the admission plugin
-/// adds at creation; cordoned ones with the `unschedulable` taint the node
-/// lifecycle controller adds.
+/// A node is settled when it is Ready, without the `not-ready` taint the
+/// admission plugin adds at creation or the `unreachable` ones the node
+/// lifecycle controller adds, and cordoned iff it has the `unschedulable`
+/// taint that controller adds. kwok keeps no node Lease, so every ~50 s
+/// (`node-monitor-grace-period`) a node goes Unknown, gets the `unreachable`
+/// taints, and kwok makes it Ready again: the comparisons wait that out.
+fn node_unsettled(n: &Node) -> bool {
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let spec = n.spec.clone().unwrap_or_default();
+    let taints = spec.taints.unwrap_or_default();
+    let lifecycle = taints
+        .iter()
+        .any(|t| matches!(t.key.as_str(), "node.kubernetes.io/not-ready" | "node.kubernetes.io/unreachable"));
+    let cordoned = spec.unschedulable == Some(true);
+    let cordon_taint = taints.iter().any(|t| t.key == "node.kubernetes.io/unschedulable");
+    !ready || lifecycle || cordoned != cordon_taint
+}
+
+/// The parts of a node the DaemonSet controller decides on: name, labels,
+/// taints, `unschedulable`.
+fn decisive(n: &Node) -> Node {
+    let spec = n.spec.clone().unwrap_or_default();
+    Node {
+        metadata: ObjectMeta {
+            name: n.metadata.name.clone(),
+            labels: n.metadata.labels.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            taints: spec.taints,
+            unschedulable: spec.unschedulable,
+            ..NodeSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Our nodes, settled (see [`node_unsettled`]).
 fn settled_nodes(cp: &ControlPlane, run: &str, want: usize) -> Vec<Node> {
     let selector = format!("oracle-run={run}");
     let last = RefCell::new(String::new());
@@ -424,23 +523,8 @@ fn settled_nodes(cp: &ControlPlane, run: &str, want: usize) -> Vec<Node> {
         || {
             std::thread::sleep(Duration::from_millis(400));
             let nodes: Vec<Node> = items(cp, &["get", "nodes", "-l", &selector, "-o", "json"]);
-            let unsettled: Vec<String> = nodes
-                .iter()
-                .filter(|n| {
-                    let ready = n
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                    let spec = n.spec.clone().unwrap_or_default();
-                    let taints = spec.taints.unwrap_or_default();
-                    let not_ready = taints.iter().any(|t| t.key == "node.kubernetes.io/not-ready");
-                    let cordoned = spec.unschedulable == Some(true);
-                    let cordon_taint = taints.iter().any(|t| t.key == "node.kubernetes.io/unschedulable");
-                    !ready || not_ready || cordoned != cordon_taint
-                })
-                .map(|n| name_of(&n.metadata))
-                .collect();
+            let unsettled: Vec<String> =
+                nodes.iter().filter(|n| node_unsettled(n)).map(|n| name_of(&n.metadata)).collect();
             *last.borrow_mut() = format!("{} of {want} nodes; unsettled: {unsettled:?}", nodes.len());
             (nodes.len() == want && unsettled.is_empty()).then_some(nodes)
         },
@@ -449,31 +533,44 @@ fn settled_nodes(cp: &ControlPlane, run: &str, want: usize) -> Vec<Node> {
 }
 
 /// What the cluster shows at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
     /// (DaemonSet, node) → pod, for pods bound to a node and not being deleted.
     bound: BTreeMap<(String, String), String>,
     /// Pods the scheduler left Pending: (DaemonSet, node it targets, pod).
     pending: BTreeSet<(String, String, String)>,
-    /// Pods being deleted, or not yet seen by the scheduler.
+    /// Pods being deleted or not yet seen by the scheduler, nodes not settled.
     unsettled: BTreeSet<String>,
+    /// Every node of the cluster, as it was with these pods (see [`decisive`]).
+    nodes: Vec<Node>,
     /// DaemonSet → (generation, observedGeneration, desired, current, misscheduled).
     status: BTreeMap<String, (i64, i64, i64, i64, i64)>,
 }
 
 impl Snapshot {
     fn take(cp: &ControlPlane, namespace: &str) -> Snapshot {
-        let all = parse(&cp.kubectl_ok(&["get", "daemonsets,pods", "--namespace", namespace, "-o", "json"]));
+        // One request, so that nodes and pods are seen together.
+        let all =
+            parse(&cp.kubectl_ok(&["get", "nodes,daemonsets,pods", "--namespace", namespace, "-o", "json"]));
         let mut snap = Snapshot {
             bound: BTreeMap::new(),
             pending: BTreeSet::new(),
             unsettled: BTreeSet::new(),
+            nodes: Vec::new(),
             status: BTreeMap::new(),
         };
         for item in all["items"].as_array().expect("a list") {
             let name = item["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             let int = |v: &Value| v.as_i64().unwrap_or(0);
             match item["kind"].as_str() {
+                Some("Node") => {
+                    let node: Node =
+                        serde_json::from_value(item.clone()).unwrap_or_else(|e| panic!("{e}: {item}"));
+                    if node_unsettled(&node) {
+                        snap.unsettled.insert(format!("node {name}"));
+                    }
+                    snap.nodes.push(decisive(&node));
+                }
                 Some("DaemonSet") => {
                     let s = &item["status"];
                     snap.status.insert(
@@ -778,10 +875,18 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
         node_names: node_names.clone(),
         invalid_nodes: 0,
         invalid_sets: 0,
+        node_nums: Vec::new(),
     };
     let (gen_nodes, bad_nodes) = generated(node_names.iter().map(|n| gen.node(n, &run)));
-    let (gen_sets, bad_sets) =
-        generated((0..DAEMON_SETS).map(|i| gen.daemon_set(&format!("ds-{i:02}"), &namespace)));
+    gen.node_nums = gen_nodes
+        .iter()
+        .filter_map(|n| n.metadata.labels.as_ref()?.get("num"))
+        .filter(|v| v.parse::<i64>().is_ok())
+        .cloned()
+        .collect();
+    let (gen_sets, bad_sets) = generated(
+        (0..DAEMON_SETS).map(|i| gen.daemon_set(&format!("ds-{i:02}"), &namespace, PROBES.get(i).copied())),
+    );
 
     // Nodes first, settled, so the DaemonSets meet them as they will stay.
     let node_errors = rejected_lines(&apply_list(cp, &gen_nodes));
@@ -821,13 +926,18 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
     let pairs = nodes.len() * daemon_sets.len();
     assert!(pairs >= MIN_PAIRS, "{}: only {pairs} pairs after rejections", replay(seed));
 
-    // The whole cluster's nodes: what the DaemonSet controller counts.
-    let all_nodes = |cp: &ControlPlane| -> Vec<Node> { items(cp, &["get", "nodes", "-o", "json"]) };
+    // Each phase judges the nodes as they were in its settled snapshot; the
+    // DaemonSet controller counts every node of the cluster, which are ours
+    // (one control plane per test binary, this test alone in it).
+    let ours = |snap: &Snapshot| -> Vec<Node> {
+        snap.nodes.iter().filter(|n| kept_nodes.contains(&name_of(&n.metadata))).cloned().collect()
+    };
     let mut oracle = Oracle { seed, disagreements: Vec::new(), compared: 0 };
 
     // 1. Placement.
     let t = Instant::now();
     let snap = settle(cp, &namespace, &ds_names, "the DaemonSets' pods to be placed", Duration::from_secs(3));
+    let nodes = ours(&snap);
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     for ds in &daemon_sets {
         for node in &nodes {
@@ -838,7 +948,7 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
             oracle.pair("placement", "admits()", ds, node, &ours, &snap);
         }
     }
-    oracle.desired("placement", &daemon_sets, &all_nodes(cp), &snap);
+    oracle.desired("placement", &daemon_sets, &snap.nodes, &snap);
     eprintln!("oracle: what decided the placement pairs: {outcomes:?}; {}", features(&daemon_sets, &nodes));
     let placed = snap.bound.len();
     eprintln!(
@@ -871,10 +981,9 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
     args.extend(cordon.iter().map(String::as_str));
     cp.kubectl_ok(&args);
     touched.extend(cordon);
-    // Let the node lifecycle controller add the cordoned nodes' taint first.
-    let nodes = settled_nodes(cp, &run, nodes.len());
     let after =
         settle(cp, &namespace, &ds_names, "the pods after the taints arrived", Duration::from_secs(4));
+    let nodes = ours(&after);
     let touched_set: BTreeSet<&String> = touched.iter().collect();
     let mut kept = 0;
     for ds in &daemon_sets {
@@ -889,7 +998,18 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
             }
         }
     }
-    oracle.desired("taints arrive", &daemon_sets, &all_nodes(cp), &after);
+    // Kubernetes 1.34 does not resync a DaemonSet when a NoSchedule taint
+    // arrives on a node that runs its pod (`syncNodeUpdate` enqueues it only
+    // to create or delete a pod, or when numberMisscheduled > 0), so its
+    // status.desiredNumberScheduled still counts that node. A spec change no
+    // pod sees (minReadySeconds) makes the controller recount, and
+    // observedGeneration tells when it has.
+    let mut args = vec!["patch", "daemonsets", "--namespace", &namespace, "--type", "merge"];
+    args.extend(["-p", r#"{"spec":{"minReadySeconds":1}}"#]);
+    args.extend(ds_names.iter().map(String::as_str));
+    cp.kubectl_ok(&args);
+    let recounted = settle(cp, &namespace, &ds_names, "the DaemonSets to recount", Duration::from_secs(1));
+    oracle.desired("taints arrive", &daemon_sets, &recounted.nodes, &recounted);
     eprintln!(
         "oracle: taints arrived on {late_count} nodes, {} cordoned: {} pods running (was {placed}), \
          {kept} kept running only because they already ran, settled in {:?}",
@@ -913,12 +1033,13 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
     }
     let renewed =
         settle(cp, &namespace, &ds_names, "the pods recreated after the deletion", Duration::from_secs(4));
+    let nodes = ours(&renewed);
     for ds in &daemon_sets {
         for node in nodes.iter().filter(|n| touched_set.contains(&name_of(&n.metadata))) {
             oracle.pair("pods deleted under the taints", "admits()", ds, node, &admits(ds, node), &renewed);
         }
     }
-    oracle.desired("pods deleted", &daemon_sets, &all_nodes(cp), &renewed);
+    oracle.desired("pods deleted", &daemon_sets, &renewed.nodes, &renewed);
     eprintln!(
         "oracle: deleted {} pods on the {} touched nodes: {} pods running, settled in {:?}",
         doomed.len(),
