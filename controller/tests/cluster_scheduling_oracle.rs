@@ -21,7 +21,8 @@
 //!    recreates a pod iff [`admits`].
 //!
 //! In each phase every DaemonSet's `status.desiredNumberScheduled` (the
-//! controller's own count of nodes that should run its pod) must also be the
+//! controller's own count of nodes that should run its pod), once the
+//! controller has been made to recount (see `recount`), must also be the
 //! number of nodes [`admits`] admits.
 //!
 //! A few objects are generated invalid on purpose; the API server rejects
@@ -654,9 +655,21 @@ fn settle(
     what: &str,
     quiet: Duration,
 ) -> Snapshot {
+    settle_watching_nodes(cp, namespace, daemon_sets, what, quiet).0
+}
+
+/// [`settle`], and whether some node was unsettled on the way.
+fn settle_watching_nodes(
+    cp: &ControlPlane,
+    namespace: &str,
+    daemon_sets: &BTreeSet<String>,
+    what: &str,
+    quiet: Duration,
+) -> (Snapshot, bool) {
     let last: RefCell<Option<(Snapshot, Instant)>> = RefCell::new(None);
     let mut first = true;
-    wait_for_described(
+    let mut saw_unsettled_node = false;
+    let snap = wait_for_described(
         what,
         Duration::from_secs(120),
         || {
@@ -665,6 +678,7 @@ fn settle(
             }
             first = false;
             let snap = Snapshot::take(cp, namespace);
+            saw_unsettled_node |= snap.unsettled.iter().any(|u| u.starts_with("node "));
             let since = match &*last.borrow() {
                 Some((prev, since)) if *prev == snap => *since,
                 _ => Instant::now(),
@@ -674,7 +688,41 @@ fn settle(
             done.then_some(snap)
         },
         || last.borrow().clone().map(|(s, _)| s),
-    )
+    );
+    (snap, saw_unsettled_node)
+}
+
+/// Makes the DaemonSet controller recount every DaemonSet's status now and
+/// returns the settled cluster with fresh counts.
+///
+/// The status is only recomputed when a DaemonSet syncs, and Kubernetes
+/// 1.34 does not sync one when a NoSchedule taint comes to or goes from a
+/// node that runs its pod (`syncNodeUpdate` enqueues a DaemonSet only to
+/// create or delete a pod, or while numberMisscheduled > 0): after a
+/// NoSchedule taint arrives, or a kwok node comes back from Unknown, its
+/// desiredNumberScheduled can be stale. A spec change no pod sees
+/// (minReadySeconds) makes it recount, and observedGeneration tells when it
+/// has; if a node was unsettled meanwhile the count may be of that moment,
+/// so it is done again.
+fn recount(cp: &ControlPlane, namespace: &str, daemon_sets: &BTreeSet<String>, round: &mut i64) -> Snapshot {
+    for _ in 0..4 {
+        *round += 1;
+        let patch = format!(r#"{{"spec":{{"minReadySeconds":{round}}}}}"#);
+        let mut args = vec!["patch", "daemonsets", "--namespace", namespace, "--type", "merge", "-p", &patch];
+        args.extend(daemon_sets.iter().map(String::as_str));
+        cp.kubectl_ok(&args);
+        let (snap, saw_unsettled_node) = settle_watching_nodes(
+            cp,
+            namespace,
+            daemon_sets,
+            "the DaemonSets to recount",
+            Duration::from_secs(1),
+        );
+        if !saw_unsettled_node {
+            return snap;
+        }
+    }
+    panic!("the nodes kept flapping while the DaemonSets recounted");
 }
 
 // ---------------------------------------------------------------- comparison
@@ -948,7 +996,9 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
             oracle.pair("placement", "admits()", ds, node, &ours, &snap);
         }
     }
-    oracle.desired("placement", &daemon_sets, &snap.nodes, &snap);
+    let mut round = 0;
+    let recounted = recount(cp, &namespace, &ds_names, &mut round);
+    oracle.desired("placement", &daemon_sets, &recounted.nodes, &recounted);
     eprintln!("oracle: what decided the placement pairs: {outcomes:?}; {}", features(&daemon_sets, &nodes));
     let placed = snap.bound.len();
     eprintln!(
@@ -998,17 +1048,7 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
             }
         }
     }
-    // Kubernetes 1.34 does not resync a DaemonSet when a NoSchedule taint
-    // arrives on a node that runs its pod (`syncNodeUpdate` enqueues it only
-    // to create or delete a pod, or when numberMisscheduled > 0), so its
-    // status.desiredNumberScheduled still counts that node. A spec change no
-    // pod sees (minReadySeconds) makes the controller recount, and
-    // observedGeneration tells when it has.
-    let mut args = vec!["patch", "daemonsets", "--namespace", &namespace, "--type", "merge"];
-    args.extend(["-p", r#"{"spec":{"minReadySeconds":1}}"#]);
-    args.extend(ds_names.iter().map(String::as_str));
-    cp.kubectl_ok(&args);
-    let recounted = settle(cp, &namespace, &ds_names, "the DaemonSets to recount", Duration::from_secs(1));
+    let recounted = recount(cp, &namespace, &ds_names, &mut round);
     oracle.desired("taints arrive", &daemon_sets, &recounted.nodes, &recounted);
     eprintln!(
         "oracle: taints arrived on {late_count} nodes, {} cordoned: {} pods running (was {placed}), \
@@ -1039,7 +1079,8 @@ fn kubernetes_places_daemon_set_pods_where_scheduling_says() {
             oracle.pair("pods deleted under the taints", "admits()", ds, node, &admits(ds, node), &renewed);
         }
     }
-    oracle.desired("pods deleted", &daemon_sets, &renewed.nodes, &renewed);
+    let recounted = recount(cp, &namespace, &ds_names, &mut round);
+    oracle.desired("pods deleted", &daemon_sets, &recounted.nodes, &recounted);
     eprintln!(
         "oracle: deleted {} pods on the {} touched nodes: {} pods running, settled in {:?}",
         doomed.len(),
