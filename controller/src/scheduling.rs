@@ -26,6 +26,12 @@
 //!    scheduler treats it as the `node.kubernetes.io/unschedulable:NoSchedule`
 //!    taint, which every DaemonSet pod tolerates, so it is not modelled.
 //!
+//! [`admits`] answers for a pod the controller would create. A pod that
+//! already runs is judged by [`keeps_running`] (the controller's
+//! `shouldContinueRunning`): rules 1–3 as above, but of the taints only an
+//! untolerated `NoExecute` one removes it; a `NoSchedule` taint that arrives
+//! while it runs only keeps new pods off.
+//!
 //! Anything missing from the objects counts as empty, as the API server would
 //! default it: a DaemonSet without a pod template admits every untainted node.
 
@@ -178,8 +184,26 @@ impl fmt::Display for TermMismatch {
 pub fn admits(ds: &DaemonSet, node: &Node) -> Admission {
     let no_labels = BTreeMap::new();
     let labels = node.metadata.labels.as_ref().unwrap_or(&no_labels);
-    let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
-    with_template_spec(ds, |spec| admits_spec(spec, labels, node.metadata.name.as_deref(), taints))
+    with_template_spec(ds, |spec| admits_spec(spec, labels, node.metadata.name.as_deref(), node_taints(node)))
+}
+
+/// Would a pod of the DaemonSet that already runs on this node keep running
+/// there (`NodeShouldRunDaemonPod`'s `shouldContinueRunning`)? As [`admits`],
+/// except that only an untolerated `NoExecute` taint removes it: the DaemonSet
+/// controller leaves it alone under an untolerated `NoSchedule` taint (it only
+/// creates no new pod there), while it deletes it, and the taint eviction
+/// controller evicts it, under an untolerated `NoExecute` one. Whatever
+/// [`admits`] admits keeps running; not the converse.
+pub fn keeps_running(ds: &DaemonSet, node: &Node) -> Admission {
+    let no_labels = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&no_labels);
+    let no_execute: Vec<Taint> =
+        node_taints(node).iter().filter(|t| t.effect == NO_EXECUTE).cloned().collect();
+    with_template_spec(ds, |spec| admits_spec(spec, labels, node.metadata.name.as_deref(), &no_execute))
+}
+
+fn node_taints(node: &Node) -> &[Taint] {
+    node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[])
 }
 
 /// Would the DaemonSet run a pod on a hypothetical node with these labels and
@@ -927,6 +951,40 @@ mod tests {
     }
 
     #[test]
+    fn a_running_pod_is_removed_only_by_an_untolerated_no_execute_taint() {
+        let zone_a = ds_with(PodSpec {
+            node_selector: Some(labels(&[("zone", "a")])),
+            tolerations: Some(vec![toleration(Some("ok"), Some("Exists"), None, Some(NO_EXECUTE))]),
+            ..PodSpec::default()
+        });
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Vec<Taint>, bool, bool)> = vec![
+            // (zone, taints, admits, keeps running)
+            ("a", vec![], true, true),
+            // Arrives while the pod runs: no new pod, the running one stays.
+            ("a", vec![taint("x", None, NO_SCHEDULE)], false, true),
+            ("a", vec![taint("ok", None, NO_SCHEDULE)], false, true),
+            ("a", vec![taint("x", Some("y"), NO_EXECUTE)], false, false),
+            ("a", vec![taint("ok", None, NO_EXECUTE), taint("x", None, NO_SCHEDULE)], false, true),
+            ("a", vec![taint("node.kubernetes.io/not-ready", None, NO_EXECUTE)], true, true),
+            ("a", vec![taint("x", None, PREFER_NO_SCHEDULE)], true, true),
+            // The node no longer matches: the pod goes, whatever the taints.
+            ("b", vec![], false, false),
+            ("b", vec![taint("x", None, NO_SCHEDULE)], false, false),
+        ];
+        for (i, (zone, taints, admitted, kept)) in cases.into_iter().enumerate() {
+            let n = node(Some("n"), &[("zone", zone)], taints);
+            assert_eq!(admits(&zone_a, &n).is_admitted(), admitted, "case {i}");
+            assert_eq!(keeps_running(&zone_a, &n).is_admitted(), kept, "case {i}");
+        }
+        let off = node(Some("n"), &[("zone", "a")], vec![taint("x", Some("y"), NO_EXECUTE)]);
+        assert_eq!(keeps_running(&zone_a, &off).to_string(), "untolerated taint x=y:NoExecute");
+        let pinned = ds_with(PodSpec { node_name: Some("m".into()), ..PodSpec::default() });
+        assert_eq!(keeps_running(&pinned, &node(Some("n"), &[], vec![])).reason(), "NodeNameMismatch");
+        assert!(keeps_running(&DaemonSet::default(), &Node::default()).is_admitted());
+    }
+
+    #[test]
     fn missing_fields_do_not_panic() {
         let bare_ds = DaemonSet::default();
         let bare_node = Node::default();
@@ -1186,6 +1244,20 @@ mod tests {
         fn tolerate_everything_admits_every_taint(taints in prop::collection::vec(arb_taint(), 0..4)) {
             let ds = with_tolerations(vec![toleration(None, Some("Exists"), None, None)], false);
             prop_assert!(admitted(&ds, &BTreeMap::new(), &None, &taints));
+        }
+
+        #[test]
+        fn what_is_admitted_keeps_running(
+            tols in prop::collection::vec(arb_toleration(), 0..3),
+            taints in prop::collection::vec(arb_taint(), 0..4),
+            host in any::<bool>(),
+        ) {
+            let ds = with_tolerations(tols, host);
+            let n = node(Some("n"), &[], taints.clone());
+            let kept = keeps_running(&ds, &n).is_admitted();
+            prop_assert!(!admits(&ds, &n).is_admitted() || kept);
+            let no_execute: Vec<Taint> = taints.into_iter().filter(|t| t.effect == NO_EXECUTE).collect();
+            prop_assert_eq!(kept, admits(&ds, &node(Some("n"), &[], no_execute)).is_admitted());
         }
     }
 }
