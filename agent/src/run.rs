@@ -65,8 +65,8 @@ pub async fn run(cfg: RunConfig, shutdown: impl Future<Output = ()>) -> Result<(
     run_with(cfg, client, shutdown).await
 }
 
-/// [`run`] with a given client (tests pass one over a mock service).
-pub async fn run_with(
+/// [`run`] with the client made (`None` when standalone).
+async fn run_with(
     cfg: RunConfig,
     client: Option<kube::Client>,
     shutdown: impl Future<Output = ()>,

@@ -27,6 +27,7 @@ use std::time::Duration;
 use common::{AGENT, CALICO_CONFLIST};
 use serde_json::Value;
 use terway_hybrid_testkit::bird::{self, Bird};
+use terway_hybrid_testkit::cluster::{granted_rules, used_rules};
 use terway_hybrid_testkit::control_plane::{AuditEvent, BoundPod};
 use terway_hybrid_testkit::{
     require_program, require_root, unique_name, wait_for_described, ChildGuard, ControlPlane, HostRoot, NetNs,
@@ -121,37 +122,6 @@ fn kubectl_as(cp: &ControlPlane, node: &SimNode, args: &[&str], stdin: Option<&s
     )
 }
 
-/// The agent's ClusterRole rules as (resource, verb) pairs, read from the
-/// rendered manifests.
-fn agent_rbac_rules(cp: &ControlPlane) -> BTreeSet<(String, String)> {
-    let role = json(&cp.kubectl_ok(&["get", "clusterrole", "terway-hybrid-agent", "-o", "json"]));
-    let mut rules = BTreeSet::new();
-    for rule in role["rules"].as_array().unwrap() {
-        for resource in rule["resources"].as_array().unwrap() {
-            for verb in rule["verbs"].as_array().unwrap() {
-                rules.insert((resource.as_str().unwrap().to_owned(), verb.as_str().unwrap().to_owned()));
-            }
-        }
-    }
-    rules
-}
-
-/// Which RBAC (resource, verb) an audited request needed. A server-side
-/// apply is a `patch`, and one that created the object (201) needed
-/// `create` too.
-fn rbac_used(event: &AuditEvent) -> Vec<(String, String)> {
-    let resource = if event.subresource.is_empty() {
-        event.resource.clone()
-    } else {
-        format!("{}/{}", event.resource, event.subresource)
-    };
-    let mut used = vec![(resource.clone(), event.verb.clone())];
-    if event.verb == "patch" && event.code == 201 {
-        used.push((resource, "create".to_owned()));
-    }
-    used
-}
-
 fn is_ours(event: &AuditEvent) -> bool {
     event.user == AGENT_USER && !event.user_agent.starts_with("kubectl")
 }
@@ -220,6 +190,8 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
                 "http://127.0.0.1:9/",
                 "--debounce-ms",
                 "200",
+                "--resync-seconds",
+                "2",
             ],
             &[("KUBECONFIG", &kubeconfig), ("NODE_NAME", &node.name), ("RUST_LOG", "info")],
             &node.log,
@@ -258,6 +230,21 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
             assert_eq!(report["status"]["plugin"], "calico-bgp", "{report}");
         }
     }
+
+    // At rest the agents re-read their Node on every resync (2 s here) but
+    // write nothing: a report changes only when the node does.
+    let writes = |events: &[AuditEvent]| events.iter().filter(|e| is_ours(e) && e.verb == "patch").count();
+    let node_reads = |events: &[AuditEvent]| {
+        events.iter().filter(|e| is_ours(e) && e.verb == "get" && e.resource == "nodes").count()
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let before = cp.audit_events();
+    std::thread::sleep(Duration::from_secs(6));
+    let after = cp.audit_events();
+    assert!(node_reads(&after) > node_reads(&before), "the agents resync (read their Node) while idle");
+    let new_writes: Vec<&AuditEvent> =
+        after[before.len()..].iter().filter(|e| is_ours(e) && e.verb == "patch").collect();
+    assert_eq!(writes(&after), writes(&before), "an idle agent wrote its report: {new_writes:#?}");
 
     // The admission policy: an agent may not write another node's report,
     // even with the same RBAC as the rightful one.
@@ -325,8 +312,8 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
     assert!(!events.is_empty(), "the audit log has the agents' requests");
     let forbidden: Vec<&AuditEvent> = events.iter().filter(|e| e.code == 403).collect();
     assert!(forbidden.is_empty(), "the agents met 403s: {forbidden:#?}");
-    let used: BTreeSet<(String, String)> = events.iter().flat_map(rbac_used).collect();
-    let rules = agent_rbac_rules(cp);
+    let used = used_rules(&events);
+    let rules = granted_rules(cp, "terway-hybrid", "terway-hybrid-agent");
     let unused: Vec<&(String, String)> = rules.difference(&used).collect();
     assert!(unused.is_empty(), "RBAC rules of the agent no test uses: {unused:?} (used: {used:?})");
 }

@@ -301,3 +301,64 @@ pub fn daemonset(namespace: &str, name: &str, extra_spec: &str) -> String {
          containers:\n      - name: main\n        image: registry.example.com/{name}:v1\n        resources: {{requests: {{cpu: 10m}}}}\n"
     )
 }
+
+/// Every (resource, verb) that RBAC grants ServiceAccount `namespace/name`
+/// through the ClusterRoleBindings and RoleBindings that name it, read from
+/// the server. A resource is `resource` or `resource/subresource`.
+pub fn granted_rules(cp: &ControlPlane, namespace: &str, name: &str) -> BTreeSet<(String, String)> {
+    let subject_matches = |binding: &Value| {
+        binding["subjects"].as_array().is_some_and(|subjects| {
+            subjects
+                .iter()
+                .any(|s| s["kind"] == "ServiceAccount" && s["name"] == name && s["namespace"] == namespace)
+        })
+    };
+    let mut rules = BTreeSet::new();
+    let bindings = json_of(&cp.kubectl_ok(&[
+        "get",
+        "clusterrolebindings,rolebindings",
+        "--all-namespaces",
+        "-o",
+        "json",
+    ]));
+    for binding in bindings["items"].as_array().into_iter().flatten().filter(|b| subject_matches(b)) {
+        let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+        let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        let role = if role_kind == "ClusterRole" {
+            json_of(&cp.kubectl_ok(&["get", "clusterrole", role_name, "-o", "json"]))
+        } else {
+            let ns = binding["metadata"]["namespace"].as_str().unwrap_or_default();
+            json_of(&cp.kubectl_ok(&["get", "role", role_name, "--namespace", ns, "-o", "json"]))
+        };
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            for resource in rule["resources"].as_array().into_iter().flatten() {
+                for verb in rule["verbs"].as_array().into_iter().flatten() {
+                    rules.insert((
+                        resource.as_str().unwrap_or_default().to_owned(),
+                        verb.as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    rules
+}
+
+/// The (resource, verb) RBAC checked for each audited request. A
+/// server-side apply is a `patch`; one that created the object (201) needed
+/// `create` too.
+pub fn used_rules<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> BTreeSet<(String, String)> {
+    let mut used = BTreeSet::new();
+    for event in events {
+        let resource = if event.subresource.is_empty() {
+            event.resource.clone()
+        } else {
+            format!("{}/{}", event.resource, event.subresource)
+        };
+        if event.verb == "patch" && event.code == 201 {
+            used.insert((resource.clone(), "create".to_owned()));
+        }
+        used.insert((resource, event.verb.clone()));
+    }
+    used
+}
