@@ -32,6 +32,7 @@ async fn resync_without_change_reads_the_node_but_writes_nothing() {
         standalone: false,
         node_name: Some("node-1".into()),
         role: None,
+        cloud_node_selector: terway_hybrid_api::vocabulary::default_cloud_selector(),
         ecs_metadata_url: "http://127.0.0.1:1/".into(),
         resync: Duration::from_millis(300),
         debounce: Debounce::default(),
