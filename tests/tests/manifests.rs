@@ -844,6 +844,28 @@ fn names_the_controller_looks_for_are_the_rendered_ones() {
 }
 
 #[test]
+fn the_agent_is_told_the_rollouts_cloud_node_selector() {
+    // The agent decides its node's role itself: with the same labels as the
+    // controller, or the two disagree about which nodes are cloud.
+    for r in renderings() {
+        let ds = r.one::<DaemonSet>(terway_hybrid_api::names::AGENT_DAEMONSET);
+        let pod = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("a pod spec");
+        let told = pod
+            .containers
+            .iter()
+            .flat_map(|c| c.env.iter().flatten())
+            .find(|e| e.name == "CLOUD_NODE_SELECTOR")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_else(|| panic!("{}: the agent has no CLOUD_NODE_SELECTOR", r.dir));
+        let rollout = r.untyped("terway-hybrid.io/v1alpha1", "TerwayRollout");
+        let selector: BTreeMap<String, String> =
+            serde_json::from_value(rollout[0]["spec"]["cloudNodeSelector"].clone()).expect("a cloudNodeSelector");
+        let want: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(told, want.join(","), "{}: the agent's CLOUD_NODE_SELECTOR", r.dir);
+    }
+}
+
+#[test]
 fn no_rbac_rule_uses_a_wildcard() {
     for r in renderings() {
         for (role, rule) in all_rules(r) {
