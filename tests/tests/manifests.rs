@@ -859,7 +859,8 @@ fn the_agent_is_told_the_rollouts_cloud_node_selector() {
             .unwrap_or_else(|| panic!("{}: the agent has no CLOUD_NODE_SELECTOR", r.dir));
         let rollout = r.untyped("terway-hybrid.io/v1alpha1", "TerwayRollout");
         let selector: BTreeMap<String, String> =
-            serde_json::from_value(rollout[0]["spec"]["cloudNodeSelector"].clone()).expect("a cloudNodeSelector");
+            serde_json::from_value(rollout[0]["spec"]["cloudNodeSelector"].clone())
+                .expect("a cloudNodeSelector");
         let want: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(told, want.join(","), "{}: the agent's CLOUD_NODE_SELECTOR", r.dir);
     }
