@@ -332,8 +332,8 @@ fn cases() -> Vec<Case> {
         Case { what: "a NoSchedule taint hides a cloud node from admission, not its running pod", base: "bgp-pass",
             mutate: |v| { calico_admits_cloud(v); taint_cloud_nodes_against_calico(v);
                           v.pods.push(pod("kube-system", "calico-node", "cloud-1", true)) },
-            check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIAdmitsCloudNodes",
-            words: &["would run on any new cloud node", "its pods still run on calico-node-cloud-1 on cloud-1"], passed: false },
+            check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIRunsOnCloudNodes",
+            words: &["still run there: calico-node-cloud-1 on cloud-1"], passed: false },
         Case { what: "no on-prem CNI DaemonSet (host-network)", base: "host-network-pass", mutate: none,
             check: OnPremCNIExcludedFromCloud, status: Pass, reason: "NoOnPremCNI", words: &[], passed: true },
         // TerwayExcludedFromOnPrem
