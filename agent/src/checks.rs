@@ -1,4 +1,4 @@
-//! Node checks (DESIGN.md §3.5): pure functions over the snapshot, the
+//! Node checks (docs/contracts.md §5): pure functions over the snapshot, the
 //! detection and what the agent knows of its node. Each result has a
 //! CamelCase reason and a message a person can act on.
 

@@ -1,6 +1,6 @@
 //! classify: a pure function from a [`NodeSnapshot`] to a [`Detection`].
 //!
-//! It works in three steps (DESIGN.md §4):
+//! It works in three steps (docs/contracts.md §11):
 //! 1. the *datapath*: tunnel devices that are up and carry routes, Cilium's
 //!    host device, routes written by the CNIs' daemons (protocol numbers),
 //!    BGP sessions. What is live decides.

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,6 +73,11 @@ enum Command {
         /// Detect after the kernel has been quiet this long following a change.
         #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]
         debounce_ms: u64,
+        /// The labels that make a node a cloud node: set it to the
+        /// TerwayRollout's `cloudNodeSelector` when that is not the default.
+        #[arg(long, env = "CLOUD_NODE_SELECTOR", value_name = "KEY=VALUE[,KEY=VALUE]",
+              default_value = "alibabacloud.com/external=true", value_parser = parse_selector)]
+        cloud_node_selector: BTreeMap<String, String>,
     },
     /// Classify a saved snapshot offline (no kernel access).
     Classify {
@@ -101,6 +107,16 @@ impl NodeArgs {
             (self.role == Some(Role::Cloud)).then(|| ecs::probe(&self.ecs_metadata_url, ecs::TIMEOUT));
         NodeContext { role: self.role, ecs_metadata }
     }
+}
+
+/// `a=b,c=d` -> {a: b, c: d}; at least one pair, none empty.
+fn parse_selector(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let pairs: Option<BTreeMap<String, String>> = s
+        .split(',')
+        .map(|kv| kv.split_once('=').filter(|(k, _)| !k.trim().is_empty()))
+        .map(|kv| kv.map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect();
+    pairs.filter(|p| !p.is_empty()).ok_or_else(|| format!("{s:?}: expected KEY=VALUE[,KEY=VALUE]"))
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -136,13 +152,23 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { root, node, metrics_addr, standalone, node_name, resync_seconds, debounce_ms } => {
+        Command::Run {
+            root,
+            node,
+            metrics_addr,
+            standalone,
+            node_name,
+            resync_seconds,
+            debounce_ms,
+            cloud_node_selector,
+        } => {
             let cfg = RunConfig {
                 sources: Sources::new(root.host_root),
                 metrics_addr,
                 standalone,
                 node_name,
                 role: node.role,
+                cloud_node_selector,
                 ecs_metadata_url: node.ecs_metadata_url,
                 resync: Duration::from_secs(resync_seconds.max(1)),
                 debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },

@@ -1,4 +1,4 @@
-//! The agent's Prometheus metrics (DESIGN.md §3.7), plus the process
+//! The agent's Prometheus metrics (docs/contracts.md §8), plus the process
 //! metrics of the `prometheus` crate.
 
 use prometheus::{

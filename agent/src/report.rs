@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use terway_hybrid_api::report::{CLOUD_LABEL, MAX_EVIDENCE, NODE_NAME_LABEL};
+use terway_hybrid_api::report::{MAX_EVIDENCE, NODE_NAME_LABEL};
 use terway_hybrid_api::{
     NodeDetection, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus, Role,
 };
@@ -14,15 +14,6 @@ use terway_hybrid_api::{
 /// The server-side-apply field manager of every agent write.
 pub const FIELD_MANAGER: &str = "terway-hybrid-agent";
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A node is a cloud node when it carries `alibabacloud.com/external=true`.
-pub fn role_of(node: &Node) -> Role {
-    let labels = node.metadata.labels.as_ref();
-    match labels.and_then(|l| l.get(CLOUD_LABEL)).map(String::as_str) {
-        Some("true") => Role::Cloud,
-        _ => Role::OnPrem,
-    }
-}
 
 /// The report's identity: name, label and owner (deleted with its Node).
 /// Applied once per agent start, or when the Node is replaced.
@@ -112,13 +103,6 @@ mod tests {
             checks: vec![check],
             kernel_version: "5.10.0".into(),
         }
-    }
-
-    #[test]
-    fn role_from_the_cloud_label() {
-        assert_eq!(role_of(&node(&[(CLOUD_LABEL, "true")])), Role::Cloud);
-        assert_eq!(role_of(&node(&[(CLOUD_LABEL, "false")])), Role::OnPrem);
-        assert_eq!(role_of(&node(&[])), Role::OnPrem);
     }
 
     #[test]

@@ -9,16 +9,17 @@ use crate::checks::NodeContext;
 use crate::collect::{self, Sources};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
-use crate::report::{report_status, role_of};
+use crate::report::report_status;
 use crate::watch::{ChangeSource, Debounce, KernelEvents};
 use crate::writer::{self, Desired, NodeSource, ReportWriter};
 use crate::{detect, ecs};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use terway_hybrid_api::{NodeDetection, Role};
+use terway_hybrid_api::{role_of, NodeDetection, Role};
 use tokio::sync::watch;
 
 /// How long a SIGTERM waits for an in-flight report write.
@@ -34,6 +35,9 @@ pub struct RunConfig {
     pub node_name: Option<String>,
     /// Overrides the role read from the Node's labels (and gives one in standalone mode).
     pub role: Option<Role>,
+    /// The labels that make this node a cloud node (the TerwayRollout's
+    /// `cloudNodeSelector`, which the controller reads).
+    pub cloud_node_selector: BTreeMap<String, String>,
     pub ecs_metadata_url: String,
     pub resync: Duration,
     pub debounce: Debounce,
@@ -105,7 +109,7 @@ async fn run_with(
                 Err(e) => tracing::warn!(error = %e, "cannot read this node; keeping what was known"),
             }
         }
-        let role = cfg.role.or(node.as_ref().map(role_of));
+        let role = cfg.role.or(node.as_ref().map(|n| role_of(n, &cfg.cloud_node_selector)));
         match detect_once(&cfg, role).await {
             Ok((detection, took)) => {
                 metrics.observe(&detection, took.as_secs_f64());

@@ -35,7 +35,7 @@ const FIRST_DETECTION: Duration = Duration::from_secs(10);
 /// How long a SIGTERMed agent may take to exit.
 const EXIT_BUDGET: Duration = Duration::from_secs(3);
 
-/// The agent metrics of DESIGN.md §3.7, by the name their samples carry.
+/// The agent metrics of docs/contracts.md §8, by the name their samples carry.
 const AGENT_METRICS: &[&str] = &[
     "terway_hybrid_agent_scenario_info",
     "terway_hybrid_agent_node_ready",
@@ -47,7 +47,7 @@ const AGENT_METRICS: &[&str] = &[
     "terway_hybrid_agent_build_info",
 ];
 
-/// The node checks of DESIGN.md §3.5, each exported as `check_passed{check}`.
+/// The node checks of docs/contracts.md §5, each exported as `check_passed{check}`.
 const NODE_CHECKS: &[&str] = &[
     "ScenarioDetected",
     "IPForwarding",
@@ -234,7 +234,7 @@ fn prometheus_scrapes_scenario_and_readiness() {
 // ---------------------------------------------------------------------------
 
 /// `promtool check metrics` finds nothing to complain about, and every
-/// metric of DESIGN.md §3.7 and the process metrics are there.
+/// metric of docs/contracts.md §8 and the process metrics are there.
 #[test]
 fn exposition_passes_promtool_check_metrics() {
     require_root();

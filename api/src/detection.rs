@@ -32,7 +32,7 @@ impl Evidence {
     }
 }
 
-/// What `terway-hybrid-agent detect --output json` prints (DESIGN.md §3.2).
+/// What `terway-hybrid-agent detect --output json` prints (docs/contracts.md §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeDetection {

@@ -1,4 +1,4 @@
-//! Kernel versions, as Terway's IPvlan mode needs them (DESIGN.md §5).
+//! Kernel versions, as Terway's IPvlan mode needs them (docs/contracts.md §12).
 
 /// IPvlan, which Terway uses on cloud nodes, needs this kernel.
 pub const MIN_FOR_IPVLAN: (u32, u32) = (4, 19);

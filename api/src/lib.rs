@@ -1,12 +1,14 @@
-//! Shared vocabulary and data model of terway-hybrid (DESIGN.md §3).
+//! Shared vocabulary and data model of terway-hybrid (docs/contracts.md).
 //!
 //! Everything here is plain data: the agent fills it from the kernel, the
 //! controller and the CLI read it, and the JSON spellings are the contract.
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod crd;
 pub mod detection;
 pub mod kernel;
+pub mod names;
 pub mod report;
 pub mod rollout;
 pub mod snapshot;
@@ -17,4 +19,4 @@ pub use detection::{Detection, Evidence, NodeDetection};
 pub use report::{NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus};
 pub use rollout::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 pub use snapshot::NodeSnapshot;
-pub use vocabulary::{Confidence, Plugin, Role, Scenario};
+pub use vocabulary::{role_of, Confidence, Plugin, Role, Scenario};

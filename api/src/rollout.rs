@@ -1,4 +1,4 @@
-//! TerwayRollout (DESIGN.md §3.4): one object, named `default`, that says how
+//! TerwayRollout (docs/contracts.md §4): one object, named `default`, that says how
 //! the controller may bring Terway onto cloud nodes, and reports how far it got.
 
 use crate::check::CheckResult;
@@ -10,9 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The only TerwayRollout the controller reads.
-pub const ROLLOUT_NAME: &str = "default";
-/// Node labels written by the controller (DESIGN.md §3.6).
+/// Node labels written by the controller (docs/contracts.md §6).
 pub const SCENARIO_LABEL: &str = "terway-hybrid.io/scenario";
 pub const PREFLIGHT_LABEL: &str = "terway-hybrid.io/preflight";
 pub const GATE_LABEL: &str = "terway-hybrid.io/terway-gate";
@@ -62,7 +60,7 @@ pub struct TerwayRolloutSpec {
         "rule": "size(self) > 0", "message": "cloudNodeSelector cannot be empty: it would make every node a cloud node"
     }]))]
     pub cloud_node_selector: BTreeMap<String, String>,
-    // Spelled `onPremCNI` as DESIGN.md §3.4 names it (not the derived `onPremCni`).
+    // Spelled `onPremCNI` as docs/contracts.md §4 names it (not the derived `onPremCni`).
     #[serde(default, rename = "onPremCNI")]
     pub on_prem_cni: OnPremCni,
     #[serde(default)]
@@ -109,7 +107,7 @@ fn default_max_unavailable() -> IntOrString {
 }
 
 fn default_cloud_selector() -> BTreeMap<String, String> {
-    BTreeMap::from([(crate::report::CLOUD_LABEL.to_owned(), "true".to_owned())])
+    crate::vocabulary::default_cloud_selector()
 }
 
 fn default_readiness_timeout() -> String {
@@ -164,11 +162,11 @@ impl Default for TerwayRef {
 }
 
 fn default_terway_namespace() -> String {
-    "kube-system".to_owned()
+    crate::names::TERWAY_NAMESPACE.to_owned()
 }
 
 fn default_terway_name() -> String {
-    "terway-eniip".to_owned()
+    crate::names::TERWAY_DAEMONSET.to_owned()
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -1,9 +1,35 @@
-//! The words every component agrees on (DESIGN.md §3.1). Their serialized
+//! The words every component agrees on (docs/contracts.md §1). Their serialized
 //! spellings are a public contract: users filter on them, scripts match them.
 
+use k8s_openapi::api::core::v1::Node;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
+
+/// The node label that makes a node a cloud node (the default
+/// `cloudNodeSelector`): cloud nodes added from a node pool carry it as `true`.
+pub const CLOUD_LABEL: &str = "alibabacloud.com/external";
+
+/// A node is a cloud node when it carries every label of the selector (the
+/// TerwayRollout's `cloudNodeSelector`); an empty selector makes none cloud,
+/// where a label selector would match every node, because that is the safe
+/// reading of a mistake.
+pub fn role_of(node: &Node, cloud_selector: &BTreeMap<String, String>) -> Role {
+    let labels = node.metadata.labels.as_ref();
+    let matches = !cloud_selector.is_empty()
+        && cloud_selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
+    if matches {
+        Role::Cloud
+    } else {
+        Role::OnPrem
+    }
+}
+
+/// `alibabacloud.com/external=true`, the default `cloudNodeSelector`.
+pub fn default_cloud_selector() -> BTreeMap<String, String> {
+    BTreeMap::from([(CLOUD_LABEL.to_owned(), "true".to_owned())])
+}
 
 /// What kind of container network the on-prem nodes run, which decides
 /// whether Terway is needed on the cloud nodes.
@@ -165,6 +191,26 @@ display_as_str!(Scenario, Plugin, Role, Confidence);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(labels: &[(&str, &str)]) -> Node {
+        let mut n = Node::default();
+        n.metadata.labels = Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        n
+    }
+
+    #[test]
+    fn role_from_the_cloud_selector() {
+        let default = default_cloud_selector();
+        assert_eq!(role_of(&node(&[(CLOUD_LABEL, "true")]), &default), Role::Cloud);
+        assert_eq!(role_of(&node(&[(CLOUD_LABEL, "false")]), &default), Role::OnPrem);
+        assert_eq!(role_of(&node(&[]), &default), Role::OnPrem);
+        // A custom selector: every label must match; an empty one makes no node cloud.
+        let custom =
+            BTreeMap::from([("pool".to_owned(), "ecs".to_owned()), ("zone".to_owned(), "k".to_owned())]);
+        assert_eq!(role_of(&node(&[("pool", "ecs"), ("zone", "k")]), &custom), Role::Cloud);
+        assert_eq!(role_of(&node(&[("pool", "ecs"), (CLOUD_LABEL, "true")]), &custom), Role::OnPrem);
+        assert_eq!(role_of(&node(&[(CLOUD_LABEL, "true")]), &BTreeMap::new()), Role::OnPrem);
+    }
 
     #[test]
     fn serialized_names_match_as_str() {

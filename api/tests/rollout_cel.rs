@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 fn schema() -> Value {
-    let crd = terway_hybrid_api::report::crds()
+    let crd = terway_hybrid_api::crd::crds()
         .into_iter()
         .find(|c| c.spec.names.kind == "TerwayRollout")
         .expect("TerwayRollout CRD");

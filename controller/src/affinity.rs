@@ -1,4 +1,4 @@
-//! The safe on-prem CNI affinity fix (DESIGN.md §5), the Terway gate, and a
+//! The safe on-prem CNI affinity fix (docs/contracts.md §12), the Terway gate, and a
 //! check that a patched DaemonSet lands where it should.
 //!
 //! CNI DaemonSets tolerate every taint, so only required node affinity keeps
@@ -26,8 +26,8 @@ use k8s_openapi::api::core::v1::{Affinity, Node, NodeSelector, NodeSelectorRequi
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use terway_hybrid_api::report::CLOUD_LABEL;
 pub use terway_hybrid_api::rollout::{GATE_LABEL, GATE_OPEN};
+pub use terway_hybrid_api::vocabulary::CLOUD_LABEL;
 
 /// `alibabacloud.com/external NotIn ["true"]`: keeps a pod off cloud nodes and
 /// lets it run on every node without the label.

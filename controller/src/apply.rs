@@ -2,16 +2,18 @@
 //! under the controller's field manager. Each action is one request.
 
 use crate::actions::{Action, FIELD_MANAGER};
+use crate::cni_fix::{self, Target};
 use crate::fetch::installation_resource;
 use crate::plan::{PlannedEvent, Remediation};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use k8s_openapi::api::core::v1::{Affinity, Node, ObjectReference};
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use std::time::Duration;
-use terway_hybrid_api::rollout::{GATE_LABEL, ROLLOUT_NAME};
+use terway_hybrid_api::names::{INSTALLATION_NAME, ROLLOUT_NAME};
+use terway_hybrid_api::rollout::GATE_LABEL;
 use terway_hybrid_api::TerwayRollout;
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -88,21 +90,15 @@ impl Applier {
                 .map(drop)
             }
             Action::TerwayGate(gate) => {
-                self.apply_affinity(&gate.namespace, &gate.name, &gate.affinity, false).await.map(drop)
+                let target = Target::DaemonSet { namespace: gate.namespace.clone(), name: gate.name.clone() };
+                self.apply_affinity(&target, &gate.affinity, false).await
             }
             Action::Remediate(Remediation::DaemonSet { namespace, name, affinity, apply, .. }) => {
-                self.apply_affinity(namespace, name, affinity, !apply).await.map(drop)
+                let target = Target::DaemonSet { namespace: namespace.clone(), name: name.clone() };
+                self.apply_affinity(&target, affinity, !apply).await
             }
-            Action::Remediate(Remediation::Installation { affinity, apply }) => {
-                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &installation_resource());
-                let body = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
-                    "metadata": {"name": "default"},
-                    "spec": {"calicoNodeDaemonSet": {"spec": {"template": {"spec": {"affinity": affinity}}}}}});
-                let mut params = Self::ssa();
-                params.dry_run = !apply;
-                call("patch installation default".into(), api.patch("default", &params, &Patch::Apply(&body)))
-                    .await
-                    .map(drop)
+            Action::Remediate(Remediation::Installation { affinity, apply, .. }) => {
+                self.apply_affinity(&Target::Installation, affinity, !apply).await
             }
             Action::RolloutStatus(status) => {
                 let api: Api<TerwayRollout> = Api::all(self.client.clone());
@@ -122,24 +118,29 @@ impl Applier {
         }
     }
 
+    /// Sets a pod affinity by server-side apply ([`cni_fix::apply_body`]).
     async fn apply_affinity(
         &self,
-        namespace: &str,
-        name: &str,
-        affinity: &k8s_openapi::api::core::v1::Affinity,
+        target: &Target,
+        affinity: &Affinity,
         dry_run: bool,
-    ) -> Result<DaemonSet, ApplyError> {
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), namespace);
-        let body = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"template": {"spec": {"affinity": affinity}}}});
+    ) -> Result<(), ApplyError> {
+        let body = cni_fix::apply_body(target, affinity, None);
         let mut params = Self::ssa();
         params.dry_run = dry_run;
-        let what = format!(
-            "{} daemonset {namespace}/{name} affinity",
-            if dry_run { "dry-run patch" } else { "patch" }
-        );
-        call(what, api.patch(name, &params, &Patch::Apply(&body))).await
+        let verb = if dry_run { "dry-run patch" } else { "patch" };
+        match target {
+            Target::DaemonSet { namespace, name } => {
+                let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), namespace);
+                let what = format!("{verb} daemonset {namespace}/{name} affinity");
+                call(what, api.patch(name, &params, &Patch::Apply(&body))).await.map(drop)
+            }
+            Target::Installation => {
+                let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &installation_resource());
+                let what = format!("{verb} installation {INSTALLATION_NAME}");
+                call(what, api.patch(INSTALLATION_NAME, &params, &Patch::Apply(&body))).await.map(drop)
+            }
+        }
     }
 
     async fn event(&self, event: &PlannedEvent, rollout: &TerwayRollout) -> Result<(), ApplyError> {

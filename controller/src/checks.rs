@@ -1,18 +1,20 @@
-//! Cluster checks (DESIGN.md §3.5): pure functions over a [`Cluster`], each
+//! Cluster checks (docs/contracts.md §5): pure functions over a [`Cluster`], each
 //! with a CamelCase reason and a message that says what to do. A check that
 //! does not apply to the scenario is `skip`.
 
 use crate::affinity;
-use crate::cluster::{image_pull_problem, pod_ready, qualified, some_of, tigera_ownership, Cluster};
+use crate::cluster::{
+    image_pull_problem, pod_ready, pod_runs, qualified, some_of, tigera_ownership, Cluster,
+};
 use crate::scheduling;
-use crate::view::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
+use ipnet::IpNet;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use terway_hybrid_api::kernel;
+use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
 use terway_hybrid_api::{CheckName, CheckResult, Scenario, Severity};
 
 /// Most names a message lists before "and N more".
@@ -154,18 +156,44 @@ pub fn on_prem_cni_excluded_from_cloud(c: &Cluster, scenario: Scenario) -> Check
     }
     let probe = hypothetical_cloud_node(c);
     let mut problems = Vec::new();
+    // Whether some DaemonSet would still place pods on cloud nodes (else only
+    // pods placed earlier are left there).
+    let mut admits_cloud = false;
     for ds in &c.on_prem_cnis {
         let admitted: Vec<&str> =
             c.cloud().filter(|n| scheduling::admits(ds, n.node).is_admitted()).map(|n| n.name()).collect();
         let admits_new = scheduling::admits(ds, &probe).is_admitted();
-        if admitted.is_empty() && !admits_new {
+        // A pod placed before the node turned cloud (or before a NoSchedule
+        // taint) keeps running: the DaemonSet controller evicts only for
+        // NoExecute. Admission alone would pass while it still runs there.
+        let running: Vec<String> = c
+            .cloud()
+            .filter(|n| !admitted.contains(&n.name()))
+            .filter_map(|n| c.pod_of(ds, n.name()).filter(|p| pod_runs(p)).map(|p| (n.name(), p)))
+            .map(|(node, pod)| format!("{} on {node}", pod.metadata.name.as_deref().unwrap_or("<unnamed>")))
+            .collect();
+        if admitted.is_empty() && !admits_new && running.is_empty() {
             continue;
         }
-        let whom = if admitted.is_empty() {
+        if admitted.is_empty() && !admits_new {
+            problems.push(format!(
+                "{} keeps cloud nodes out of new placements but its pods still run there: {}; delete them \
+                 (`kubectl -n {} delete pod NAME`): a running pod is not moved by affinity",
+                qualified(ds),
+                some_of(&running, LIST),
+                ds.metadata.namespace.as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        admits_cloud = true;
+        let mut whom = if admitted.is_empty() {
             "would run on any new cloud node".to_owned()
         } else {
             format!("runs on cloud nodes {}", some_of(&admitted, LIST))
         };
+        if !running.is_empty() {
+            whom.push_str(&format!(" and its pods still run on {}", some_of(&running, LIST)));
+        }
         let fix = if tigera_ownership(ds, c.view.installation.is_some()).is_some() {
             "the Tigera operator owns it, so the fix belongs in Installation default, \
              spec.calicoNodeDaemonSet.spec.template.spec.affinity (a direct patch is reverted): \
@@ -190,8 +218,10 @@ pub fn on_prem_cni_excluded_from_cloud(c: &Cluster, scenario: Scenario) -> Check
                 c.on_prem_cnis.iter().map(|d| qualified(d)).collect::<Vec<_>>().join(", ")
             ),
         )
-    } else {
+    } else if admits_cloud {
         CheckResult::fail(name, Severity::Error, "OnPremCNIAdmitsCloudNodes", problems.join(". "))
+    } else {
+        CheckResult::fail(name, Severity::Error, "OnPremCNIRunsOnCloudNodes", problems.join(". "))
     }
 }
 
@@ -237,31 +267,6 @@ pub fn terway_excluded_from_on_prem(c: &Cluster, scenario: Scenario) -> CheckRes
     }
 }
 
-/// The parts of `eni_conf` the checks read; everything else is Terway's business.
-#[derive(Debug, Default, Deserialize)]
-struct EniConf {
-    #[serde(default)]
-    vswitches: Option<HashMap<String, Vec<String>>>,
-    #[serde(default)]
-    security_group: Option<String>,
-    #[serde(default)]
-    security_groups: Option<Vec<String>>,
-    #[serde(default)]
-    service_cidr: Option<String>,
-    #[serde(default)]
-    access_key: Option<String>,
-    #[serde(default)]
-    access_secret: Option<String>,
-}
-
-fn eni_conf(c: &Cluster) -> Option<Result<EniConf, String>> {
-    let data = c.eni_config()?;
-    Some(match data.get("eni_conf") {
-        None => Err("eni-config has no eni_conf key".to_owned()),
-        Some(text) => serde_json::from_str(text).map_err(|e| format!("eni_conf is not valid JSON: {e}")),
-    })
-}
-
 fn not_applicable(name: CheckName, scenario: Scenario) -> Option<CheckResult> {
     (scenario.terway_required() != Some(true)).then(|| {
         CheckResult::skip(
@@ -288,7 +293,7 @@ pub fn ram_secret(c: &Cluster, scenario: Scenario) -> CheckResult {
             "kube-system/alibaba-addon-secret holds access-key-id and access-key-secret",
         );
     }
-    if let Some(Ok(conf)) = eni_conf(c) {
+    if let Some(Ok(conf)) = &c.eni_conf {
         let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
         if set(&conf.access_key) && set(&conf.access_secret) {
             return CheckResult::pass(
@@ -323,7 +328,7 @@ pub fn eni_config(c: &Cluster, scenario: Scenario) -> CheckResult {
     if let Some(skip) = not_applicable(name, scenario) {
         return skip;
     }
-    let Some(conf) = eni_conf(c) else {
+    let Some(conf) = &c.eni_conf else {
         return CheckResult::fail(
             name,
             Severity::Error,
@@ -464,10 +469,10 @@ pub fn service_cidr(c: &Cluster, scenario: Scenario) -> CheckResult {
     if let Some(skip) = not_applicable(name, scenario) {
         return skip;
     }
-    let Some(Ok(conf)) = eni_conf(c) else {
+    let Some(Ok(conf)) = &c.eni_conf else {
         return CheckResult::fail(name, Severity::Error, "NoEniConf", "no readable eni_conf (see EniConfig)");
     };
-    let Some(text) = conf.service_cidr.filter(|s| !s.trim().is_empty()) else {
+    let Some(text) = conf.service_cidr.as_deref().filter(|s| !s.trim().is_empty()) else {
         return CheckResult::fail(name, Severity::Error, "Missing", "eni_conf has no service_cidr");
     };
     let mut cidrs = Vec::new();
@@ -639,52 +644,27 @@ pub fn terway_requires_gate(terway: &DaemonSet) -> bool {
     affinity::requires_gate(affinity::daemon_set_affinity(terway))
 }
 
-/// An IPv4 or IPv6 CIDR. Addresses are kept left-aligned in 128 bits, so one
-/// prefix mask serves both families.
+/// A CIDR as written (for messages) and as parsed. Host bits are dropped,
+/// as the API server does for a Service CIDR.
 #[derive(Debug, Clone)]
 struct Cidr {
     text: String,
-    net: u128,
-    len: u8,
-    v6: bool,
-}
-
-/// The address left-aligned in 128 bits, and whether it is IPv6.
-fn aligned(ip: IpAddr) -> (u128, bool) {
-    match ip {
-        IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, false),
-        IpAddr::V6(v6) => (u128::from(v6), true),
-    }
-}
-
-fn prefix(bits: u128, len: u8) -> u128 {
-    match len {
-        0 => 0,
-        len => bits & (u128::MAX << (128 - u32::from(len))),
-    }
+    net: IpNet,
 }
 
 impl Cidr {
     fn parse(s: &str) -> Option<Cidr> {
-        let (addr, len) = s.trim().split_once('/')?;
-        let (bits, v6) = aligned(addr.parse().ok()?);
-        let len: u8 = len.parse().ok()?;
-        (len <= if v6 { 128 } else { 32 }).then(|| Cidr {
-            text: s.trim().to_owned(),
-            net: prefix(bits, len),
-            len,
-            v6,
-        })
+        let net: IpNet = s.trim().parse().ok()?;
+        Some(Cidr { text: s.trim().to_owned(), net: net.trunc() })
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
-        let (bits, v6) = aligned(ip);
-        v6 == self.v6 && prefix(bits, self.len) == self.net
+        self.net.contains(&ip)
     }
 
+    /// Two prefixes overlap iff one holds the other (never across families).
     fn overlaps(&self, other: &Cidr) -> bool {
-        let len = self.len.min(other.len);
-        self.v6 == other.v6 && prefix(self.net, len) == prefix(other.net, len)
+        self.net.contains(&other.net) || other.net.contains(&self.net)
     }
 }
 

@@ -2,19 +2,14 @@
 //! plan: each node's role and report, the on-prem CNI and Terway DaemonSets,
 //! the parsed eni-config.
 
-use crate::view::{ClusterView, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE};
+use crate::scope::{identity, Scope};
+use crate::view::ClusterView;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use terway_hybrid_api::rollout::NamespacedName;
-use terway_hybrid_api::{NodeNetworkReport, Role, TerwayRolloutSpec};
-
-/// Well-known on-prem CNI DaemonSets, found in any namespace when the
-/// TerwayRollout lists none (DESIGN.md §3.4).
-pub const WELL_KNOWN_CNI_DAEMONSETS: [&str; 5] =
-    ["calico-node", "kube-flannel-ds", "canal", "cilium", "kube-router"];
-/// The agent's DaemonSet, whose pods say whether a node's report is current.
-pub const AGENT_DAEMONSET: &str = "terway-hybrid-agent";
+use terway_hybrid_api::names::{CALICO_NODE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE};
+use terway_hybrid_api::{role_of, NodeNetworkReport, Role, TerwayRolloutSpec};
 
 pub struct Cluster<'a> {
     pub view: &'a ClusterView,
@@ -24,8 +19,28 @@ pub struct Cluster<'a> {
     pub on_prem_cnis: Vec<&'a DaemonSet>,
     pub terway: Option<&'a DaemonSet>,
     pub agent: Option<&'a DaemonSet>,
+    /// `eni_conf` of the eni-config ConfigMap, parsed once: None without
+    /// the ConfigMap, Err (what is wrong) when it cannot be read.
+    pub eni_conf: Option<Result<EniConf, String>>,
     /// Pods by (owning DaemonSet namespace/name, node name).
     pods: HashMap<(&'a str, &'a str, &'a str), &'a Pod>,
+}
+
+/// The parts of `eni_conf` the checks read; everything else is Terway's business.
+#[derive(Debug, Default, Deserialize)]
+pub struct EniConf {
+    #[serde(default)]
+    pub vswitches: Option<HashMap<String, Vec<String>>>,
+    #[serde(default)]
+    pub security_group: Option<String>,
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub service_cidr: Option<String>,
+    #[serde(default)]
+    pub access_key: Option<String>,
+    #[serde(default)]
+    pub access_secret: Option<String>,
 }
 
 pub struct NodeInfo<'a> {
@@ -76,32 +91,29 @@ impl<'a> Cluster<'a> {
                 Some((name, NodeInfo { node, role, report: reports.get(name).copied() }))
             })
             .collect();
-        let find = |ns: &str, name: &str| {
-            view.daemon_sets.iter().find(|d| {
-                d.metadata.namespace.as_deref() == Some(ns) && d.metadata.name.as_deref() == Some(name)
+        let scope = Scope::of(&spec);
+        let mut on_prem_cnis: Vec<&DaemonSet> = view
+            .daemon_sets
+            .iter()
+            .filter(|d| {
+                let (ns, name) = identity(d);
+                scope.is_on_prem_cni(ns, name)
             })
-        };
-        let on_prem_cnis = if spec.on_prem_cni.daemon_sets.is_empty() {
-            let mut found: Vec<&DaemonSet> = view
-                .daemon_sets
-                .iter()
-                .filter(|d| {
-                    d.metadata.name.as_deref().is_some_and(|n| WELL_KNOWN_CNI_DAEMONSETS.contains(&n))
-                })
-                .collect();
-            found.sort_by_key(|d| (d.metadata.namespace.clone(), d.metadata.name.clone()));
-            found
-        } else {
-            spec.on_prem_cni
-                .daemon_sets
-                .iter()
-                .filter_map(|NamespacedName { namespace, name }| find(namespace, name))
-                .collect()
-        };
-        let terway = find(&spec.terway.namespace, &spec.terway.daemon_set_name);
-        let agent = view.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some(AGENT_DAEMONSET));
+            .collect();
+        // Listed CNIs keep the spec's order; found ones go by namespace/name.
+        let listed = &spec.on_prem_cni.daemon_sets;
+        on_prem_cnis.sort_by_key(|d: &&'a DaemonSet| {
+            let (ns, name) = identity(d);
+            let at = listed.iter().position(|l| l.namespace == ns && l.name == name);
+            (at, ns, name)
+        });
+        let terway = view.daemon_sets.iter().find(|d| {
+            let (ns, name) = identity(d);
+            scope.is_terway(ns, name)
+        });
+        let agent = view.daemon_sets.iter().find(|d| scope.is_agent(identity(d).1));
         let mut pods = HashMap::new();
-        for pod in &view.pods {
+        for pod in view.pods.iter().filter(|p| scope.owns(p)) {
             let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else { continue };
             let Some(owner) = pod
                 .metadata
@@ -115,7 +127,12 @@ impl<'a> Cluster<'a> {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("");
             pods.insert((ns, owner.name.as_str(), node), pod);
         }
-        Cluster { view, spec, nodes, on_prem_cnis, terway, agent, pods }
+        let mut cluster = Cluster { view, spec, nodes, on_prem_cnis, terway, agent, eni_conf: None, pods };
+        cluster.eni_conf = cluster.eni_config().map(|data| match data.get("eni_conf") {
+            None => Err("eni-config has no eni_conf key".to_owned()),
+            Some(text) => serde_json::from_str(text).map_err(|e| format!("eni_conf is not valid JSON: {e}")),
+        });
+        cluster
     }
 
     pub fn on_prem(&self) -> impl Iterator<Item = &NodeInfo<'a>> {
@@ -144,22 +161,10 @@ impl<'a> Cluster<'a> {
     }
 }
 
-/// A node is a cloud node when it carries every label of the selector.
-pub fn role_of(node: &Node, cloud_selector: &BTreeMap<String, String>) -> Role {
-    let labels = node.metadata.labels.as_ref();
-    let matches = !cloud_selector.is_empty()
-        && cloud_selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
-    if matches {
-        Role::Cloud
-    } else {
-        Role::OnPrem
-    }
-}
-
 /// Why the Tigera operator owns this DaemonSet (it reverts direct edits of
 /// the calico-node it manages), or None when it does not.
 pub fn tigera_ownership(ds: &DaemonSet, installation_exists: bool) -> Option<&'static str> {
-    if !installation_exists || ds.metadata.name.as_deref() != Some("calico-node") {
+    if !installation_exists || ds.metadata.name.as_deref() != Some(CALICO_NODE) {
         return None;
     }
     if ds.metadata.owner_references.iter().flatten().any(|o| o.kind == "Installation") {
@@ -177,6 +182,13 @@ pub fn pod_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The pod is on its node and not finished (Pending on the node counts:
+/// its containers are starting there).
+pub fn pod_runs(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// Why a pod's containers wait, when it is an image that cannot be pulled.

@@ -18,9 +18,7 @@
 //! is looked at, it is reduced to [`SecretKeys`] at once, and errors about it
 //! name keys and positions, never contents.
 
-use crate::view::{
-    ClusterView, SecretKeys, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE,
-};
+use crate::view::{ClusterView, SecretKeys};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::Resource;
@@ -33,6 +31,10 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use terway_hybrid_api::names::{
+    ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE, INSTALLATION_NAME,
+    KUBERNETES_SERVICE_NAME, KUBERNETES_SERVICE_NAMESPACE, ROLLOUT_NAME,
+};
 
 /// Summary key of documents and items that are not Kubernetes objects (not
 /// a mapping, or no string `apiVersion`/`kind`).
@@ -40,8 +42,6 @@ pub const NOT_AN_OBJECT: &str = "(not a Kubernetes object)";
 
 const TERWAY_HYBRID_API: &str = "terway-hybrid.io/v1alpha1";
 const TIGERA_API: &str = "operator.tigera.io/v1";
-/// The singleton custom resources the view reads are all named `default`.
-const SINGLETON_NAME: &str = "default";
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Where in a dump something went wrong.
@@ -265,10 +265,12 @@ impl Slot {
         let slot = match (h.api_version.as_str(), h.kind.as_str()) {
             ("v1", "ConfigMap") if h.is(Some(ENI_CONFIG_NAMESPACE), ENI_CONFIG_NAME) => Slot::EniConfig,
             ("v1", "Secret") if h.is(Some(ADDON_SECRET_NAMESPACE), ADDON_SECRET_NAME) => Slot::AddonSecret,
-            ("v1", "Service") if h.is(Some("default"), "kubernetes") => Slot::KubernetesService,
+            ("v1", "Service") if h.is(Some(KUBERNETES_SERVICE_NAMESPACE), KUBERNETES_SERVICE_NAME) => {
+                Slot::KubernetesService
+            }
             // Cluster-scoped: a stray namespace in a hand-made dump does not matter.
-            (TIGERA_API, "Installation") if h.is(None, SINGLETON_NAME) => Slot::Installation,
-            (TERWAY_HYBRID_API, "TerwayRollout") if h.is(None, SINGLETON_NAME) => Slot::Rollout,
+            (TIGERA_API, "Installation") if h.is(None, INSTALLATION_NAME) => Slot::Installation,
+            (TERWAY_HYBRID_API, "TerwayRollout") if h.is(None, ROLLOUT_NAME) => Slot::Rollout,
             _ => return None,
         };
         Some(slot)
@@ -1497,10 +1499,10 @@ impl<R: Read> JsonStream<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use proptest::prelude::*;
     use std::io::Write;
+    use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
     use terway_hybrid_api::{NodeNetworkReport, Scenario, TerwayRollout};
 
     /// Stands for an AccessKey secret: it must never show up outside the loader.

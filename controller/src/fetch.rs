@@ -1,16 +1,18 @@
 //! One-shot reads of everything a ClusterView holds, for `terway-hybrid
-//! preflight` against a live cluster. The Secret is reduced to key presence
-//! here, at the edge: its values go no further.
+//! preflight` against a live cluster: the same objects the controller's
+//! watches keep, chosen by the same [`Scope`]. The Secret is reduced to key
+//! presence here, at the edge: its values go no further.
 
-use crate::cluster::{AGENT_DAEMONSET, WELL_KNOWN_CNI_DAEMONSETS};
-use crate::view::{
-    ClusterView, SecretKeys, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE,
-};
+use crate::scope::Scope;
+use crate::view::{ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
-use terway_hybrid_api::rollout::ROLLOUT_NAME;
+use terway_hybrid_api::names::{
+    ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE, INSTALLATION_NAME,
+    KUBERNETES_SERVICE_NAME, KUBERNETES_SERVICE_NAMESPACE, ROLLOUT_NAME,
+};
 use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,15 +28,6 @@ fn ctx(what: impl Into<String>) -> impl FnOnce(kube::Error) -> FetchError {
     move |source| FetchError { what, source }
 }
 
-/// Treats 404 as absent.
-fn optional<T>(r: Result<T, kube::Error>) -> Result<Option<T>, kube::Error> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 pub fn installation_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("operator.tigera.io", "v1", "Installation"))
 }
@@ -42,50 +35,51 @@ pub fn installation_resource() -> ApiResource {
 pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
     let lp = ListParams::default();
     let nodes = Api::<Node>::all(client.clone()).list(&lp).await.map_err(ctx("list nodes"))?.items;
-    let reports = optional(Api::<NodeNetworkReport>::all(client.clone()).list(&lp).await)
-        .map_err(ctx("list nodenetworkreports.terway-hybrid.io"))?
-        .map(|l| l.items)
-        .unwrap_or_default();
-    let rollout = optional(Api::<TerwayRollout>::all(client.clone()).get(ROLLOUT_NAME).await)
-        .map_err(ctx("get terwayrollouts.terway-hybrid.io/default"))?;
+    // Without the CRD (the agent not installed yet) there are no reports.
+    let reports = match Api::<NodeNetworkReport>::all(client.clone()).list(&lp).await {
+        Err(kube::Error::Api(e)) if e.is_not_found() => vec![],
+        other => other.map_err(ctx("list nodenetworkreports.terway-hybrid.io"))?.items,
+    };
+    let rollout =
+        get_opt(Api::<TerwayRollout>::all(client.clone()), ROLLOUT_NAME, "terwayrollouts.terway-hybrid.io")
+            .await?;
     let daemon_sets =
         Api::<DaemonSet>::all(client.clone()).list(&lp).await.map_err(ctx("list daemonsets"))?.items;
-    let spec = rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default();
-    let relevant = |ds: &DaemonSet| {
-        let name = ds.metadata.name.as_deref().unwrap_or("");
-        let ns = ds.metadata.namespace.as_deref().unwrap_or("");
-        WELL_KNOWN_CNI_DAEMONSETS.contains(&name)
-            || name == AGENT_DAEMONSET
-            || (ns == spec.terway.namespace && name == spec.terway.daemon_set_name)
-            || spec.on_prem_cni.daemon_sets.iter().any(|d| d.namespace == ns && d.name == name)
-    };
+    let scope = Scope::of(&rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default());
     let mut pods = Vec::new();
-    for ds in daemon_sets.iter().filter(|d| relevant(d)) {
-        let ns = ds.metadata.namespace.clone().unwrap_or_default();
-        let labels = ds.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
-        let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let list = Api::<Pod>::namespaced(client.clone(), &ns)
-            .list(&ListParams::default().labels(&selector.join(",")))
+    for query in scope.pod_queries(&daemon_sets) {
+        let list = Api::<Pod>::namespaced(client.clone(), &query.namespace)
+            .list(&ListParams::default().labels(&query.selector))
             .await
-            .map_err(ctx(format!("list pods in {ns}")))?;
+            .map_err(ctx(format!("list pods in {} ({})", query.namespace, query.selector)))?;
         pods.extend(list.items);
     }
-    let eni_config = optional(
-        Api::<ConfigMap>::namespaced(client.clone(), ENI_CONFIG_NAMESPACE).get(ENI_CONFIG_NAME).await,
+    let eni_config = get_opt(
+        Api::<ConfigMap>::namespaced(client.clone(), ENI_CONFIG_NAMESPACE),
+        ENI_CONFIG_NAME,
+        "configmap",
     )
-    .map_err(ctx("get configmap kube-system/eni-config"))?;
-    let addon_secret = optional(
-        Api::<Secret>::namespaced(client.clone(), ADDON_SECRET_NAMESPACE).get(ADDON_SECRET_NAME).await,
+    .await?;
+    let addon_secret = get_opt(
+        Api::<Secret>::namespaced(client.clone(), ADDON_SECRET_NAMESPACE),
+        ADDON_SECRET_NAME,
+        "secret",
     )
-    .map_err(ctx("get secret kube-system/alibaba-addon-secret"))?
+    .await?
     .map(|s| SecretKeys::from_secret(&s));
-    let kubernetes_service =
-        optional(Api::<Service>::namespaced(client.clone(), "default").get("kubernetes").await)
-            .map_err(ctx("get service default/kubernetes"))?;
-    let installation = optional(
-        Api::<DynamicObject>::all_with(client.clone(), &installation_resource()).get("default").await,
+    let kubernetes_service = get_opt(
+        Api::<Service>::namespaced(client.clone(), KUBERNETES_SERVICE_NAMESPACE),
+        KUBERNETES_SERVICE_NAME,
+        "service",
     )
-    .map_err(ctx("get installations.operator.tigera.io/default"))?;
+    .await?;
+    // Without the Tigera operator's CRD the get is a 404 too: no Installation.
+    let installation = get_opt(
+        Api::<DynamicObject>::all_with(client.clone(), &installation_resource()),
+        INSTALLATION_NAME,
+        "installations.operator.tigera.io",
+    )
+    .await?;
     Ok(ClusterView {
         nodes,
         reports,
@@ -97,4 +91,18 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
         installation,
         rollout,
     })
+}
+
+/// Reads one object by name; absent (or its CRD absent) is None. `kind`
+/// names it in errors.
+async fn get_opt<K>(api: Api<K>, name: &str, kind: &str) -> Result<Option<K>, FetchError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    // `get secret kube-system/x`, `get terwayrollouts.terway-hybrid.io/default`.
+    let what = match api.namespace() {
+        Some(ns) => format!("get {kind} {ns}/{name}"),
+        None => format!("get {kind}/{name}"),
+    };
+    api.get_opt(name).await.map_err(ctx(what))
 }

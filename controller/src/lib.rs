@@ -16,6 +16,7 @@ pub mod apply;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
+pub mod cni_fix;
 pub mod dump;
 pub mod fetch;
 pub mod http;
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod run;
 pub mod scheduling;
+pub mod scope;
 #[cfg(test)]
 mod test_builders;
 pub mod view;

@@ -1,4 +1,4 @@
-//! The controller's Prometheus metrics (DESIGN.md §3.7).
+//! The controller's Prometheus metrics (docs/contracts.md §8).
 
 use crate::plan::Plan;
 use prometheus::{

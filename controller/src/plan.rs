@@ -9,6 +9,7 @@
 use crate::affinity;
 use crate::checks::{self, terway_requires_gate};
 use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
+use crate::cni_fix::{self, Target};
 use crate::view::ClusterView;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Affinity;
@@ -57,7 +58,7 @@ pub struct NodeRow {
     /// Terway's pod on the node is Ready (None: no Terway pod there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terway_ready: Option<bool>,
-    /// The labels the controller keeps on this node (DESIGN.md §3.6).
+    /// The labels the controller keeps on this node (docs/contracts.md §6).
     pub labels: Vec<(String, String)>,
 }
 
@@ -128,7 +129,12 @@ pub enum Remediation {
         unsafe_because: Option<String>,
     },
     /// The Tigera operator owns calico-node: patch `Installation default`.
-    Installation { affinity: Affinity, apply: bool },
+    Installation {
+        affinity: Affinity,
+        apply: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unsafe_because: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,34 +467,25 @@ fn remediations(c: &Cluster, checks: &[CheckResult]) -> Vec<Remediation> {
     if mode == Remediate::Never || !failing {
         return vec![];
     }
-    let apply = mode == Remediate::Apply;
-    let nodes: Vec<_> = c.nodes.values().map(|n| n.node.clone()).collect();
-    let cloud_names: Vec<&str> = c.cloud().map(|n| n.name()).collect();
-    let mut out = Vec::new();
-    for ds in &c.on_prem_cnis {
-        let current = affinity::daemon_set_affinity(ds);
-        if affinity::already_excludes_cloud(current) {
-            continue;
-        }
-        let fixed = affinity::exclude_cloud(current);
-        let is_tigera = crate::cluster::tigera_ownership(ds, c.view.installation.is_some()).is_some();
-        if is_tigera {
-            out.push(Remediation::Installation { affinity: fixed, apply });
-            continue;
-        }
-        let patched = affinity::with_affinity(ds, fixed.clone());
-        let verdict = affinity::verify_fix(ds, &patched, &nodes, |n| {
-            n.metadata.name.as_deref().is_some_and(|name| cloud_names.contains(&name))
-        });
-        out.push(Remediation::DaemonSet {
-            namespace: ds.metadata.namespace.clone().unwrap_or_default(),
-            name: ds.metadata.name.clone().unwrap_or_default(),
-            affinity: fixed,
-            apply: apply && verdict.is_ok(),
-            unsafe_because: verdict.err().map(|v| v.to_string()),
-        });
-    }
-    out
+    let installation = c.view.installation.as_ref();
+    c.on_prem_cnis
+        .iter()
+        .filter_map(|ds| cni_fix::prepare(ds, installation, &c.view.nodes, &c.spec.cloud_node_selector))
+        .map(|fix| {
+            // An unsafe fix is still sent as a dry run, so the API server
+            // validates it and the operator sees why it was held back.
+            let apply = mode == Remediate::Apply && fix.verdict.is_ok();
+            let unsafe_because = fix.verdict.err().map(|v| v.to_string());
+            match fix.target {
+                Target::DaemonSet { namespace, name } => {
+                    Remediation::DaemonSet { namespace, name, affinity: fix.after, apply, unsafe_because }
+                }
+                Target::Installation => {
+                    Remediation::Installation { affinity: fix.after, apply, unsafe_because }
+                }
+            }
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -85,6 +85,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     loop {
         let is_leader = *leader.borrow_and_update();
         metrics.set_leader(is_leader);
+        // A TerwayRollout that names other DaemonSets, or a DaemonSet that
+        // appeared, changes which pods matter: watch those before deciding.
+        if stores.rescope() {
+            tokio::select! {
+                _ = stores.pods_ready() => {}
+                _ = &mut shutdown => break,
+            }
+        }
         if is_leader {
             let (plan, outcome) = reconcile(&stores.view(), &applier, &metrics, &mut memo).await;
             tracing::info!(

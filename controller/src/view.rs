@@ -8,13 +8,6 @@ use kube::api::DynamicObject;
 use std::collections::BTreeMap;
 use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
 
-pub const ENI_CONFIG_NAMESPACE: &str = "kube-system";
-pub const ENI_CONFIG_NAME: &str = "eni-config";
-pub const ADDON_SECRET_NAMESPACE: &str = "kube-system";
-pub const ADDON_SECRET_NAME: &str = "alibaba-addon-secret";
-pub const ACCESS_KEY_ID: &str = "access-key-id";
-pub const ACCESS_KEY_SECRET: &str = "access-key-secret";
-
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     pub nodes: Vec<Node>,

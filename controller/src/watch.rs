@@ -1,16 +1,16 @@
 //! Watches feed in-memory stores; every event only says "something changed".
 //! The reconcile loop then takes a [`ClusterView`] of the stores as they are.
 //!
-//! Watches are narrowed where the API allows: the agent's and the CNIs' pods
-//! by label, the singletons (eni-config, the RAM Secret, default/kubernetes,
-//! Installation default) by name. The Secret is reduced to key presence as
-//! each event arrives: its values are never stored.
+//! Watches are narrowed where the API allows: pods to those of the
+//! DaemonSets the [`Scope`] names (one watch per DaemonSet, by its own
+//! selector, re-scoped by [`Stores::rescope`] when the TerwayRollout or the
+//! DaemonSets change), the singletons (eni-config, the RAM Secret,
+//! default/kubernetes, Installation default) by name. The Secret is reduced
+//! to key presence as each event arrives: its values are never stored.
 
 use crate::fetch::installation_resource;
-use crate::view::{
-    slim_pod, ClusterView, SecretKeys, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME,
-    ENI_CONFIG_NAMESPACE,
-};
+use crate::scope::{PodQuery, Scope};
+use crate::view::{slim_pod, ClusterView, SecretKeys};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
@@ -19,27 +19,39 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use terway_hybrid_api::names::{
+    ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE, INSTALLATION_NAME,
+    KUBERNETES_SERVICE_NAME, KUBERNETES_SERVICE_NAMESPACE, ROLLOUT_NAME,
+};
 use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
 use tokio::sync::Notify;
-
-/// Pod label selectors of the DaemonSets the plan looks at: the agent, the
-/// on-prem CNIs and Terway, by the labels their upstream manifests use.
-pub const POD_SELECTORS: [&str; 2] = [
-    "k8s-app in (calico-node,canal,cilium,kube-router)",
-    "app in (flannel,terway-eniip,terway-hybrid-agent)",
-];
 
 /// One object, kept reduced to what the view needs.
 type Singleton<T> = Arc<RwLock<Option<T>>>;
 
+/// The pods of one relevant DaemonSet; dropping it stops its watch.
+struct PodWatch {
+    store: Store<Pod>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[derive(Clone)]
 pub struct Stores {
+    client: Client,
+    changed: Arc<Notify>,
     nodes: Store<Node>,
     reports: Store<NodeNetworkReport>,
     daemon_sets: Store<DaemonSet>,
-    pods: Vec<Store<Pod>>,
+    pods: Arc<Mutex<BTreeMap<PodQuery, PodWatch>>>,
     rollouts: Store<TerwayRollout>,
     eni_config: Singleton<ConfigMap>,
     addon_secret: Singleton<SecretKeys>,
@@ -54,7 +66,7 @@ impl Stores {
             nodes: owned(self.nodes.state()),
             reports: owned(self.reports.state()),
             daemon_sets: owned(self.daemon_sets.state()),
-            pods: self.pods.iter().flat_map(|s| s.state()).map(|p| (*p).clone()).collect(),
+            pods: self.pods(),
             eni_config: read(&self.eni_config),
             addon_secret: read(&self.addon_secret),
             kubernetes_service: read(&self.kubernetes_service),
@@ -63,20 +75,78 @@ impl Stores {
                 .rollouts
                 .state()
                 .into_iter()
-                .find(|r| r.metadata.name.as_deref() == Some("default"))
+                .find(|r| r.metadata.name.as_deref() == Some(ROLLOUT_NAME))
                 .map(|r| (*r).clone()),
         }
     }
 
-    /// Every list watch has delivered its first full list.
+    /// The pods every current pod watch holds, each once (two DaemonSets'
+    /// selectors may overlap).
+    fn pods(&self) -> Vec<Pod> {
+        let watches = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = BTreeSet::new();
+        watches
+            .values()
+            .flat_map(|w| w.store.state())
+            .filter(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())))
+            .map(|p| (*p).clone())
+            .collect()
+    }
+
+    /// Every list watch has delivered its first full list, the pod watches
+    /// the scope asks for included.
     pub async fn wait_until_ready(&self) {
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.reports.wait_until_ready().await;
         let _ = self.daemon_sets.wait_until_ready().await;
-        for p in &self.pods {
-            let _ = p.wait_until_ready().await;
-        }
         let _ = self.rollouts.wait_until_ready().await;
+        self.rescope();
+        self.pods_ready().await;
+    }
+
+    /// Every pod watch has delivered its first full list.
+    pub async fn pods_ready(&self) {
+        let stores: Vec<Store<Pod>> =
+            self.pods.lock().unwrap_or_else(|e| e.into_inner()).values().map(|w| w.store.clone()).collect();
+        for store in stores {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+
+    /// Starts a pod watch for every query the [`Scope`] now asks for (from
+    /// the TerwayRollout and the DaemonSets in the stores) and stops the
+    /// ones it no longer does. Returns whether anything changed; await
+    /// [`Stores::pods_ready`] before trusting the view after a change.
+    pub fn rescope(&self) -> bool {
+        let spec = self.view_rollout_spec();
+        let wanted = Scope::of(&spec).pod_queries(self.daemon_sets.state().iter().map(|d| &**d));
+        let mut watches = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let before = watches.len();
+        watches.retain(|query, _| wanted.contains(query));
+        let mut changed = watches.len() != before;
+        for query in wanted {
+            if watches.contains_key(&query) {
+                continue;
+            }
+            tracing::info!(namespace = %query.namespace, selector = %query.selector, "watching pods");
+            let (store, writer) = reflector::store();
+            let config = watcher::Config::default().labels(&query.selector);
+            let api = Api::<Pod>::namespaced(self.client.clone(), &query.namespace);
+            let stream = watcher(api, config).modify(slim_pod).default_backoff();
+            let task = tokio::spawn(drive(reflector::reflector(writer, stream), self.changed.clone()));
+            watches.insert(query, PodWatch { store, task: task.abort_handle() });
+            changed = true;
+        }
+        changed
+    }
+
+    fn view_rollout_spec(&self) -> terway_hybrid_api::TerwayRolloutSpec {
+        self.rollouts
+            .state()
+            .into_iter()
+            .find(|r| r.metadata.name.as_deref() == Some(ROLLOUT_NAME))
+            .map(|r| r.spec.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -89,7 +159,9 @@ fn read<T: Clone>(slot: &Singleton<T>) -> Option<T> {
 }
 
 /// Starts every watch; `changed` is notified on any event. Returns the
-/// stores and the future that drives the watches (run it until shutdown).
+/// stores and the future that drives the watches (run it until shutdown);
+/// the pod watches start with [`Stores::wait_until_ready`] and follow
+/// [`Stores::rescope`], each on its own task.
 pub fn start(
     client: Client,
     installation_exists: bool,
@@ -127,17 +199,6 @@ pub fn start(
         changed.clone(),
         &mut drivers,
     );
-    let pods = POD_SELECTORS
-        .iter()
-        .map(|sel| {
-            let (reader, writer) = reflector::store();
-            let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default().labels(sel))
-                .modify(slim_pod)
-                .default_backoff();
-            drivers.push(Box::pin(drive(reflector::reflector(writer, stream), changed.clone())));
-            reader
-        })
-        .collect();
     let rollouts = reflect(
         Api::<TerwayRollout>::all(client.clone()),
         watcher::Config::default(),
@@ -164,8 +225,8 @@ pub fn start(
     )));
     let kubernetes_service = Singleton::default();
     drivers.push(Box::pin(singleton(
-        Api::<Service>::namespaced(client.clone(), "default"),
-        by_name("kubernetes"),
+        Api::<Service>::namespaced(client.clone(), KUBERNETES_SERVICE_NAMESPACE),
+        by_name(KUBERNETES_SERVICE_NAME),
         kubernetes_service.clone(),
         Some,
         changed.clone(),
@@ -174,17 +235,19 @@ pub fn start(
     if installation_exists {
         drivers.push(Box::pin(singleton(
             Api::<DynamicObject>::all_with(client.clone(), &installation_resource()),
-            by_name("default"),
+            by_name(INSTALLATION_NAME),
             installation.clone(),
             Some,
             changed.clone(),
         )));
     }
     let stores = Stores {
+        client,
+        changed,
         nodes,
         reports,
         daemon_sets,
-        pods,
+        pods: Arc::default(),
         rollouts,
         eni_config,
         addon_secret,

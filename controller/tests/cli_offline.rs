@@ -198,6 +198,21 @@ fn a_generated_dump_directory() {
          access-key-id: <redacted:24>\n  access-key-secret: <redacted:30>\n",
     )
     .unwrap();
+    // The fixed affinity keeps new pods off, but bgp-fail's calico-node pods
+    // still run on the cloud nodes until they are deleted.
+    let run = run_bin(&["preflight", "--from-dump", &d]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stdout.contains("OnPremCNIRunsOnCloudNodes") && run.stdout.contains("calico-node-cloud-1"),
+        "{run}"
+    );
+    let pods_file = dir.path().join("pods.json");
+    let mut pods: Value = serde_json::from_str(&std::fs::read_to_string(&pods_file).unwrap()).unwrap();
+    pods["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| !p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("calico-node-cloud")));
+    std::fs::write(&pods_file, serde_json::to_string(&pods).unwrap()).unwrap();
     let run = run_bin(&["preflight", "--from-dump", &d]);
     assert_eq!(run.code, 0, "{run}");
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use k8s_openapi::api::core::v1::{Affinity, ContainerState, ContainerStateWaiting, ContainerStatus};
+use k8s_openapi::api::core::v1::{Affinity, ContainerState, ContainerStateWaiting, ContainerStatus, Taint};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
@@ -24,7 +24,7 @@ use terway_hybrid_controller::view::{ClusterView, SecretKeys};
 use CheckName::*;
 use CheckStatus::{Fail, Pass, Skip};
 
-/// The cluster checks, in the order the plan lists them (DESIGN.md §3.5).
+/// The cluster checks, in the order the plan lists them (docs/contracts.md §5).
 const CLUSTER_CHECKS: &[CheckName] = CheckName::CLUSTER;
 /// The checks that only apply when Terway is needed.
 const TERWAY_CHECKS: [CheckName; 7] = [
@@ -193,6 +193,21 @@ fn calico_admits_cloud(view: &mut ClusterView) {
     set_affinity(view, "kube-system", "calico-node", Some(linux_only()));
 }
 
+/// Both cloud nodes get a NoSchedule taint calico-node does not tolerate
+/// (it tolerates every taint in the example: that is narrowed here).
+fn taint_cloud_nodes_against_calico(view: &mut ClusterView) {
+    for n in ["cloud-1", "cloud-2"] {
+        node_mut(view, n).spec.get_or_insert_with(Default::default).taints = Some(vec![Taint {
+            key: "dedicated".to_owned(),
+            value: Some("cloud".to_owned()),
+            effect: "NoSchedule".to_owned(),
+            time_added: None,
+        }]);
+    }
+    let ds = daemon_set_mut(view, "kube-system", "calico-node");
+    ds.spec.as_mut().and_then(|s| s.template.spec.as_mut()).expect("template").tolerations = None;
+}
+
 fn installation() -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "operator.tigera.io/v1", "kind": "Installation",
@@ -306,6 +321,19 @@ fn cases() -> Vec<Case> {
             mutate: |v| { calico_admits_cloud(v); v.installation = Some(installation()) },
             check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIAdmitsCloudNodes",
             words: &["--daemonset kube-system/calico-node"], passed: false },
+        Case { what: "a calico-node pod still runs on a cloud node the affinity now excludes", base: "bgp-pass",
+            mutate: |v| v.pods.push(pod("kube-system", "calico-node", "cloud-1", true)),
+            check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIRunsOnCloudNodes",
+            words: &["kube-system/calico-node", "still run there: calico-node-cloud-1 on cloud-1", "delete"], passed: false },
+        Case { what: "a finished calico-node pod on a cloud node does not count", base: "bgp-pass",
+            mutate: |v| { let mut p = pod("kube-system", "calico-node", "cloud-1", false);
+                          p.status.get_or_insert_with(Default::default).phase = Some("Failed".to_owned()); v.pods.push(p) },
+            check: OnPremCNIExcludedFromCloud, status: Pass, reason: "Excluded", words: &[], passed: true },
+        Case { what: "a NoSchedule taint hides a cloud node from admission, not its running pod", base: "bgp-pass",
+            mutate: |v| { calico_admits_cloud(v); taint_cloud_nodes_against_calico(v);
+                          v.pods.push(pod("kube-system", "calico-node", "cloud-1", true)) },
+            check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIRunsOnCloudNodes",
+            words: &["still run there: calico-node-cloud-1 on cloud-1"], passed: false },
         Case { what: "no on-prem CNI DaemonSet (host-network)", base: "host-network-pass", mutate: none,
             check: OnPremCNIExcludedFromCloud, status: Pass, reason: "NoOnPremCNI", words: &[], passed: true },
         // TerwayExcludedFromOnPrem
@@ -642,8 +670,9 @@ fn remediations_follow_the_remediate_mode() {
         let p = plan(&view, t0());
         assert_eq!(p.remediations.len(), 1, "{mode:?}");
         match &p.remediations[0] {
-            Remediation::Installation { affinity: a, apply: got } => {
+            Remediation::Installation { affinity: a, apply: got, unsafe_because } => {
                 assert_eq!(*got, apply);
+                assert_eq!(unsafe_because, &None);
                 assert!(affinity::already_excludes_cloud(Some(a)));
             }
             other => panic!("{mode:?}: {other:?}"),

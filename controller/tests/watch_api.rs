@@ -1,8 +1,9 @@
 //! The controller's watches through kube's `Client` over a `tower-test`
 //! mock API server: the initial lists, a watch that ends (resumed from the
 //! last resourceVersion, bookmarks included), a watch that expires (410
-//! Gone: re-listed, and the stores then hold the new list exactly), and the
-//! RAM Secret's values never reaching the ClusterView.
+//! Gone: re-listed, and the stores then hold the new list exactly), the
+//! RAM Secret's values never reaching the ClusterView, and the pod watches
+//! following the TerwayRollout's choice of DaemonSets.
 
 mod mock_api;
 use http::{Method, Request, Response, StatusCode};
@@ -16,9 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
+use terway_hybrid_controller::cluster::Cluster;
 use terway_hybrid_controller::dump;
-use terway_hybrid_controller::view::{ClusterView, ACCESS_KEY_ID, ACCESS_KEY_SECRET};
-use terway_hybrid_controller::watch::{self, Stores, POD_SELECTORS};
+use terway_hybrid_controller::view::ClusterView;
+use terway_hybrid_controller::watch::{self, Stores};
 use tokio::sync::{mpsc, Notify};
 use tower_test::mock::{self, SendResponse};
 
@@ -28,7 +31,6 @@ const AK_SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
 const NODES: &str = "/api/v1/nodes";
 const REPORTS: &str = "/apis/terway-hybrid.io/v1alpha1/nodenetworkreports";
 const DAEMON_SETS: &str = "/apis/apps/v1/daemonsets";
-const PODS: &str = "/api/v1/pods";
 const ROLLOUTS: &str = "/apis/terway-hybrid.io/v1alpha1/terwayrollouts";
 const CONFIG_MAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
 const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
@@ -202,22 +204,30 @@ fn secret() -> Value {
     with_rv(serde_json::to_value(secret).unwrap(), "100")
 }
 
-/// The pods of the example, split by the watch's two label selectors (the
-/// example's pods carry the labels their DaemonSets' upstream manifests use).
-fn pods(view: &ClusterView, cni: bool) -> Vec<Value> {
+/// The collection of a DaemonSet's pods, as the controller lists them: in
+/// its namespace, by its selector (every example DaemonSet selects `app=NAME`).
+fn pods_key(namespace: &str, app: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods?app={app}")
+}
+
+/// The pods of the example that `ds` owns, as served.
+fn pods_of(view: &ClusterView, ds: &str) -> Vec<Value> {
     view.pods
         .iter()
-        .filter(|p| {
-            let owner = p.metadata.owner_references.iter().flatten().next().map(|o| o.name.as_str());
-            (owner == Some("calico-node")) == cni
-        })
+        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.name == ds))
         .map(|p| {
-            let owner = p.metadata.owner_references.iter().flatten().next().unwrap().name.clone();
             let mut object = with_rv(serde_json::to_value(p).unwrap(), "100");
-            let label = if cni { "k8s-app" } else { "app" };
-            object["metadata"]["labels"] = json!({label: owner});
+            object["metadata"]["labels"] = json!({"app": ds});
             object
         })
+        .collect()
+}
+
+/// (namespace, name) of every DaemonSet in the example.
+fn daemon_set_names(view: &ClusterView) -> Vec<(String, String)> {
+    view.daemon_sets
+        .iter()
+        .map(|d| (d.metadata.namespace.clone().unwrap(), d.metadata.name.clone().unwrap()))
         .collect()
 }
 
@@ -228,17 +238,19 @@ fn objects<'a, T: serde::Serialize + 'a>(items: impl IntoIterator<Item = &'a T>)
 
 fn collections(view: &ClusterView) -> HashMap<String, Collection> {
     let all = |items: Vec<Value>| Collection { items, resource_version: "100".into() };
-    HashMap::from([
+    let mut collections = HashMap::from([
         (NODES.to_owned(), all(objects(&view.nodes))),
         (REPORTS.to_owned(), all(objects(&view.reports))),
         (DAEMON_SETS.to_owned(), all(objects(&view.daemon_sets))),
-        (format!("{PODS}?{}", POD_SELECTORS[0]), all(pods(view, true))),
-        (format!("{PODS}?{}", POD_SELECTORS[1]), all(pods(view, false))),
         (ROLLOUTS.to_owned(), all(objects(&view.rollout))),
         (CONFIG_MAPS.to_owned(), all(objects(&view.eni_config))),
         (SECRETS.to_owned(), all(vec![secret()])),
         (SERVICES.to_owned(), all(objects(&view.kubernetes_service))),
-    ])
+    ]);
+    for (ns, name) in daemon_set_names(view) {
+        collections.insert(pods_key(&ns, &name), all(pods_of(view, &name)));
+    }
+    collections
 }
 
 /// Polls `stores` until `ok` holds (each watch event notifies `changed`).
@@ -285,17 +297,30 @@ fn requests(shared: &Shared, key: &str) -> Vec<Seen> {
     shared.lock().unwrap().log.iter().filter(|s| s.key() == key).cloned().collect()
 }
 
-#[tokio::test]
-async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
-    let example = example();
-    let shared: Shared =
-        Arc::new(Mutex::new(Server { collections: collections(&example), ..Server::default() }));
+/// The mock API server on `shared`, and the controller's watches on it.
+fn start(
+    shared: &Shared,
+) -> (
+    mpsc::UnboundedSender<Command>,
+    Stores,
+    Arc<Notify>,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let (commands, rx) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve(handle, shared.clone(), rx));
     let changed = Arc::new(Notify::new());
     let (stores, driver) = watch::start(Client::new(service, "default"), false, changed.clone());
-    let driver = tokio::spawn(driver);
+    (commands, stores, changed, tokio::spawn(driver), server)
+}
+
+#[tokio::test]
+async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
+    let example = example();
+    let shared: Shared =
+        Arc::new(Mutex::new(Server { collections: collections(&example), ..Server::default() }));
+    let (commands, stores, changed, driver, server) = start(&shared);
 
     // 1. The initial lists, then one open watch per collection from the
     //    list's resourceVersion.
@@ -307,7 +332,7 @@ async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
     assert_eq!(names(&view), ["cloud-1", "cloud-2", "onprem-1", "onprem-2", "onprem-3"]);
     assert_eq!(view.reports.len(), 5);
     assert_eq!(view.daemon_sets.len(), 3);
-    assert_eq!(view.pods.len(), example.pods.len(), "both pod selectors listed");
+    assert_eq!(view.pods.len(), example.pods.len(), "every relevant DaemonSet's pods listed");
     assert_eq!(view.rollout.as_ref().and_then(|r| r.metadata.name.as_deref()), Some("default"));
     for key in [NODES, REPORTS, DAEMON_SETS, ROLLOUTS, CONFIG_MAPS, SECRETS, SERVICES] {
         let seen = requests(&shared, key);
@@ -317,9 +342,11 @@ async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
         assert_eq!(watch.query.get("resourceVersion").map(String::as_str), Some("100"), "{key}: {watch:?}");
         assert!(!watch.query.contains_key("sendInitialEvents"), "{key}: a plain list-then-watch: {watch:?}");
     }
-    for sel in POD_SELECTORS {
-        let key = format!("{PODS}?{sel}");
-        assert_eq!(requests(&shared, &key)[0].query.get("labelSelector").map(String::as_str), Some(sel));
+    // One pod watch per relevant DaemonSet, in its namespace, by its selector.
+    for (ns, name) in daemon_set_names(&example) {
+        let key = pods_key(&ns, &name);
+        let selector = format!("app={name}");
+        assert_eq!(requests(&shared, &key)[0].query.get("labelSelector"), Some(&selector), "{key}");
         watching(&shared, &key).await;
     }
     for (key, name) in
@@ -428,4 +455,93 @@ async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
 
 fn encoded_ak_id() -> String {
     serde_json::to_value(ByteString(AK_ID.as_bytes().to_vec())).unwrap().as_str().unwrap().to_owned()
+}
+
+/// The owners of the view's pods, sorted and deduplicated.
+fn pod_owners(view: &ClusterView) -> Vec<String> {
+    let mut owners: Vec<String> = view
+        .pods
+        .iter()
+        .flat_map(|p| p.metadata.owner_references.iter().flatten().map(|o| o.name.clone()))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+}
+
+#[tokio::test]
+async fn the_pod_watches_follow_the_rollouts_terway_daemon_set() {
+    // The example plus a second Terway DaemonSet, `net/my-terway`, with pods
+    // on the cloud nodes; the TerwayRollout names the default one for now.
+    let mut example = example();
+    let mut mine = example
+        .daemon_sets
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("terway-eniip"))
+        .unwrap()
+        .clone();
+    mine.metadata.namespace = Some("net".into());
+    mine.metadata.name = Some("my-terway".into());
+    mine.spec.as_mut().unwrap().selector.match_labels =
+        Some(BTreeMap::from([("app".into(), "my-terway".into())]));
+    let mut my_pods = Vec::new();
+    for p in example
+        .pods
+        .iter()
+        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.name == "terway-eniip"))
+    {
+        let mut p = p.clone();
+        p.metadata.namespace = Some("net".into());
+        p.metadata.name = p.metadata.name.map(|n| n.replace("terway-eniip", "my-terway"));
+        for o in p.metadata.owner_references.iter_mut().flatten() {
+            o.name = "my-terway".into();
+        }
+        my_pods.push(p);
+    }
+    assert!(!my_pods.is_empty());
+    example.daemon_sets.push(mine);
+    example.pods.extend(my_pods.clone());
+    let shared: Shared =
+        Arc::new(Mutex::new(Server { collections: collections(&example), ..Server::default() }));
+    let (commands, stores, changed, driver, server) = start(&shared);
+
+    tokio::time::timeout(Duration::from_secs(20), stores.wait_until_ready()).await.expect("the stores sync");
+    let view = stores.view();
+    assert_eq!(
+        pod_owners(&view),
+        ["calico-node", "terway-eniip", "terway-hybrid-agent"],
+        "my-terway is not in scope yet"
+    );
+    assert!(requests(&shared, &pods_key("net", "my-terway")).is_empty(), "its pods are not even listed");
+
+    // The TerwayRollout now names net/my-terway: the controller re-scopes.
+    let mut rollout = serde_json::to_value(example.rollout.as_ref().unwrap()).unwrap();
+    rollout["spec"]["terway"] = json!({"namespace": "net", "daemonSetName": "my-terway"});
+    commands
+        .send(Command::EndWatch(ROLLOUTS.to_owned(), vec![event("MODIFIED", &with_rv(rollout, "101"))]))
+        .unwrap();
+    until(&stores, &changed, "the new TerwayRollout", |v| {
+        v.rollout.as_ref().is_some_and(|r| r.spec.terway.daemon_set_name == "my-terway")
+    })
+    .await;
+    assert!(stores.rescope(), "the scope changed");
+    tokio::time::timeout(Duration::from_secs(20), stores.pods_ready())
+        .await
+        .expect("the new pod watch syncs");
+    assert!(!stores.rescope(), "re-scoping again changes nothing");
+    let view = stores.view();
+    assert_eq!(pod_owners(&view), ["calico-node", "my-terway", "terway-hybrid-agent"]);
+    let list = &requests(&shared, &pods_key("net", "my-terway"))[0];
+    assert_eq!(list.query.get("labelSelector").map(String::as_str), Some("app=my-terway"));
+
+    // The plan sees the custom DaemonSet's pods on the cloud nodes.
+    let cluster = Cluster::new(&view);
+    let terway = cluster.terway.expect("the custom Terway DaemonSet");
+    assert_eq!(terway.metadata.name.as_deref(), Some("my-terway"));
+    let seen: Vec<&str> =
+        cluster.cloud().filter(|n| cluster.pod_of(terway, n.name()).is_some()).map(|n| n.name()).collect();
+    assert_eq!(seen, ["cloud-1", "cloud-2"]);
+
+    driver.abort();
+    server.abort();
 }

@@ -249,14 +249,6 @@ fn string_literals(source: &str) -> BTreeSet<String> {
     source.split('"').skip(1).step_by(2).map(str::to_owned).collect()
 }
 
-/// `pub const NAME: &str = "value";` in a source file.
-fn rust_const(relative: &str, name: &str) -> String {
-    let source = read(relative);
-    let found = literals_after(&source, &format!("const {name}: &str ="));
-    assert_eq!(found.len(), 1, "{relative}: expected one `const {name}: &str`");
-    found[0].clone()
-}
-
 /// The routes an axum router in `relative` serves.
 fn routes(relative: &str) -> BTreeSet<String> {
     let found: BTreeSet<String> = literals_after(&read(relative), ".route(").into_iter().collect();
@@ -836,23 +828,41 @@ fn rust_const_default(relative: &str, field: &str) -> String {
 
 #[test]
 fn names_the_controller_looks_for_are_the_rendered_ones() {
-    let agent_ds = rust_const("controller/src/cluster.rs", "AGENT_DAEMONSET");
-    let selectors = read("controller/src/watch.rs");
+    // The controller finds the agent's DaemonSet by this name and watches its
+    // pods by the DaemonSet's own selector: the pods must carry its labels.
+    let agent_ds = terway_hybrid_api::names::AGENT_DAEMONSET;
     for r in renderings() {
-        let ds = r.one::<DaemonSet>(&agent_ds);
-        let labels = ds
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        let app = labels.get("app").cloned().unwrap_or_default();
-        // POD_SELECTORS: "app in (flannel,terway-eniip,terway-hybrid-agent)".
-        let watched = selectors
-            .lines()
-            .filter(|l| l.contains("app in ("))
-            .any(|l| l.split(['(', ')']).nth(1).is_some_and(|set| set.split(',').any(|v| v.trim() == app)));
-        assert!(watched, "{}: the controller watches no pods labelled app={app}", r.dir);
+        let ds = r.one::<DaemonSet>(agent_ds);
+        let spec = ds.spec.as_ref().expect("a DaemonSet spec");
+        let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+        let selector = spec.selector.match_labels.clone().unwrap_or_default();
+        assert!(!selector.is_empty(), "{}: the agent's DaemonSet selects its pods by label", r.dir);
+        for (k, v) in &selector {
+            assert_eq!(labels.get(k), Some(v), "{}: the agent's pods lack the selector's {k}={v}", r.dir);
+        }
+    }
+}
+
+#[test]
+fn the_agent_is_told_the_rollouts_cloud_node_selector() {
+    // The agent decides its node's role itself: with the same labels as the
+    // controller, or the two disagree about which nodes are cloud.
+    for r in renderings() {
+        let ds = r.one::<DaemonSet>(terway_hybrid_api::names::AGENT_DAEMONSET);
+        let pod = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("a pod spec");
+        let told = pod
+            .containers
+            .iter()
+            .flat_map(|c| c.env.iter().flatten())
+            .find(|e| e.name == "CLOUD_NODE_SELECTOR")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_else(|| panic!("{}: the agent has no CLOUD_NODE_SELECTOR", r.dir));
+        let rollout = r.untyped("terway-hybrid.io/v1alpha1", "TerwayRollout");
+        let selector: BTreeMap<String, String> =
+            serde_json::from_value(rollout[0]["spec"]["cloudNodeSelector"].clone())
+                .expect("a cloudNodeSelector");
+        let want: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(told, want.join(","), "{}: the agent's CLOUD_NODE_SELECTOR", r.dir);
     }
 }
 
@@ -913,8 +923,8 @@ fn the_agent_may_write_only_its_reports_and_never_nodes() {
 
 #[test]
 fn secrets_are_readable_only_by_name() {
-    let secret = rust_const("controller/src/view.rs", "ADDON_SECRET_NAME");
-    let secret_ns = rust_const("controller/src/view.rs", "ADDON_SECRET_NAMESPACE");
+    let secret = terway_hybrid_api::names::ADDON_SECRET_NAME.to_owned();
+    let secret_ns = terway_hybrid_api::names::ADDON_SECRET_NAMESPACE;
     for r in renderings() {
         let mut secret_rules = 0;
         for (role, rule) in all_rules(r) {
@@ -945,7 +955,7 @@ fn secrets_are_readable_only_by_name() {
         }
         assert_eq!(secret_rules, 1, "{}: one rule mentions Secrets", r.dir);
         // The ConfigMap is granted by name too.
-        let eni = rust_const("controller/src/view.rs", "ENI_CONFIG_NAME");
+        let eni = terway_hybrid_api::names::ENI_CONFIG_NAME.to_owned();
         let grants = grants_of(r, NAMESPACE, CONTROLLER);
         for (ns, (_, res, verb, names)) in grants.iter().filter(|(_, (_, res, _, _))| res == "configmaps") {
             assert_eq!(
@@ -961,11 +971,8 @@ fn secrets_are_readable_only_by_name() {
 
 #[test]
 fn the_controller_may_patch_every_daemon_set_its_rollout_names() {
-    let cluster = read("controller/src/cluster.rs");
-    let at = cluster.find("WELL_KNOWN_CNI_DAEMONSETS:").expect("WELL_KNOWN_CNI_DAEMONSETS");
-    let value = &cluster[at + cluster[at..].find('=').expect("an =")..];
-    let list = &value[..value.find(';').expect("a ;")];
-    let well_known: Vec<String> = string_literals(list).into_iter().collect();
+    let well_known: Vec<String> =
+        terway_hybrid_api::names::WELL_KNOWN_CNI_DAEMONSETS.iter().map(|n| (*n).to_owned()).collect();
     assert!(well_known.len() >= 5, "{well_known:?}");
     for r in renderings() {
         let patchable: BTreeSet<String> = grants_of(r, NAMESPACE, CONTROLLER)
@@ -1209,7 +1216,7 @@ fn the_terway_rollout_is_valid_and_manual() {
         let v = objects.first().expect("a TerwayRollout");
         let rollout: terway_hybrid_api::TerwayRollout =
             serde_json::from_value((*v).clone()).unwrap_or_else(|e| panic!("{}: {e}", r.dir));
-        assert_eq!(rollout.metadata.name.as_deref(), Some(terway_hybrid_api::rollout::ROLLOUT_NAME));
+        assert_eq!(rollout.metadata.name.as_deref(), Some(terway_hybrid_api::names::ROLLOUT_NAME));
         assert_eq!(
             rollout.spec.mode,
             terway_hybrid_api::rollout::Mode::Manual,

@@ -16,13 +16,14 @@
 use super::errors::{api_error, Op};
 use super::{CliError, Outcome, Term};
 use crate::fetch;
-use crate::view::{ClusterView, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
+use crate::view::ClusterView;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use terway_hybrid_api::names::{ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const ENI_CONF_SECRETS: [&str; 2] = ["access_key", "access_secret"];

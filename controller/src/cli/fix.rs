@@ -5,7 +5,8 @@
 //!    required nodeSelectorTerm ([`affinity::exclude_cloud`]), never
 //!    replacing a term.
 //! 2. The affinity is shown before/after as a unified diff of its YAML.
-//! 3. [`affinity::verify_fix`] checks the result against the nodes: it must
+//! 3. [`affinity::verify_fix`] (through [`cni_fix::prepare`], which the
+//!    controller's remediation uses too) checks the result against the nodes: it must
 //!    still admit every on-prem node it admits now and no cloud node, or
 //!    the command refuses (exit 1).
 //! 4. Live, the change goes to the API server as a server-side apply dry
@@ -23,8 +24,8 @@ use super::diff::unified;
 use super::errors::{api_error, Op};
 use super::term::{paint, BOLD, GREEN, YELLOW};
 use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
-use crate::affinity::{self, FixViolation};
-use crate::cluster::role_of;
+use crate::affinity;
+use crate::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
 use crate::fetch::installation_resource;
 use crate::plan::max_unavailable;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -32,18 +33,15 @@ use k8s_openapi::api::core::v1::{Affinity, Node};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use terway_hybrid_api::rollout::ROLLOUT_NAME;
-use terway_hybrid_api::{Role, TerwayRollout, TerwayRolloutSpec};
+use terway_hybrid_api::names::{CALICO_NODE, INSTALLATION_NAME, ROLLOUT_NAME};
+use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec};
 
-pub const CALICO_NODE: &str = "calico-node";
 /// Where calico-node lives: manifests (kube-system) or the Tigera operator (calico-system).
 pub const CALICO_NAMESPACES: [&str; 2] = ["kube-system", "calico-system"];
 /// The diff shows the whole affinity: every term matters when reviewing it.
 const FULL_CONTEXT: usize = 10_000;
-const INSTALLATION_AFFINITY: &str = "spec.calicoNodeDaemonSet.spec.template.spec.affinity";
 
 #[derive(clap::Subcommand, Debug)]
 pub enum FixCommand {
@@ -92,30 +90,6 @@ pub struct FixInputs {
     pub nodes: Vec<Node>,
     pub spec: TerwayRolloutSpec,
     pub installation: Option<DynamicObject>,
-}
-
-/// Where the fix goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    DaemonSet { namespace: String, name: String },
-    Installation,
-}
-
-/// The fix, computed and verified, not applied.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub target: Target,
-    /// `kube-system/calico-node`.
-    pub daemon_set: String,
-    pub before: Option<Affinity>,
-    pub after: Affinity,
-    /// The server-side apply body.
-    pub body: Value,
-    pub verdict: Result<(), FixViolation>,
-    /// Why the target is `Installation default`, when it is.
-    pub why_installation: Option<String>,
-    pub on_prem_nodes: usize,
-    pub cloud_nodes: usize,
 }
 
 pub async fn run(source: &Source, cmd: &FixCommand, term: &mut Term<'_>) -> Result<Outcome, CliError> {
@@ -198,19 +172,17 @@ async fn live_inputs(client: &Client, candidates: &[(String, String)]) -> Result
     })?;
     let installation = if needs_installation(candidates) {
         Api::<DynamicObject>::all_with(client.clone(), &installation_resource())
-            .get_opt("default")
+            .get_opt(INSTALLATION_NAME)
             .await
             .map_err(|e| {
-                api_error(
-                    &Op::new(
-                        "get",
-                        "installations.operator.tigera.io",
-                        "installation",
-                        None,
-                        Some("default"),
-                    ),
-                    e,
-                )
+                let op = Op::new(
+                    "get",
+                    "installations.operator.tigera.io",
+                    "installation",
+                    None,
+                    Some(INSTALLATION_NAME),
+                );
+                api_error(&op, e)
             })?
     } else {
         None
@@ -242,99 +214,10 @@ fn dump_inputs(
     })
 }
 
-/// Is calico-node managed by the Tigera operator? (The same rule as the
-/// OnPremCNIExcludedFromCloud check.)
-pub fn tigera_owned(ds: &DaemonSet, installation: Option<&DynamicObject>) -> Option<String> {
-    let how = crate::cluster::tigera_ownership(ds, installation.is_some())?;
-    Some(format!(
-        "the Tigera operator owns calico-node (Installation default exists and {how}): it would revert a \
-         direct patch of the DaemonSet within minutes, so the fix goes to Installation default, \
-         {INSTALLATION_AFFINITY}"
-    ))
-}
-
-fn installation_affinity(installation: &DynamicObject) -> Option<Affinity> {
-    let value = installation.data.pointer("/spec/calicoNodeDaemonSet/spec/template/spec/affinity")?;
-    serde_json::from_value(value.clone()).ok()
-}
-
-/// Computes the fix and verifies it; None when the DaemonSet is kept off
-/// cloud nodes already.
-pub fn prepare(inputs: &FixInputs) -> Option<Prepared> {
-    let ds = &inputs.daemon_set;
-    if affinity::daemon_set_excludes_cloud(ds) {
-        return None;
-    }
-    let namespace = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
-    let why_installation = tigera_owned(ds, inputs.installation.as_ref());
-    // The operator renders the Installation's affinity into the DaemonSet;
-    // when it sets none, the DaemonSet's (the operator's default) is the base.
-    let before = match (&why_installation, &inputs.installation) {
-        (Some(_), Some(inst)) => {
-            installation_affinity(inst).or_else(|| affinity::daemon_set_affinity(ds).cloned())
-        }
-        _ => affinity::daemon_set_affinity(ds).cloned(),
-    };
-    let after = affinity::exclude_cloud(before.as_ref());
-    let patched = affinity::with_affinity(ds, after.clone());
-    let selector = &inputs.spec.cloud_node_selector;
-    let is_cloud = |n: &Node| role_of(n, selector) == Role::Cloud;
-    let verdict = affinity::verify_fix(ds, &patched, &inputs.nodes, is_cloud);
-    let cloud_nodes = inputs.nodes.iter().filter(|n| is_cloud(n)).count();
-    let on_prem_nodes = inputs
-        .nodes
-        .iter()
-        .filter(|n| !is_cloud(n) && crate::scheduling::admits(ds, n).is_admitted())
-        .count();
-    let (target, body) = match (&why_installation, &inputs.installation) {
-        (Some(_), Some(inst)) => {
-            (Target::Installation, installation_body(&after, inst.metadata.resource_version.as_deref()))
-        }
-        _ => (
-            Target::DaemonSet { namespace: namespace.clone(), name: name.clone() },
-            daemon_set_body(&namespace, &name, &after, ds.metadata.resource_version.as_deref()),
-        ),
-    };
-    Some(Prepared {
-        target,
-        daemon_set: format!("{namespace}/{name}"),
-        before,
-        after,
-        body,
-        verdict,
-        why_installation,
-        on_prem_nodes,
-        cloud_nodes,
-    })
-}
-
-fn with_resource_version(mut body: Value, resource_version: Option<&str>) -> Value {
-    if let Some(rv) = resource_version {
-        body["metadata"]["resourceVersion"] = json!(rv);
-    }
-    body
-}
-
-/// The server-side apply body for a DaemonSet's pod affinity.
-pub fn daemon_set_body(
-    namespace: &str,
-    name: &str,
-    affinity: &Affinity,
-    resource_version: Option<&str>,
-) -> Value {
-    let body = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"template": {"spec": {"affinity": affinity}}}});
-    with_resource_version(body, resource_version)
-}
-
-/// The server-side apply body for Installation default's calico-node affinity.
-pub fn installation_body(affinity: &Affinity, resource_version: Option<&str>) -> Value {
-    let body = json!({"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
-        "metadata": {"name": "default"},
-        "spec": {"calicoNodeDaemonSet": {"spec": {"template": {"spec": {"affinity": affinity}}}}}});
-    with_resource_version(body, resource_version)
+/// The fix for the inputs (see [`cni_fix::prepare`]).
+fn prepare(inputs: &FixInputs) -> Option<CniFix> {
+    let installation = inputs.installation.as_ref();
+    cni_fix::prepare(&inputs.daemon_set, installation, &inputs.nodes, &inputs.spec.cloud_node_selector)
 }
 
 fn yaml(affinity: Option<&Affinity>) -> String {
@@ -467,7 +350,7 @@ async fn fix(
     let note = restart_note(&inputs.daemon_set, admitted);
     term.warn(&note)?;
     if structured {
-        print_structured(term.out, args.output, &prepared.body)?;
+        print_structured(term.out, args.output, &prepared.body())?;
     }
     let Some(client) = client else {
         let h = human(term, structured);
@@ -536,7 +419,7 @@ fn human<'t>(term: &'t mut Term<'_>, structured: bool) -> &'t mut dyn Write {
 }
 
 /// One server-side apply of the prepared body (`dryRun=All` unless `real`).
-async fn apply(client: &Client, prepared: &Prepared, real: bool) -> Result<(), CliError> {
+async fn apply(client: &Client, prepared: &CniFix, real: bool) -> Result<(), CliError> {
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = !real;
     let verb = if real { "patch" } else { "patch (dry run)" };
@@ -544,14 +427,13 @@ async fn apply(client: &Client, prepared: &Prepared, real: bool) -> Result<(), C
         Target::DaemonSet { namespace, name } => {
             let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
             let op = Op::new(verb, "daemonsets.apps", "daemonset", Some(namespace), Some(name));
-            api.patch(name, &params, &Patch::Apply(&prepared.body)).await.map_err(|e| api_error(&op, e))?;
+            api.patch(name, &params, &Patch::Apply(&prepared.body())).await.map_err(|e| api_error(&op, e))?;
         }
         Target::Installation => {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &installation_resource());
-            let op = Op::new(verb, "installations.operator.tigera.io", "installation", None, Some("default"));
-            api.patch("default", &params, &Patch::Apply(&prepared.body))
-                .await
-                .map_err(|e| api_error(&op, e))?;
+            let name = INSTALLATION_NAME;
+            let op = Op::new(verb, "installations.operator.tigera.io", "installation", None, Some(name));
+            api.patch(name, &params, &Patch::Apply(&prepared.body())).await.map_err(|e| api_error(&op, e))?;
         }
     }
     Ok(())

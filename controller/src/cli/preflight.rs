@@ -1,4 +1,4 @@
-//! `terway-hybrid preflight`: the cluster preflight (DESIGN.md §3.8), once or
+//! `terway-hybrid preflight`: the cluster preflight (docs/contracts.md §9), once or
 //! `--wait`ing until it passes.
 
 use super::term::{paint, GREEN, RED, YELLOW};
@@ -63,8 +63,7 @@ pub async fn run(source: &Source, args: &PreflightArgs, term: &mut Term<'_>) -> 
 /// The cluster check names `--ignore-preflight-errors` takes (and `all`):
 /// a misspelt name would ignore nothing, silently.
 pub fn validate_ignores(names: &[String]) -> Result<(), CliError> {
-    let cluster: Vec<&str> =
-        CheckName::ALL.iter().skip_while(|c| **c != CheckName::AgentCoverage).map(|c| c.as_str()).collect();
+    let cluster: Vec<&str> = CheckName::CLUSTER.iter().map(|c| c.as_str()).collect();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         if !name.eq_ignore_ascii_case("all") && !cluster.iter().any(|c| c.eq_ignore_ascii_case(name)) {
             return Err(CliError::Usage(format!(

@@ -9,7 +9,6 @@
 use super::errors::{api_error, Op};
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{print_structured, table, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
-use crate::view::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -19,8 +18,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 
-/// The actions of Terway's custom RAM policy (DESIGN.md §5).
+/// The actions of Terway's custom RAM policy (docs/contracts.md §12).
 pub const RAM_ACTIONS: [&str; 11] = [
     "ecs:CreateNetworkInterface",
     "ecs:DescribeNetworkInterfaces",
