@@ -37,7 +37,7 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
     let nodes = Api::<Node>::all(client.clone()).list(&lp).await.map_err(ctx("list nodes"))?.items;
     // Without the CRD (the agent not installed yet) there are no reports.
     let reports = match Api::<NodeNetworkReport>::all(client.clone()).list(&lp).await {
-        Err(kube::Error::Api(e)) if e.is_not_found() => vec![],
+        Err(kube::Error::Api(e)) if e.code == 404 => vec![],
         other => other.map_err(ctx("list nodenetworkreports.terway-hybrid.io"))?.items,
     };
     let rollout =
@@ -104,5 +104,20 @@ where
         Some(ns) => format!("get {kind} {ns}/{name}"),
         None => format!("get {kind}/{name}"),
     };
-    api.get_opt(name).await.map_err(ctx(what))
+    get_present(&api, name).await.map_err(ctx(what))
+}
+
+/// Reads one object by name; any 404 is None. Unlike `Api::get_opt`, which
+/// is None only for a `NotFound` Status: a real API server without the
+/// object's CRD (no Tigera operator, say) answers a plain-text
+/// `404 page not found`, which kube cannot read as a Status.
+pub async fn get_present<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -5,6 +5,10 @@
 //! rollout's spec, not by built-in label selectors): the rollout reaches
 //! `Available` only if the controller sees the custom Terway pods Ready.
 //!
+//! The on-prem CNI starts on every node; with `onPremCNI.remediate: Apply`
+//! the controller fixes its affinity itself, and the preflight passes only
+//! once its pods have left the cloud nodes.
+//!
 //! Then two cloud nodes join that cannot run Terway (no CPU left for its
 //! pod): their wave never becomes Ready and halts the rollout (`Degraded`,
 //! `WaveFailed`), one node at a time (`maxUnavailable: 1`).
@@ -14,7 +18,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use terway_hybrid_testkit::cluster::{cloud_status, daemonset, onprem_bgp_status, Cluster, ENI_CONFIG};
+use terway_hybrid_testkit::cluster::{
+    cloud_status, daemonset, onprem_bgp_status, used_rules, Cluster, ENI_CONFIG,
+};
 use terway_hybrid_testkit::unique_name;
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
@@ -55,21 +61,38 @@ fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  namespace: kube-system\n\
          stringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n",
     );
-    // The on-prem CNI under a name of its own, already kept off cloud nodes.
-    cluster.apply(&daemonset(
-        "kube-system",
-        "my-calico",
-        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
-         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n",
-    ));
+    // The on-prem CNI under a name of its own, on every node: the controller
+    // fixes its affinity itself (`remediate: Apply`).
+    cluster.apply(&daemonset("kube-system", "my-calico", ""));
     cluster.apply(
         "apiVersion: terway-hybrid.io/v1alpha1\nkind: TerwayRollout\nmetadata:\n  name: default\nspec:\n  mode: Auto\n  \
          maxUnavailable: 1\n  readinessTimeout: 20s\n  terway: {namespace: kube-system, daemonSetName: terway-custom}\n  \
-         onPremCNI:\n    daemonSets: [{namespace: kube-system, name: my-calico}]\n",
+         onPremCNI:\n    daemonSets: [{namespace: kube-system, name: my-calico}]\n    remediate: Apply\n",
     );
     let a = cluster.start_controller(CONTROLLER, "replica-a");
     let logs = [&a];
-    cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(90), &logs);
+    // The controller patches my-calico (verified against every node), the
+    // DaemonSet controller takes its pods off the cloud nodes, and only then
+    // does the preflight pass: a CNI pod that still runs there counts.
+    cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(120), &logs);
+    let onprem_set: BTreeSet<String> = onprem.iter().cloned().collect();
+    assert_eq!(
+        cluster.nodes_with_pods("kube-system", "my-calico"),
+        onprem_set,
+        "my-calico left the cloud nodes"
+    );
+    let fixed =
+        cluster.get(&["daemonset", "my-calico", "--namespace", "kube-system", "--show-managed-fields"]);
+    let terms = &fixed["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+    assert!(terms.to_string().contains("NotIn"), "the exclusion is in every term: {terms}");
+    let managers: Vec<&str> = fixed["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"terway-hybrid-controller"), "applied by the controller: {managers:?}");
     cluster.apply(&daemonset(
         "kube-system",
         "terway-custom",
@@ -109,5 +132,11 @@ fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
         .cloned()
         .collect();
     assert_eq!(gated.len(), 1, "only the failed wave's node is gated: {gated:?}");
-    assert!(cluster.controller_requests().iter().all(|e| e.code != 403), "the controller met a 403");
+    let requests = cluster.controller_requests();
+    assert!(requests.iter().all(|e| e.code != 403), "the controller met a 403");
+    let used = used_rules(&requests);
+    assert!(
+        used.contains(&("daemonsets".to_owned(), "patch".to_owned())),
+        "the controller patched DaemonSets: {used:?}"
+    );
 }

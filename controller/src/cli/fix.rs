@@ -26,7 +26,7 @@ use super::term::{paint, BOLD, GREEN, YELLOW};
 use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
 use crate::affinity;
 use crate::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
-use crate::fetch::installation_resource;
+use crate::fetch::{get_present, installation_resource};
 use crate::plan::max_unavailable;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
@@ -164,26 +164,29 @@ async fn live_inputs(client: &Client, candidates: &[(String, String)]) -> Result
         .await
         .map_err(|e| api_error(&Op::new("list", "nodes", "nodes", None, None), e))?
         .items;
-    let rollout = Api::<TerwayRollout>::all(client.clone()).get_opt(ROLLOUT_NAME).await.map_err(|e| {
-        api_error(
-            &Op::new("get", "terwayrollouts.terway-hybrid.io", "terwayrollout", None, Some(ROLLOUT_NAME)),
-            e,
-        )
-    })?;
+    let rollout =
+        get_present(&Api::<TerwayRollout>::all(client.clone()), ROLLOUT_NAME).await.map_err(|e| {
+            api_error(
+                &Op::new("get", "terwayrollouts.terway-hybrid.io", "terwayrollout", None, Some(ROLLOUT_NAME)),
+                e,
+            )
+        })?;
     let installation = if needs_installation(candidates) {
-        Api::<DynamicObject>::all_with(client.clone(), &installation_resource())
-            .get_opt(INSTALLATION_NAME)
-            .await
-            .map_err(|e| {
-                let op = Op::new(
-                    "get",
-                    "installations.operator.tigera.io",
-                    "installation",
-                    None,
-                    Some(INSTALLATION_NAME),
-                );
-                api_error(&op, e)
-            })?
+        get_present(
+            &Api::<DynamicObject>::all_with(client.clone(), &installation_resource()),
+            INSTALLATION_NAME,
+        )
+        .await
+        .map_err(|e| {
+            let op = Op::new(
+                "get",
+                "installations.operator.tigera.io",
+                "installation",
+                None,
+                Some(INSTALLATION_NAME),
+            );
+            api_error(&op, e)
+        })?
     } else {
         None
     };
