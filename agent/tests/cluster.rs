@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;

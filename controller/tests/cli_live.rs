@@ -1,8 +1,10 @@
 //! The live paths of the CLI through kube's `Client` over a `tower-test`
-//! mock API server (tests/cli_support): the affinity fix (server-side dry
-//! run, then the real apply, with the CLI's field manager), the Tigera
-//! Installation path, 403 and 404 answers, the Secret created and checked,
-//! the dump written and read back, status, and `preflight --wait`.
+//! mock API server (tests/cli_support), for what a real server will not do on
+//! demand or has no operator for: the affinity fix's confirmation and a
+//! DaemonSet that changes under it, the Tigera Installation path, 403 and 404
+//! answers, the Secret's refusals, status, and `preflight --wait`. The fix's
+//! dry run and apply, the live preflight against the dump and the Secret's
+//! creation run on a real control plane in `cluster_operator.rs`.
 
 mod cli_support;
 
@@ -55,50 +57,6 @@ fn assert_apply(s: &Seen, path: &str, dry_run: bool) {
     assert_eq!(s.query.get("force").map(String::as_str), Some("true"), "{}", s.line());
     assert_eq!(s.dry_run(), dry_run, "{}", s.line());
     assert_eq!(s.content_type.as_deref(), Some("application/apply-patch+yaml"));
-}
-
-#[tokio::test]
-async fn fix_runs_a_server_side_dry_run_then_applies() {
-    let api = FakeApi::new(example_objects("bgp-fail"));
-    let run = run_lib(
-        &["fix", "cni-affinity", "--daemonset", "kube-system/calico-node", "--yes"],
-        Some(api.client()),
-        false,
-        "",
-    )
-    .await;
-    assert_eq!(run.code(), 0, "{run}");
-    let p = patches(&api);
-    assert_eq!(p.len(), 2, "{:#?}", api.lines());
-    assert_apply(&p[0], DS_PATH, true);
-    assert_apply(&p[1], DS_PATH, false);
-    for s in &p {
-        assert_eq!(s.body["kind"], "DaemonSet");
-        assert_eq!(s.body["metadata"]["name"], "calico-node");
-        assert_eq!(every_term_excludes_cloud(&s.body["spec"]["template"]["spec"]["affinity"]), 1);
-        // Only the affinity is applied: nothing else of the DaemonSet is claimed.
-        assert_eq!(s.body["spec"].as_object().unwrap().len(), 1);
-        assert!(s.body["metadata"]["resourceVersion"].is_string(), "guarded by the version verified");
-    }
-    // The dry run came before the object was read again and applied.
-    let lines = api.lines();
-    let dry = lines.iter().position(|l| l.contains("dryRun=All")).unwrap();
-    let reread = lines.iter().rposition(|l| l.starts_with(&format!("GET {DS_PATH}"))).unwrap();
-    let real = lines.iter().rposition(|l| l.starts_with("PATCH")).unwrap();
-    assert!(dry < reread && reread < real, "{lines:#?}");
-    // The stored DaemonSet now has the fix.
-    let stored = api.object("DaemonSet", Some("kube-system"), "calico-node").unwrap();
-    every_term_excludes_cloud(&stored["spec"]["template"]["spec"]["affinity"]);
-    assert!(run.stdout.contains("applied to daemonset kube-system/calico-node"), "{run}");
-    assert!(run.stdout.contains("server-side dry run (dryRun=All)"), "{run}");
-    assert!(run.stderr.contains("restarts calico-node on every node"), "{run}");
-
-    // Run again: nothing to do, nothing written.
-    let before = api.writes().len();
-    let again = run_lib(&["fix", "calico-affinity", "--yes"], Some(api.client()), false, "").await;
-    assert_eq!(again.code(), 0, "{again}");
-    assert!(again.stdout.contains("nothing to do"), "{again}");
-    assert_eq!(api.writes().len(), before);
 }
 
 #[tokio::test]
@@ -333,33 +291,6 @@ async fn other_api_errors_are_one_line() {
 }
 
 #[tokio::test]
-async fn preflight_live_matches_the_dump() {
-    let mut objects = example_objects("bgp-pass");
-    objects.push(addon_secret());
-    let api = FakeApi::new(objects);
-    let live = run_lib(&["preflight", "-o", "json"], Some(api.client()), false, "").await;
-    assert_eq!(live.code(), 0, "{live}");
-    let offline = run_lib(
-        &[
-            "preflight",
-            "-o",
-            "json",
-            "--from-dump",
-            &cli_support::example_dir("bgp-pass").display().to_string(),
-        ],
-        None,
-        false,
-        "",
-    )
-    .await;
-    assert_eq!(offline.code(), 0, "{offline}");
-    let (a, b): (Value, Value) =
-        (serde_json::from_str(&live.stdout).unwrap(), serde_json::from_str(&offline.stdout).unwrap());
-    assert_eq!(a, b);
-    assert!(api.writes().is_empty(), "the preflight writes nothing");
-}
-
-#[tokio::test]
 async fn status_shows_what_the_controller_wrote() {
     let mut objects = example_objects("bgp-pass");
     objects.push(addon_secret());
@@ -566,40 +497,6 @@ async fn ram_secret_check_live() {
 
     let run = run_lib(&["ram-secret", "check"], Some(FakeApi::new(vec![]).client()), false, "").await;
     assert_eq!(run.code(), 1, "{run}");
-}
-
-#[tokio::test]
-async fn dump_round_trips_through_from_dump() {
-    let mut objects = example_objects("bgp-pass");
-    objects.push(addon_secret());
-    let api = FakeApi::new(objects);
-    let dir = tempfile::tempdir().unwrap();
-    for file in ["cluster.yaml", "cluster.json"] {
-        let path = dir.path().join(file);
-        let run = run_lib(&["dump", "-o", &path.display().to_string()], Some(api.client()), false, "").await;
-        assert_eq!(run.code(), 0, "{run}");
-        assert!(run.stderr.contains("objects (") && run.stderr.contains("1 Secret"), "{run}");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("<redacted:24>") && text.contains("<redacted:30>"), "{text}");
-        assert!(!text.contains("managedFields"));
-        if file.ends_with(".json") {
-            let v: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(v["kind"], "List");
-        }
-        let (view, summary) = dump::load_with_summary(&path).unwrap_or_else(|e| panic!("{file} loads: {e}"));
-        assert!(summary.ignored.is_empty(), "{summary:?}");
-        assert!(view
-            .addon_secret
-            .as_ref()
-            .is_some_and(|k| k.non_empty("access-key-id") && k.non_empty("access-key-secret")));
-        let from_dump = serde_json::to_value(plan_of(view, &[])).unwrap();
-        let live = run_lib(&["preflight", "-o", "json"], Some(api.client()), false, "").await;
-        assert_eq!(from_dump, serde_json::from_str::<Value>(&live.stdout).unwrap(), "{file}");
-    }
-    // To stdout, YAML by default.
-    let run = run_lib(&["dump"], Some(api.client()), false, "").await;
-    assert!(run.stdout.starts_with("# terway-hybrid dump"), "{run}");
-    assert!(api.writes().is_empty(), "dump writes nothing to the cluster");
 }
 
 #[tokio::test(start_paused = true)]

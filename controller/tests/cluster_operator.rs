@@ -141,6 +141,24 @@ fn operator_story_preflight_fix_secret_install() {
         String::from_utf8_lossy(&fix.stdout),
         String::from_utf8_lossy(&fix.stderr)
     );
+    // Its requests: a server-side dry run of the patch, then the patch.
+    let patches: Vec<String> = cp
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e.resource == "daemonsets" && e.name == "calico-node" && e.verb == "patch" && e.user == "admin"
+        })
+        .map(|e| e.uri)
+        .collect();
+    assert_eq!(patches.len(), 2, "one dry run and one apply: {patches:?}");
+    assert!(
+        patches[0].contains("dryRun=All") && !patches[1].contains("dryRun"),
+        "dry run first: {patches:?}"
+    );
+    assert!(
+        patches.iter().all(|u| u.contains("fieldManager=terway-hybrid")),
+        "the CLI's field manager: {patches:?}"
+    );
     let onprem_set: BTreeSet<String> = onprem.iter().cloned().collect();
     wait_for_described(
         "the DaemonSet controller to take calico-node off the cloud nodes",

@@ -299,6 +299,8 @@ pub struct AuditEvent {
     pub subresource: String,
     pub namespace: String,
     pub name: String,
+    /// The request's path and query (`?dryRun=All`, `?fieldManager=...`).
+    pub uri: String,
     pub code: u16,
 }
 
@@ -313,6 +315,7 @@ impl AuditEvent {
             subresource: s("/objectRef/subresource"),
             namespace: s("/objectRef/namespace"),
             name: s("/objectRef/name"),
+            uri: s("/requestURI"),
             code: v.pointer("/responseStatus/code").and_then(|c| c.as_u64()).unwrap_or(0) as u16,
         }
     }
