@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use terway_hybrid_testkit::cluster::{
-    cloud_status, daemonset, onprem_bgp_status, used_rules, Cluster, ENI_CONFIG,
+    cloud_status, daemonset, gated_terway, used_rules, Cluster, ADDON_SECRET, ENI_CONFIG,
 };
 use terway_hybrid_testkit::unique_name;
 
@@ -46,21 +46,9 @@ fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
     role["metadata"] = serde_json::json!({"name": "terway-hybrid-controller"});
     cp.apply(&role.to_string());
 
-    let onprem: Vec<String> = (0..2).map(|_| unique_name("onprem")).collect();
-    let cloud: Vec<String> = (0..3).map(|_| unique_name("cloud")).collect();
-    for n in &onprem {
-        cluster.add_node(n, false);
-        cluster.report(n, onprem_bgp_status());
-    }
-    for n in &cloud {
-        cluster.add_node(n, true);
-        cluster.report(n, cloud_status());
-    }
+    let (onprem, cloud) = cluster.add_sites(2, 3);
     cluster.apply(ENI_CONFIG);
-    cluster.apply(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  namespace: kube-system\n\
-         stringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n",
-    );
+    cluster.apply(ADDON_SECRET);
     // The on-prem CNI under a name of its own, on every node: the controller
     // fixes its affinity itself (`remediate: Apply`).
     cluster.apply(&daemonset("kube-system", "my-calico", ""));
@@ -93,13 +81,7 @@ fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
         .filter_map(|m| m["manager"].as_str())
         .collect();
     assert!(managers.contains(&"terway-hybrid-controller"), "applied by the controller: {managers:?}");
-    cluster.apply(&daemonset(
-        "kube-system",
-        "terway-custom",
-        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
-         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n              \
-         - {key: terway-hybrid.io/terway-gate, operator: In, values: [open]}\n",
-    ));
+    cluster.apply(&gated_terway("terway-custom"));
     let done = cluster.wait_condition("Available", "True", None, Duration::from_secs(120), &logs);
     assert_eq!(
         done["status"]["nodes"]["terwayReady"],

@@ -26,9 +26,9 @@ use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
 use kube::Api;
 use terway_hybrid_testkit::cluster::{
-    cloud_status, daemonset, onprem_bgp_status, Cluster, ENI_CONFIG, GATE_LABEL,
+    daemonset, gated_terway, Cluster, ADDON_SECRET, ENI_CONFIG, GATE_LABEL, OFF_CLOUD,
 };
-use terway_hybrid_testkit::{unique_name, wait_for_described};
+use terway_hybrid_testkit::wait_for_described;
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
 
@@ -125,28 +125,11 @@ fn auto_rollout_in_waves_survives_a_leader_kill_and_an_apiserver_restart() {
     terway_hybrid_testkit::require_root();
     let cluster = Cluster::new();
     let cp = cluster.cp;
-    let onprem: Vec<String> = (0..2).map(|_| unique_name("onprem")).collect();
-    let cloud: Vec<String> = (0..10).map(|_| unique_name("cloud")).collect();
-    for n in &onprem {
-        cluster.add_node(n, false);
-        cluster.report(n, onprem_bgp_status());
-    }
-    for n in &cloud {
-        cluster.add_node(n, true);
-        cluster.report(n, cloud_status());
-    }
+    let (onprem, cloud) = cluster.add_sites(2, 10);
     cluster.apply(ENI_CONFIG);
-    cluster.apply(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  namespace: kube-system\n\
-         stringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n",
-    );
+    cluster.apply(ADDON_SECRET);
     // calico-node already kept off the cloud nodes.
-    cluster.apply(&daemonset(
-        "kube-system",
-        "calico-node",
-        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
-         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n",
-    ));
+    cluster.apply(&daemonset("kube-system", "calico-node", OFF_CLOUD));
     cluster.apply(&format!(
         "apiVersion: terway-hybrid.io/v1alpha1\nkind: TerwayRollout\nmetadata:\n  name: default\nspec:\n  mode: Auto\n  \
          maxUnavailable: {MAX_UNAVAILABLE}\n  readinessTimeout: 2m\n"
@@ -158,15 +141,9 @@ fn auto_rollout_in_waves_survives_a_leader_kill_and_an_apiserver_restart() {
     let mut b = cluster.start_controller(CONTROLLER, "replica-b");
     cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(90), &[&a, &b]);
 
-    // Terway as the add-on installs it (on every cloud node), stored with the
-    // gate requirement admission adds.
-    cluster.apply(&daemonset(
-        "kube-system",
-        "terway-eniip",
-        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
-         nodeSelectorTerms:\n            - matchExpressions:\n              - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n              \
-         - {key: terway-hybrid.io/terway-gate, operator: In, values: [open]}\n",
-    ));
+    // Terway as the add-on installs it, stored with the gate requirement
+    // admission adds.
+    cluster.apply(&gated_terway("terway-eniip"));
 
     // Mid-rollout 1: as soon as the first wave is open, kill the leader.
     let gated_count =

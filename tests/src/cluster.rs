@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::control_plane::unique_name;
 use crate::control_plane::{AuditEvent, ControlPlane};
 use crate::netns::ChildGuard;
 use crate::wait::wait_for_described;
@@ -86,6 +87,22 @@ impl Cluster {
              allocatable: {{cpu: \"{cpu}\", memory: 64Gi, pods: \"110\"}}\n  \
              nodeInfo: {{kernelVersion: 5.10.134-16.al8.x86_64, kubeletVersion: v1.34.4}}\n"
         ));
+    }
+
+    /// `onprem` on-prem nodes reporting Calico BGP and `cloud` cloud nodes
+    /// reporting no CNI yet, all with passing node checks; their names.
+    pub fn add_sites(&self, onprem: usize, cloud: usize) -> (Vec<String>, Vec<String>) {
+        let onprem: Vec<String> = (0..onprem).map(|_| unique_name("onprem")).collect();
+        let cloud: Vec<String> = (0..cloud).map(|_| unique_name("cloud")).collect();
+        for n in &onprem {
+            self.add_node(n, false);
+            self.report(n, onprem_bgp_status());
+        }
+        for n in &cloud {
+            self.add_node(n, true);
+            self.report(n, cloud_status());
+        }
+        (onprem, cloud)
     }
 
     /// Writes `node`'s NodeNetworkReport as its agent does: server-side apply
@@ -288,6 +305,30 @@ data:
   10-terway.conf: |
     {"cniVersion": "0.4.0", "name": "terway", "type": "terway", "eniip_virtual_type": "IPVlan"}
 "#;
+
+/// `kube-system/alibaba-addon-secret` with a well-formed RAM AccessKey.
+pub const ADDON_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: alibaba-addon-secret\n  \
+    namespace: kube-system\nstringData:\n  access-key-id: LTAI5tQ9xkV3mZ2pR7wYb1Ce\n  \
+    access-key-secret: Zq8Hn3Lr6Tv1Xw4Ya7Bc0De2Fg5Hj9\n";
+
+/// The `affinity` of a DaemonSet kept off cloud nodes (an on-prem CNI after
+/// its fix), for [`daemonset`]'s `extra_spec`.
+pub const OFF_CLOUD: &str = "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+    nodeSelectorTerms:\n            - matchExpressions:\n              \
+    - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n";
+
+/// Terway `kube-system/<name>` as the add-on installs it (every cloud node),
+/// stored with the gate requirement admission adds.
+pub fn gated_terway(name: &str) -> String {
+    daemonset(
+        "kube-system",
+        name,
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              \
+         - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n              \
+         - {key: terway-hybrid.io/terway-gate, operator: In, values: [open]}\n",
+    )
+}
 
 /// A DaemonSet as CNIs ship them: host network, tolerating every taint,
 /// on every Linux node unless `extra_spec` says otherwise; its pod asks for
