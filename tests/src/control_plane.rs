@@ -31,6 +31,9 @@ pub struct ControlPlane {
     port: u16,
     kubectl: PathBuf,
     installed: OnceLock<()>,
+    /// When kube-apiserver was restarted: (from, until) in the audit log's
+    /// time format.
+    restarts: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 static SHARED: OnceLock<ControlPlane> = OnceLock::new();
@@ -68,7 +71,7 @@ impl ControlPlane {
         let bin = PathBuf::from(script_output(Command::new(&script).arg("bin-dir")).trim());
         let kubectl = bin.join("kubectl");
         assert!(kubectl.is_file(), "no kubectl in {}: run scripts/control-plane build", bin.display());
-        ControlPlane { dir, server, port, kubectl, installed: OnceLock::new() }
+        ControlPlane { dir, server, port, kubectl, installed: OnceLock::new(), restarts: Default::default() }
     }
 
     /// The directory with the certificates, kubeconfigs, logs and audit log.
@@ -146,12 +149,26 @@ impl ControlPlane {
     /// Stops one component (`kube-apiserver`, `kwok`, ...) and starts it again
     /// with the same flags; for kube-apiserver, returns once it is ready.
     pub fn restart(&self, component: &str) {
+        let from = utc_now(0);
         script_output(
             Command::new(repo_root().join("scripts/control-plane"))
                 .arg("restart")
                 .arg(&self.dir)
                 .arg(component),
         );
+        // A restarted API server answers 403 to everyone for a moment, until
+        // its RBAC caches are filled; requests then are not "normal operation".
+        self.restarts.lock().unwrap_or_else(|e| e.into_inner()).push((from, utc_now(10)));
+    }
+
+    /// `events` without those made while kube-apiserver was restarting (and
+    /// 10 s after it was ready again): what "normal operation" means.
+    pub fn outside_restarts(&self, events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+        let windows = self.restarts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        events
+            .into_iter()
+            .filter(|e| !windows.iter().any(|(from, until)| &e.time >= from && &e.time <= until))
+            .collect()
     }
 
     /// Installs terway-hybrid once per control plane by running the install
@@ -301,6 +318,8 @@ pub struct AuditEvent {
     pub name: String,
     /// The request's path and query (`?dryRun=All`, `?fieldManager=...`).
     pub uri: String,
+    /// When it completed, as the audit log writes it (RFC 3339, UTC, µs).
+    pub time: String,
     pub code: u16,
 }
 
@@ -316,6 +335,7 @@ impl AuditEvent {
             namespace: s("/objectRef/namespace"),
             name: s("/objectRef/name"),
             uri: s("/requestURI"),
+            time: s("/stageTimestamp"),
             code: v.pointer("/responseStatus/code").and_then(|c| c.as_u64()).unwrap_or(0) as u16,
         }
     }
@@ -377,6 +397,16 @@ async fn client_from_kubeconfig(path: &Path) -> kube::Client {
             .unwrap_or_else(|e| panic!("cannot load kubeconfig {}: {e}", path.display()));
     kube::Client::try_from(config)
         .unwrap_or_else(|e| panic!("cannot build a client from {}: {e}", path.display()))
+}
+
+/// Now plus `plus_seconds`, in the audit log's time format
+/// (`2026-11-30T10:31:08.572017Z`), so the two compare as strings.
+fn utc_now(plus_seconds: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("+{plus_seconds} seconds"), "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run date: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn read(path: &Path) -> String {

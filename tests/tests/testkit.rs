@@ -68,7 +68,7 @@ fn namespace_drop_kills_processes_whose_guard_outlives_it() {
     let ns = NetNs::new("orphan");
     let mut guard = ns.spawn("sleep", &["1000"]);
     drop(ns);
-    let status = wait_for("the sleeper to die", Duration::from_secs(5), || {
+    let status = wait_for("the sleeper to die", Duration::from_secs(30), || {
         guard.child_mut().try_wait().expect("try_wait")
     });
     assert!(!status.success(), "sleep should have been killed: {status}");
