@@ -160,9 +160,21 @@ impl NetNs {
         // Hold the lock across spawn so a concurrent drop of the namespace
         // cannot miss the new pid.
         let mut registry = lock(&self.children);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", describe(&cmd)));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", describe(&cmd)));
         registry.push(child.id());
         drop(registry);
+        // `ip netns exec` enters the namespace after it starts: until it has,
+        // a teardown would neither see nor kill it (a loaded machine made
+        // that race real). Return once it is in, or gone.
+        let ns_ino = std::fs::metadata(ns_path(&self.name)).map(|m| m.ino()).ok();
+        let deadline = Instant::now() + KILL_GRACE;
+        while ns_ino.is_some()
+            && pid_netns_ino(child.id()) != ns_ino
+            && matches!(child.try_wait(), Ok(None))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         ChildGuard { child, registry: Some(Arc::clone(&self.children)) }
     }
 
