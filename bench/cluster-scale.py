@@ -147,6 +147,25 @@ class Api:
                             ctype="application/apply-patch+yaml", ua=ua)[1]
 
 
+def read_chunks(resp):
+    """The chunks of a chunked HTTP response body as they arrive.
+    (HTTPResponse.readline() on a chunked watch waits for more than one
+    event's worth of data, delaying events by minutes.)"""
+    fp = resp.fp
+    while True:
+        line = fp.readline()
+        if not line:
+            return
+        size = int(line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return
+        data = fp.read(size)
+        fp.readline()  # the CRLF after the chunk
+        if len(data) < size:
+            return
+        yield data
+
+
 class Watch(threading.Thread):
     """A watch on one collection, resumed from the last resourceVersion when
     the server ends it; calls on_event(t, type, object) for every event."""
@@ -183,19 +202,28 @@ class Watch(threading.Thread):
                     rv = None
                     time.sleep(0.5)
                     continue
-                while not self.stop.is_set():
-                    line = resp.readline()
-                    if not line:
+                buf = b""
+                gone = False
+                for data in read_chunks(resp):
+                    if self.stop.is_set():
                         break
                     now = time.time()
-                    ev = json.loads(line)
-                    obj = ev.get("object", {})
-                    if ev.get("type") == "ERROR":
-                        rv = None  # 410 Gone: list again
+                    buf += data
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        ev = json.loads(line)
+                        obj = ev.get("object", {})
+                        if ev.get("type") == "ERROR":
+                            gone = True  # 410 Gone: list again
+                            break
+                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                        if ev["type"] != "BOOKMARK":
+                            self.on_event(now, ev["type"], obj)
+                    if gone:
+                        rv = None
                         break
-                    rv = obj.get("metadata", {}).get("resourceVersion", rv)
-                    if ev["type"] != "BOOKMARK":
-                        self.on_event(now, ev["type"], obj)
                 conn.close()
             except (OSError, http.client.HTTPException, ValueError, BenchError):
                 if self.stop.is_set():
@@ -299,7 +327,12 @@ def categorize(events) -> dict:
         write = e["verb"] in WRITE_VERBS
         r, sub = e["resource"], e["subresource"]
         if not write:
-            c["watch" if e["verb"] == "watch" else "reads"] += 1
+            if e["verb"] == "watch":
+                c["watch"] += 1
+            elif r == "leases":
+                c["lease_reads"] += 1
+            else:
+                c["reads"] += 1
         elif r == "nodes":
             c["node_label_writes"] += 1
         elif r == "terwayrollouts" and sub == "status":
@@ -478,6 +511,7 @@ class Bench:
                              "onprem_nodes": args.nodes - args.rollout_nodes}
         self.labels: dict[str, tuple] = {}
         self.label_changed: dict[str, float] = {}
+        self.label_history: dict[str, list] = collections.defaultdict(list)
         self.gate_opened: dict[str, float] = {}
         self.lock = threading.Lock()
         self.controller = None
@@ -565,6 +599,7 @@ class Bench:
             if self.labels.get(name) != state:
                 self.labels[name] = state
                 self.label_changed[name] = t
+                self.label_history[name].append((t, state))
             if gate and name not in self.gate_opened:
                 self.gate_opened[name] = t
 
@@ -686,6 +721,12 @@ class Bench:
             "label_writes_per_node": round(cats.get("node_label_writes", 0) / len(names), 3),
             "nodes_written_more_than_once": sum(1 for c in nodes_written.values() if c > 1),
         }
+        # Which label states each node went through after the first report
+        # (more than one state: it was labelled more than once).
+        with self.lock:
+            paths = collections.Counter(
+                " -> ".join(f"{a}/{b}" for t, (a, b) in self.label_history[n] if t >= t0) for n in names)
+        self.result["converge"]["label_paths"] = dict(paths.most_common(5))
         total_label = self.result["startup"]["requests"].get("node_label_writes", 0) + cats.get(
             "node_label_writes", 0)
         self.result["converge"]["label_writes_per_node_incl_startup"] = round(total_label / len(names), 3)
@@ -895,6 +936,9 @@ def table(res: dict) -> str:
                      f"+{req.get('lease_writes', 0)} Lease)", f"<= 1.05: {verdict(c['writes_per_node'] <= 1.05)}"))
         rows.append(("  node label writes per node (incl. start-up)",
                      f"{c['label_writes_per_node']:.3f} ({c['label_writes_per_node_incl_startup']:.3f})", ""))
+        paths = list(c.get("label_paths", {}).items())[:2]
+        rows.append(("  label states of a node after the first report",
+                     "; ".join(f"{k or '(none)'}: {v} nodes" for k, v in paths), ""))
         rows.append(("  controller reads/watches while converging",
                      f"{req.get('reads', 0)} / {req.get('watch', 0)}", ""))
     s = res.get("startup", {})
@@ -909,7 +953,8 @@ def table(res: dict) -> str:
         rows.append((f"controller requests over {i['seconds']} s idle", f"{r.get('requests', 0)} "
                      f"({r.get('writes', 0)} writes: {r.get('lease_writes', 0)} lease, "
                      f"{r.get('event_writes', 0)} events, {r.get('node_label_writes', 0)} labels, "
-                     f"{r.get('rollout_status_writes', 0)} status; {r.get('reads', 0)} reads, "
+                     f"{r.get('rollout_status_writes', 0)} status; {r.get('lease_reads', 0)} Lease reads, "
+                     f"{r.get('reads', 0)} other reads, "
                      f"{r.get('watch', 0)} watches)",
                      f"0 writes but the Lease: {verdict(steady == 0)}"))
     if "controller_peak_rss_mib" in res:
