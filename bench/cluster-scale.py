@@ -246,6 +246,7 @@ class AuditTail(threading.Thread):
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.lines = 0
+        self.ino, self.offset = None, 0
 
     def _consume(self, line: bytes):
         self.lines += 1
@@ -272,10 +273,12 @@ class AuditTail(threading.Thread):
         while not os.path.exists(self.path):
             time.sleep(0.2)
         f = open(self.path, "rb")
+        self.ino = os.fstat(f.fileno()).st_ino
         buf = b""
         while True:
             chunk = f.read(1 << 20)
             if chunk:
+                self.offset += len(chunk)
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
@@ -291,6 +294,7 @@ class AuditTail(threading.Thread):
                         self._consume(line)
                 f.close()
                 f = open(self.path, "rb")
+                self.ino, self.offset = os.fstat(f.fileno()).st_ino, 0
                 buf = b""
                 continue
             if self.stop.is_set():
@@ -302,10 +306,14 @@ class AuditTail(threading.Thread):
         """Waits until the log has been read up to wall time `until` (plus the
         server's flush delay)."""
         time.sleep(max(0.0, until + 1.5 - time.time()))
-        n = -1
-        while n != self.lines:
-            n = self.lines
-            time.sleep(0.5)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        # The log never stops growing (kwok renews every node's Lease): wait
+        # until the reader has passed where the file ended now.
+        while self.ino == st.st_ino and self.offset < st.st_size and self.is_alive():
+            time.sleep(0.2)
 
     def between(self, t0, t1, user=CONTROLLER_USER):
         with self.lock:
