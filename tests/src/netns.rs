@@ -122,15 +122,7 @@ impl NetNs {
     /// Like [`NetNs::spawn`], with stdout and stderr appended to `log` so a
     /// failing test can show what a daemon said.
     pub fn spawn_logged(&self, program: &str, args: &[&str], log: &Path) -> ChildGuard {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("cannot open log file {}: {e}", log.display()));
-        let file2 = file.try_clone().unwrap_or_else(|e| panic!("cannot duplicate log file handle: {e}"));
-        self.spawn_with(program, args, |cmd| {
-            cmd.stdout(file).stderr(file2);
-        })
+        self.spawn_logged_env(program, args, &[], log)
     }
 
     /// Like [`NetNs::spawn_logged`], with extra environment variables (e.g.
