@@ -12,6 +12,15 @@ mod sockets;
 pub use netlink::NetlinkError;
 pub use routes::RouteFold;
 
+/// The parsers of outside input, for the fuzz targets in `fuzz/` (not an API:
+/// re-exported as they are, so the targets call exactly what `collect` calls).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::bird::{parse_protocols, query as bird_query};
+    pub use super::files::{parse_cni_config, parse_subnet_env};
+    pub use super::sockets::fold_table;
+}
+
 use std::path::{Path, PathBuf};
 use terway_hybrid_api::NodeSnapshot;
 
