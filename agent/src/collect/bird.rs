@@ -91,12 +91,21 @@ fn read_reply(
             " " => {
                 // 8xxx/9xxx are BIRD's errors (e.g. "9001 Access denied").
                 if code >= 8000 {
-                    return Err(format!("{what}: BIRD error {code}: {text}"));
+                    return Err(format!(
+                        "{what}: BIRD error {code}: {}",
+                        text.chars().take(200).collect::<String>()
+                    ));
                 }
                 lines.push((code, text.to_owned()));
                 return Ok(lines);
             }
-            _ => return Err(format!("{what}: not a BIRD reply line: {line:?}")),
+            // Cut as above: the error ends up in the node's report (found by fuzz/ bird_reply).
+            _ => {
+                return Err(format!(
+                    "{what}: not a BIRD reply line: {:?}",
+                    line.chars().take(60).collect::<String>()
+                ))
+            }
         }
     }
     Err(format!("{what}: reply longer than {MAX_LINES} lines"))
