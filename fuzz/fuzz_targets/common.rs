@@ -1,6 +1,6 @@
 //! Shared by the dump targets: the dump loader reads paths, so each input is
-//! written to one file in a private temporary directory (on tmpfs when
-//! /dev/shm exists) and loaded from there, exactly as `--from-dump FILE`.
+//! written to one file in a private temporary directory (`FUZZ_SCRATCH`,
+//! on tmpfs under scripts/fuzz) and loaded from there, exactly as `--from-dump FILE`.
 #![allow(dead_code)] // each target uses a part
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -10,15 +10,17 @@ use terway_hybrid_controller::plan;
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
+        let base = scratch_base();
         let dir = base.join(format!("terway-hybrid-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("dump")
     })
+}
+
+/// FUZZ_SCRATCH (scripts/fuzz makes one on tmpfs per run and removes it),
+/// else the temporary directory.
+fn scratch_base() -> PathBuf {
+    std::env::var_os("FUZZ_SCRATCH").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
 }
 
 /// Loads `data` as a dump file; when it loads, runs the preflight on it and
