@@ -175,13 +175,21 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
             let status = n.current_report().and_then(|r| r.status.as_ref());
             let gate = rollout.gates.contains(&n.name());
             let preflight = n.node_checks_pass();
-            let mut labels = vec![
-                (terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(), scenario.as_str().to_owned()),
-                (
+            // A node whose agent has not reported yet gets no labels: it
+            // would be labelled `failed` now and again once its report
+            // lands, a second write per node for nothing (a gated node
+            // keeps its gate whatever happens to its report).
+            let mut labels = Vec::new();
+            if n.report.is_some() || gate {
+                labels.push((
+                    terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(),
+                    scenario.as_str().to_owned(),
+                ));
+                labels.push((
                     terway_hybrid_api::rollout::PREFLIGHT_LABEL.to_owned(),
                     if preflight { "passed" } else { "failed" }.to_owned(),
-                ),
-            ];
+                ));
+            }
             if gate {
                 labels.push((GATE_LABEL.to_owned(), GATE_OPEN.to_owned()));
             }
