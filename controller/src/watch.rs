@@ -180,7 +180,15 @@ pub fn start(
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
         let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+        // managedFields are most of what a kwok- or kubelet-updated object
+        // weighs, and nothing here reads them: 1,200 nodes held 157 MiB
+        // with them.
+        let stream = watcher(api, config)
+            .modify(|o: &mut K| {
+                o.meta_mut().managed_fields = None;
+            })
+            .default_backoff();
+        let stream = reflector::reflector(writer, stream);
         drivers.push(Box::pin(drive(stream, changed)));
         reader
     }
