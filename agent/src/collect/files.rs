@@ -364,7 +364,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let path = root.path().to_owned();
         std::thread::spawn(move || {
-            let _ = tx.send((cni_dir(&path), ip_forward(&path), calico_nodename(&path), flannel_subnet(&path)));
+            let _ =
+                tx.send((cni_dir(&path), ip_forward(&path), calico_nodename(&path), flannel_subnet(&path)));
         });
         let (cni, fwd, nodename, subnet) =
             rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading FIFOs returns at once");
