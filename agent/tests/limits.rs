@@ -269,3 +269,29 @@ fn idle_connection_flood_leaves_room_for_the_probes() {
     assert_eq!(still_open, 0, "connections the agent did not close within 15 s of the flood");
     agent.assert_running();
 }
+
+/// A CNI file named with an escape sequence (the title-setting OSC, a screen
+/// clear) and a plugin type holding one: `detect`'s text output shows them
+/// escaped, never raw; the JSON output keeps the real name.
+#[test]
+fn detect_text_escapes_node_strings() {
+    require_root();
+    let node = Node::new("escapes", "192.168.62.10/24", "192.168.62.1");
+    set_ip_forward(&node.root, true);
+    let name = "10-\u{1b}]0;owned\u{7}\u{1b}[2J.conflist";
+    node.root
+        .write(&format!("etc/cni/net.d/{name}"), r#"{"name":"k8s","plugins":[{"type":"calico\u001b[31m"}]}"#);
+    let root = node.root.path().to_str().unwrap();
+    let out = node.ns.exec(AGENT, &["detect", "--host-root", root]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+    assert!(
+        text.contains("10-\\u{1b}]0;owned\\u{7}\\u{1b}[2J.conflist (plugins: calico\\u{1b}[31m)"),
+        "{text}"
+    );
+
+    let out = node.ns.exec(AGENT, &["detect", "--host-root", root, "--output", "json"]);
+    let d: NodeDetection = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(d.detection.evidence.iter().any(|e| e.detail.contains(name)), "{d:?}");
+}

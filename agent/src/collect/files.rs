@@ -160,8 +160,10 @@ fn cni_file(path: &Path, name: &str) -> CniFile {
 pub fn parse_cni_config(text: &str, is_list: bool) -> Result<(Option<String>, Vec<String>), String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
-    let network = obj.get("name").and_then(|n| n.as_str()).map(str::to_owned);
-    let type_of = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(str::to_owned);
+    // Bounded: these strings end up in evidence and check messages.
+    let short = |s: &str| crate::text::bounded(s, crate::text::MAX_CONFIG_STRING).into_owned();
+    let network = obj.get("name").and_then(|n| n.as_str()).map(short);
+    let type_of = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(short);
     let types: Vec<String> = match obj.get("plugins") {
         Some(serde_json::Value::Array(plugins)) => plugins.iter().filter_map(type_of).collect(),
         Some(_) => return Err("\"plugins\" is not a list".to_owned()),
