@@ -336,6 +336,57 @@ mod tests {
         assert!(no_answer(&state).contains("no answer within 1s"), "{state:?}");
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// Every line BIRD can send parses back to its code and text.
+            #[test]
+            fn reply_lines_round_trip(code in 0u16..10_000, text in "\\PC{0,80}", last in any::<bool>()) {
+                let line = format!("{code:04}{}{text}", if last { ' ' } else { '-' });
+                let want = if last { ReplyLine::Last(code, &text) } else { ReplyLine::More(code, &text) };
+                prop_assert_eq!(reply_line(&line), Some(want));
+                let continued = format!(" {text}");
+                prop_assert_eq!(reply_line(&continued), Some(ReplyLine::Continued(&text)));
+            }
+
+            /// A line is BIRD's exactly when it starts with a space, or with
+            /// four digits and a space or a dash.
+            #[test]
+            fn other_lines_are_refused(line in "\\PC{0,40}") {
+                let bytes = line.as_bytes();
+                let birdish = bytes.first() == Some(&b' ')
+                    || (bytes.len() >= 5 && bytes[..4].iter().all(u8::is_ascii_digit) && matches!(bytes[4], b' ' | b'-'));
+                prop_assert_eq!(reply_line(&line).is_some(), birdish);
+            }
+
+            /// `show protocols` rows: one protocol per 1002 row with its name,
+            /// proto and state; Established wherever the row says so.
+            #[test]
+            fn protocol_rows(rows in proptest::collection::vec(
+                ("[A-Za-z][A-Za-z0-9_]{0,15}", prop_oneof![Just("BGP"), Just("Kernel"), Just("Device")],
+                 prop_oneof![Just("up"), Just("start"), Just("down")], any::<bool>()),
+                0..20,
+            )) {
+                let lines: Vec<(u16, String)> = rows
+                    .iter()
+                    .map(|(name, proto, state, est)| {
+                        (1002, format!("{name} {proto} --- {state} 13:00:00.000 {}", if *est { "Established" } else { "Active" }))
+                    })
+                    .chain([(2002, "Name Proto Table State Since Info".to_owned()), (0, String::new())])
+                    .collect();
+                let got = parse_protocols(&lines);
+                prop_assert_eq!(got.len(), rows.len());
+                for (p, (name, proto, state, est)) in got.iter().zip(&rows) {
+                    prop_assert_eq!((&p.name, &p.proto, &p.state, p.established), (name, &proto.to_string(), &state.to_string(), *est));
+                }
+            }
+        }
+    }
+
     #[test]
     fn reply_lines() {
         assert_eq!(reply_line("0001 BIRD ready."), Some(ReplyLine::Last(1, "BIRD ready.")));

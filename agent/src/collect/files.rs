@@ -407,6 +407,76 @@ mod tests {
         assert_eq!(cni.files[0].name, "00-00000.conflist.bak", "the first by name are kept");
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+            /// A conflist of any plugin types parses to exactly those types,
+            /// in order, each cut at `MAX_CONFIG_STRING`.
+            #[test]
+            fn conflist_types_are_kept_in_order_and_bounded(
+                name in "\\PC{0,40}",
+                types in proptest::collection::vec("\\PC{1,200}", 1..12),
+            ) {
+                let plugins: Vec<serde_json::Value> = types.iter().map(|t| serde_json::json!({"type": t})).collect();
+                let text = serde_json::json!({"name": name, "plugins": plugins}).to_string();
+                let (network, got) = parse_cni_config(&text, true).unwrap();
+                prop_assert_eq!(network.as_deref(), Some(name.as_str()));
+                prop_assert_eq!(got.len(), types.len());
+                for (got, want) in got.iter().zip(&types) {
+                    prop_assert_eq!(got, &crate::text::bounded(want, crate::text::MAX_CONFIG_STRING).into_owned());
+                }
+            }
+
+            /// Bytes that are not a JSON object with a plugin type never
+            /// parse, and the error says which of the three it is.
+            #[test]
+            fn non_configs_are_refused_with_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let text = String::from_utf8_lossy(&bytes);
+                match parse_cni_config(&text, false) {
+                    Ok((_, types)) => {
+                        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        prop_assert!(value.is_object() && !types.is_empty());
+                    }
+                    Err(e) => prop_assert!(
+                        e.starts_with("not valid JSON") || e == "not a JSON object"
+                            || e.contains("plugins") || e.contains("type"),
+                        "{}", e
+                    ),
+                }
+            }
+
+            /// flanneld's keys come back as written; every other line that is
+            /// neither blank, a comment nor `KEY=value` is one problem.
+            #[test]
+            fn subnet_env_round_trips_and_counts_junk(
+                mtu in 68u32..65536,
+                ipmasq in any::<bool>(),
+                junk in proptest::collection::vec("[a-z ]{1,30}", 0..5),
+            ) {
+                let mut text = format!(
+                    "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU={mtu}\nFLANNEL_IPMASQ={ipmasq}\n"
+                );
+                for j in &junk {
+                    text.push_str(j);
+                    text.push('\n');
+                }
+                let env = parse_subnet_env(&text);
+                prop_assert_eq!(env.network.as_deref(), Some("10.244.0.0/16"));
+                prop_assert_eq!(env.subnet.as_deref(), Some("10.244.3.1/24"));
+                prop_assert_eq!((env.mtu, env.ipmasq), (Some(mtu), Some(ipmasq)));
+                let junk_lines = junk.iter().filter(|j| !j.trim().is_empty()).count();
+                prop_assert_eq!(env.problems.len(), junk_lines, "{:?}", env.problems);
+                for p in &env.problems {
+                    prop_assert!(p.len() < 200, "a problem quotes at most 80 characters: {}", p);
+                }
+            }
+        }
+    }
+
     #[test]
     fn oversized_file_is_refused() {
         let root = tempfile::tempdir().unwrap();

@@ -120,6 +120,66 @@ mod tests {
         assert_eq!(endpoint("zz:00B3"), None);
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One row as the kernel prints it: slot, local, remote, state.
+        fn row(slot: usize, (lip, lport): (u32, u16), (rip, rport): (u32, u16), state: &str) -> String {
+            format!(
+                "{slot:4}: {lip:08X}:{lport:04X} {rip:08X}:{rport:04X} {state} 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0"
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+            /// The counters are exactly the rows on port 179, by state and
+            /// direction; peers are the distinct remote addresses, at most 8.
+            #[test]
+            fn counts_are_the_bgp_rows(rows in proptest::collection::vec(
+                ((any::<u32>(), prop_oneof![Just(179u16), any::<u16>()]),
+                 (1u32..50, prop_oneof![Just(179u16), any::<u16>()]),
+                 prop_oneof![Just("01"), Just("0A"), Just("06")]),
+                0..60,
+            )) {
+                let mut text = String::from("  sl  local_address rem_address   st ...\n");
+                for (i, (local, remote, state)) in rows.iter().enumerate() {
+                    text.push_str(&row(i, *local, *remote, state));
+                    text.push('\n');
+                }
+                let mut s = BgpSockets::default();
+                fold_table(&text, &mut s);
+                let est = |r: &&((u32, u16), (u32, u16), &str)| r.2 == "01";
+                let inbound = rows.iter().filter(est).filter(|r| r.0 .1 == 179).count();
+                let outbound = rows.iter().filter(est).filter(|r| r.0 .1 != 179 && r.1 .1 == 179).count();
+                prop_assert_eq!(s.established_inbound as usize, inbound);
+                prop_assert_eq!(s.established_outbound as usize, outbound);
+                prop_assert_eq!(s.listening, rows.iter().any(|r| r.2 == "0A" && r.0 .1 == 179));
+                let mut peers: Vec<String> = Vec::new();
+                for r in rows.iter().filter(est).filter(|r| r.0 .1 == 179 || r.1 .1 == 179) {
+                    let ip = Ipv4Addr::from(r.1 .0.to_le_bytes()).to_string();
+                    if peers.len() < MAX_PEERS && !peers.contains(&ip) {
+                        peers.push(ip);
+                    }
+                }
+                prop_assert_eq!(s.peers, peers);
+            }
+
+            /// Arbitrary text (a truncated or foreign file) counts only rows
+            /// that parse: never more sessions than lines.
+            #[test]
+            fn junk_counts_nothing_it_cannot_parse(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let text = String::from_utf8_lossy(&bytes);
+                let mut s = BgpSockets::default();
+                fold_table(&text, &mut s);
+                let lines = text.lines().count() as u32;
+                prop_assert!(s.established_inbound + s.established_outbound <= lines.saturating_sub(1));
+                prop_assert!(s.peers.len() <= MAX_PEERS);
+            }
+        }
+    }
+
     #[test]
     fn missing_proc_is_an_error_not_a_panic() {
         let s = collect(Path::new("/nonexistent"));
