@@ -5,7 +5,7 @@
 //! hostNetwork), so they are read from the agent's own `/proc`, not from
 //! under `--host-root`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use terway_hybrid_api::snapshot::BgpSockets;
@@ -19,8 +19,8 @@ pub fn collect(proc_net: &Path) -> BgpSockets {
     let mut sockets = BgpSockets::default();
     let mut errors = Vec::new();
     for file in ["tcp", "tcp6"] {
-        match read_table(&proc_net.join(file)) {
-            Ok(text) => fold_table(&text, &mut sockets),
+        match fold_file(&proc_net.join(file), &mut sockets) {
+            Ok(()) => {}
             // tcp6 is absent when IPv6 is disabled.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && file == "tcp6" => {}
             Err(e) => errors.push(format!("{}: {e}", proc_net.join(file).display())),
@@ -33,41 +33,51 @@ pub fn collect(proc_net: &Path) -> BgpSockets {
 }
 
 /// The kernel rescans its whole TCP hash table for every read of these
-/// files, so they are read with one large buffer rather than in small chunks.
-fn read_table(path: &Path) -> std::io::Result<String> {
-    let mut text = String::with_capacity(256 * 1024);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+/// files, so they are read with one large buffer rather than in small chunks;
+/// row by row, so a node with 100,000 sockets (15 MB of table) costs the
+/// buffer, not the table.
+fn fold_file(path: &Path, into: &mut BgpSockets) -> std::io::Result<()> {
+    let reader = BufReader::with_capacity(256 * 1024, std::fs::File::open(path)?);
+    for row in reader.split(b'\n').skip(1) {
+        fold_row(&String::from_utf8_lossy(&row?), into);
+    }
+    Ok(())
 }
 
-/// Folds the rows of one `/proc/net/tcp*` table. Rows that do not parse are
-/// skipped: the kernel's format is stable, so they can only be truncation.
-pub fn fold_table(text: &str, into: &mut BgpSockets) {
+/// Folds the rows of one `/proc/net/tcp*` table held whole (the tests' form
+/// of [`fold_file`]).
+#[cfg(test)]
+fn fold_table(text: &str, into: &mut BgpSockets) {
     for row in text.lines().skip(1) {
-        let mut fields = row.split_whitespace();
-        let (Some(_slot), Some(local), Some(remote), Some(state)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let (Some((_, local_port)), Some((remote_ip, remote_port))) = (endpoint(local), endpoint(remote))
-        else {
-            continue;
-        };
-        match state {
-            TCP_LISTEN if local_port == BGP_PORT => into.listening = true,
-            TCP_ESTABLISHED if local_port == BGP_PORT || remote_port == BGP_PORT => {
-                if local_port == BGP_PORT {
-                    into.established_inbound += 1;
-                } else {
-                    into.established_outbound += 1;
-                }
-                if into.peers.len() < MAX_PEERS && !into.peers.contains(&remote_ip) {
-                    into.peers.push(remote_ip);
-                }
+        fold_row(row, into);
+    }
+}
+
+/// Folds one row. Rows that do not parse are skipped: the kernel's format is
+/// stable, so they can only be truncation.
+fn fold_row(row: &str, into: &mut BgpSockets) {
+    let mut fields = row.split_whitespace();
+    let (Some(_slot), Some(local), Some(remote), Some(state)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return;
+    };
+    let (Some((_, local_port)), Some((remote_ip, remote_port))) = (endpoint(local), endpoint(remote)) else {
+        return;
+    };
+    match state {
+        TCP_LISTEN if local_port == BGP_PORT => into.listening = true,
+        TCP_ESTABLISHED if local_port == BGP_PORT || remote_port == BGP_PORT => {
+            if local_port == BGP_PORT {
+                into.established_inbound += 1;
+            } else {
+                into.established_outbound += 1;
             }
-            _ => {}
+            if into.peers.len() < MAX_PEERS && !into.peers.contains(&remote_ip) {
+                into.peers.push(remote_ip);
+            }
         }
+        _ => {}
     }
 }
 
@@ -178,6 +188,18 @@ mod tests {
                 prop_assert!(s.peers.len() <= MAX_PEERS);
             }
         }
+    }
+
+    /// Read row by row from a file, the table counts the same as in one piece.
+    #[test]
+    fn file_is_folded_row_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tcp"), TCP).unwrap();
+        let s = collect(dir.path());
+        assert_eq!(s.error, None, "tcp6 may be absent");
+        let mut whole = BgpSockets::default();
+        fold_table(TCP, &mut whole);
+        assert_eq!(s, whole);
     }
 
     #[test]
