@@ -207,6 +207,13 @@ fn connect_in(ns: &NetNs, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     .unwrap()
 }
 
+/// VmHWM: the most resident memory the process has had, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
@@ -250,6 +257,10 @@ fn idle_connection_flood_leaves_room_for_the_probes() {
     assert_eq!(agent.get("/readyz").0, 200);
     // 128 connections and the agent's own descriptors.
     assert!(most_fds <= 128 + 64, "the agent held {most_fds} descriptors");
+    // The DaemonSet's memory limit holds through the flood.
+    let peak = peak_rss_kib(agent.pid());
+    eprintln!("during the flood the agent held at most {most_fds} descriptors, peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 
     // Every connection is closed by the server: a read sees the end.
     let closed_by = flood_opened + Duration::from_secs(5 + 10);
