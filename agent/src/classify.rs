@@ -828,7 +828,7 @@ fn stale_configs(s: &NodeSnapshot) -> Vec<Evidence> {
 }
 
 fn describe_file(f: &CniFile) -> String {
-    format!("{} (plugins: {})", f.name, f.plugin_types.join(", "))
+    format!("{} (plugins: {})", f.name, crate::text::listed(&f.plugin_types, ", "))
 }
 
 fn or_dash(v: &Option<String>) -> &str {

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod text;
 pub mod watch;
 pub mod writer;
 

@@ -172,17 +172,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ecs_metadata_url: node.ecs_metadata_url,
                 resync: Duration::from_secs(resync_seconds.max(1)),
                 debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },
+                detection_deadline: run::DETECTION_DEADLINE,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) })?;
-            Ok(())
+            let result = runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) });
+            // Dropping the runtime would wait for a detection thread stuck in
+            // a system call; the process is ending, so leave it behind.
+            runtime.shutdown_background();
+            result
         }
         Command::Detect { root, node, output } => {
-            let snapshot = collect::collect(&Sources::new(root.host_root))?;
+            let snapshot = collect_within_deadline(root.host_root)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
         Command::Snapshot { root } => {
-            let snapshot = collect::collect(&Sources::new(root.host_root))?;
+            let snapshot = collect_within_deadline(root.host_root)?;
             emit(&(serde_json::to_string_pretty(&snapshot)? + "\n"))
         }
         Command::Classify { snapshot, output } => {
@@ -190,6 +194,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &NodeContext::default()), output))
         }
     }
+}
+
+/// Collects under the deadline `run` uses; a collection stuck in a system
+/// call is left behind and the process exits 1 naming where it was stuck.
+fn collect_within_deadline(host_root: PathBuf) -> anyhow::Result<NodeSnapshot> {
+    let sources = Sources::new(host_root);
+    Ok(collect::within_deadline(run::DETECTION_DEADLINE, move |progress| {
+        Ok(collect::collect_tracked(&sources, progress)?)
+    })?)
 }
 
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C. The
@@ -216,11 +229,31 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A snapshot is tens of kilobytes (routes are folded into counters); this
+/// bounds what `classify` reads from a file, a pipe or standard input.
+const MAX_SNAPSHOT: u64 = 16 * 1024 * 1024;
+
 fn read_snapshot(path: &PathBuf) -> anyhow::Result<NodeSnapshot> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("reading the snapshot from standard input")?
+    let (name, bytes) = if path.as_os_str() == "-" {
+        ("standard input".to_owned(), read_capped(std::io::stdin().lock(), MAX_SNAPSHOT))
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).with_context(|| format!("reading {name}"))?;
+        (name, read_capped(file, MAX_SNAPSHOT))
     };
-    serde_json::from_str(&text).with_context(|| format!("{} is not a NodeSnapshot", path.display()))
+    let bytes = bytes.with_context(|| format!("reading the snapshot from {name}"))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a NodeSnapshot"))
+}
+
+/// Reads at most `max` bytes; more is an error that says the limit.
+fn read_capped(reader: impl std::io::Read, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= max,
+        "larger than {} MiB: a snapshot is far smaller (is this the right file?)",
+        max / (1024 * 1024)
+    );
+    Ok(bytes)
 }
