@@ -213,7 +213,8 @@ mod tests {
     fn a_reloaded_ca_issues_certificates_that_chain_to_the_stored_one() {
         let ca = Ca::generate().unwrap();
         let reloaded = Ca::from_pem(&ca.cert_pem, &ca.key.serialize_pem()).unwrap();
-        let leaf = reloaded.issue(&["127.0.0.1".into(), "svc.ns.svc".into()], Duration::from_secs(60)).unwrap();
+        let leaf =
+            reloaded.issue(&["127.0.0.1".into(), "svc.ns.svc".into()], Duration::from_secs(60)).unwrap();
         // rustls' own verifier, with the stored CA as the only root.
         let mut roots = rustls::RootCertStore::empty();
         let ca_der = rustls::pki_types::pem::PemObject::from_pem_slice(ca.cert_pem.as_bytes()).unwrap();

@@ -147,7 +147,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         let stores = stores.clone();
         Arc::new(move || stores.rollout_spec())
     };
-    let webhook_server = tokio::spawn(webhook::serve(webhook_listener, resolver, webhook::router(spec_source)));
+    let webhook_server =
+        tokio::spawn(webhook::serve(webhook_listener, resolver, webhook::router(spec_source)));
     health.set_synced();
     tracing::info!(installation_exists, "watches synced");
     let mut applied_webhook: Option<(serde_json::Value, Instant)> = None;
@@ -177,7 +178,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                         tracing::info!(mode = ?spec.mode, "applied the Terway gate's webhook configuration");
                         applied_webhook = Some((desired, Instant::now()));
                     }
-                    Err(e) => tracing::warn!(error = %e, "webhook configuration; the next reconcile retries it"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook configuration; the next reconcile retries it")
+                    }
                 }
             }
             let (plan, outcome) = reconcile(&stores.view(), &applier, &metrics, &mut memo).await;
@@ -200,7 +203,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
 /// Server-side apply of the MutatingWebhookConfiguration (it exists: the
 /// manifests ship it empty, so `patch` by name is all RBAC grants).
-async fn apply_webhook_configuration(client: &Client, desired: &serde_json::Value) -> Result<(), kube::Error> {
+async fn apply_webhook_configuration(
+    client: &Client,
+    desired: &serde_json::Value,
+) -> Result<(), kube::Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let params = PatchParams::apply(crate::actions::FIELD_MANAGER).force();
     match tokio::time::timeout(

@@ -58,10 +58,9 @@ impl ClientConfig {
     /// The names the serving certificate must carry for this config.
     pub fn server_names(&self) -> Vec<String> {
         match self {
-            ClientConfig::Service { namespace, name, .. } => vec![
-                format!("{name}.{namespace}.svc"),
-                format!("{name}.{namespace}.svc.cluster.local"),
-            ],
+            ClientConfig::Service { namespace, name, .. } => {
+                vec![format!("{name}.{namespace}.svc"), format!("{name}.{namespace}.svc.cluster.local")]
+            }
             ClientConfig::Url(url) => {
                 let rest = url.strip_prefix("https://").unwrap_or(url);
                 let host_port = rest.split('/').next().unwrap_or_default();
@@ -166,9 +165,9 @@ pub fn review(spec: Option<&TerwayRolloutSpec>, body: &[u8]) -> AdmissionReview<
             }
         }
         // Fail closed: an affinity the rule cannot read must not be stored ungated.
-        Err(e) => response
-            .deny(format!("terway-hybrid cannot add the Terway gate to {what}: {e}"))
-            .into_review(),
+        Err(e) => {
+            response.deny(format!("terway-hybrid cannot add the Terway gate to {what}: {e}")).into_review()
+        }
     }
 }
 
@@ -244,7 +243,9 @@ pub fn router(spec: SpecSource) -> Router {
             post(|State(spec): State<SpecSource>, body: Bytes| async move {
                 let answer = review(spec().as_ref(), &body);
                 match serde_json::to_vec(&answer) {
-                    Ok(json) => ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response(),
+                    Ok(json) => {
+                        ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response()
+                    }
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
                 }
             }),
@@ -255,17 +256,16 @@ pub fn router(spec: SpecSource) -> Router {
 /// Serves `router` over TLS on `listener`, presenting whatever certificate
 /// `resolver` holds at each handshake. Runs until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, resolver: Arc<Resolver>, router: Router) {
-    let config = match rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_no_client_auth().with_cert_resolver(resolver),
-        Err(e) => {
-            tracing::error!(error = %e, "webhook TLS configuration");
-            return;
-        }
-    };
+    let config =
+        match rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+        {
+            Ok(b) => b.with_no_client_auth().with_cert_resolver(resolver),
+            Err(e) => {
+                tracing::error!(error = %e, "webhook TLS configuration");
+                return;
+            }
+        };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     loop {
         let (tcp, peer): (_, SocketAddr) = match listener.accept().await {
@@ -279,14 +279,15 @@ pub async fn serve(listener: tokio::net::TcpListener, resolver: Arc<Resolver>, r
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let service = hyper_util::service::TowerToHyperService::new(router);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)

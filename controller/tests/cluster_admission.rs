@@ -177,15 +177,18 @@ fn terway_affinity(cluster: &Cluster) -> Value {
 
 /// Every required term holds `terway-hybrid.io/terway-gate In [open]`.
 fn requires_gate(affinity: &Value) -> bool {
-    let terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    let terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     !terms.is_empty()
         && terms.iter().all(|t| {
-            t["matchExpressions"].as_array().into_iter().flatten().any(|e| {
-                e["key"] == GATE_LABEL && e["operator"] == "In" && e["values"] == json!(["open"])
-            })
+            t["matchExpressions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["key"] == GATE_LABEL && e["operator"] == "In" && e["values"] == json!(["open"]))
         })
 }
 
@@ -261,7 +264,8 @@ fn terway_is_gated_from_its_first_second() {
     let seen: Arc<Mutex<Seen>> = Arc::default();
     record(&cluster, seen.clone());
     // Rotating every second for the whole story: step 4 looks at it closely.
-    let mut a = cluster.start_controller_with(CONTROLLER, "replica-a", &["--webhook-cert-rotate-seconds", "1"]);
+    let mut a =
+        cluster.start_controller_with(CONTROLLER, "replica-a", &["--webhook-cert-rotate-seconds", "1"]);
     cluster.wait_condition("PreflightPassed", "True", None, Duration::from_secs(90), &[&a]);
     wait_webhooks(&cluster, 1, &a);
     let hook = &webhooks(&cluster)[0];
@@ -325,7 +329,8 @@ fn terway_is_gated_from_its_first_second() {
     // one goes through the webhook) for 6 s, while the certificate changes
     // every second.
     let before = served_serial(a.webhook_port);
-    let rotations = || std::fs::read_to_string(&a.log).unwrap_or_default().matches("rotated the webhook").count();
+    let rotations =
+        || std::fs::read_to_string(&a.log).unwrap_or_default().matches("rotated the webhook").count();
     let rotated_before = rotations();
     let (ok, failed) = {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -348,7 +353,12 @@ fn terway_is_gated_from_its_first_second() {
             (ok, failed)
         })
     };
-    assert!(failed.is_empty(), "{} of {} writes failed during rotation: {failed:?}", failed.len(), ok + failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} writes failed during rotation: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
     assert!(ok > 20, "only {ok} writes");
     assert!(rotations() >= rotated_before + 4, "fewer than 4 rotations in 6 s\n{}", a.tail(20));
     let after = served_serial(a.webhook_port);
@@ -368,11 +378,16 @@ fn terway_is_gated_from_its_first_second() {
     assert!(took < Duration::from_secs(10), "the write hung {took:?} (timeoutSeconds 5)");
     assert!(requires_gate(&terway_affinity(&cluster)), "the stored Terway lost its gate");
     // Every other DaemonSet is written as usual, in Terway's namespace or not.
-    cluster.apply(&daemonset("kube-system", "other-agent", "      priorityClassName: system-node-critical\n"));
+    cluster.apply(&daemonset(
+        "kube-system",
+        "other-agent",
+        "      priorityClassName: system-node-critical\n",
+    ));
     let ns = terway_hybrid_testkit::unique_name("apps");
     cp.kubectl_ok(&["create", "namespace", &ns]);
     cluster.apply(&daemonset(&ns, "terway-eniip", ""));
-    assert!(cluster.get(&["daemonset", "terway-eniip", "--namespace", &ns])["spec"]["template"]["spec"]["affinity"]
+    assert!(cluster.get(&["daemonset", "terway-eniip", "--namespace", &ns])["spec"]["template"]["spec"]
+        ["affinity"]
         .is_null());
     // install refuses, says how to fix it, and calls nothing.
     std::fs::remove_file(&calls).unwrap();
@@ -412,13 +427,23 @@ fn terway_is_gated_from_its_first_second() {
         Duration::from_secs(30),
         || {
             let all = cluster.get(&["daemonsets", "--namespace", "kube-system"]);
-            all["items"].as_array().unwrap().iter().all(|d| d["metadata"]["name"] != "terway-eniip").then_some(())
+            all["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["metadata"]["name"] != "terway-eniip")
+                .then_some(())
         },
         || "",
     );
     cluster.apply(&addon_terway("terway-eniip"));
     let stored = terway_affinity(&cluster);
     assert!(!stored.to_string().contains(GATE_LABEL), "Manual mode changed Terway: {stored:#}");
+
+    // The controller's new rules (its CA Secret, its webhook configuration)
+    // are enough: it met no 403.
+    let denied: Vec<_> = cluster.controller_requests().into_iter().filter(|e| e.code == 403).collect();
+    assert!(denied.is_empty(), "the controller met 403s: {denied:#?}");
 }
 
 /// The latency the webhook adds to a DaemonSet write: server-side applies of
@@ -468,7 +493,11 @@ fn bench_admission_latency() {
         pct(&with, 0.5),
         pct(&with, 0.99)
     );
-    println!("not matched (another DaemonSet):   p50 {:.2} ms  p99 {:.2} ms", pct(&without, 0.5), pct(&without, 0.99));
+    println!(
+        "not matched (another DaemonSet):   p50 {:.2} ms  p99 {:.2} ms",
+        pct(&without, 0.5),
+        pct(&without, 0.99)
+    );
     println!(
         "added by the webhook:              p50 {:.2} ms  p99 {:.2} ms",
         pct(&with, 0.5) - pct(&without, 0.5),

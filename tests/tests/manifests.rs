@@ -939,7 +939,9 @@ fn secrets_are_readable_only_by_name() {
             assert_eq!(rule.resources, Some(vec!["secrets".to_owned()]), "{}: {role}", r.dir);
             if role == format!("Role {NAMESPACE}/{CONTROLLER}-leader-election") {
                 match rule.resource_names.as_deref() {
-                    None => assert_eq!(rule.verbs, ["create"], "{}: {role}: only create without a name", r.dir),
+                    None => {
+                        assert_eq!(rule.verbs, ["create"], "{}: {role}: only create without a name", r.dir)
+                    }
                     Some(names) => {
                         assert_eq!(names, [ca.clone()], "{}: {role}: the webhook CA only", r.dir);
                         assert_eq!(rule.verbs, ["get"], "{}: {role}: the webhook CA is only read", r.dir);

@@ -25,11 +25,11 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::PostParams;
 use kube::Api;
-use terway_hybrid_api::rollout::Mode;
-use terway_hybrid_api::TerwayRolloutSpec;
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use terway_hybrid_api::rollout::Mode;
+use terway_hybrid_api::TerwayRolloutSpec;
 
 pub const ADDON: &str = "terway-eniip";
 
@@ -146,9 +146,11 @@ pub async fn run(
             "{}",
             paint(color, YELLOW, &format!("--force: installing although the gate is not enforced: {why}"))
         )?,
-        Some(Err(why)) if args.dry_run => {
-            writeln!(term.out, "{}", paint(color, YELLOW, &format!("install would refuse: {}", refusal(&why))))?
-        }
+        Some(Err(why)) if args.dry_run => writeln!(
+            term.out,
+            "{}",
+            paint(color, YELLOW, &format!("install would refuse: {}", refusal(&why)))
+        )?,
         Some(Err(why)) => return Err(CliError::Refused(refusal(&why))),
     }
     let commands: Vec<String> = steps().iter().map(|(p, a)| format!("{p} {}", a.join(" "))).collect();
@@ -219,11 +221,8 @@ pub async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> R
             webhook::WEBHOOK_NAME
         ));
     };
-    let names_terway = hook
-        .match_conditions
-        .iter()
-        .flatten()
-        .any(|c| c.expression == webhook::match_expression(name));
+    let names_terway =
+        hook.match_conditions.iter().flatten().any(|c| c.expression == webhook::match_expression(name));
     if !names_terway {
         return Err(format!("the registered webhook does not name {namespace}/{name} yet"));
     }
@@ -249,7 +248,9 @@ pub async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> R
             Ok(_) => Err(format!("{namespace}/{name} exists already without the gate requirement")),
             Err(e) => Err(format!("cannot read {namespace}/{name}: {e}")),
         },
-        Err(kube::Error::Api(e)) => Err(format!("the webhook did not answer a dry-run create: {}", e.message)),
+        Err(kube::Error::Api(e)) => {
+            Err(format!("the webhook did not answer a dry-run create: {}", e.message))
+        }
         Err(e) => Err(format!("a dry-run create failed: {e}")),
     }
 }
