@@ -943,7 +943,12 @@ fn secrets_are_readable_only_by_name() {
                         assert_eq!(rule.verbs, ["create"], "{}: {role}: only create without a name", r.dir)
                     }
                     Some(names) => {
-                        assert_eq!(names, [ca.clone()], "{}: {role}: the webhook CA only", r.dir);
+                        assert_eq!(
+                            names,
+                            std::slice::from_ref(&ca),
+                            "{}: {role}: the webhook CA only",
+                            r.dir
+                        );
                         assert_eq!(rule.verbs, ["get"], "{}: {role}: the webhook CA is only read", r.dir);
                     }
                 }
