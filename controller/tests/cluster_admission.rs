@@ -19,7 +19,9 @@
 //!    policy Fail) within the timeout, the stored object keeps its gate,
 //!    every other DaemonSet write succeeds, and `install` refuses without
 //!    calling onectl. The controller back: writes pass again.
-//! 6. Manual mode: the webhook is unregistered and Terway is stored as sent.
+//! 6. Manual mode: the webhook is unregistered and Terway is stored as sent;
+//!    its pod on a new, ungated cloud node is what the watch's check catches
+//!    (the check's positive control).
 //!
 //! `bench_admission_latency` (ignored; `bench/admission-latency.sh` runs it)
 //! measures the latency the webhook adds to a DaemonSet write.
@@ -439,6 +441,20 @@ fn terway_is_gated_from_its_first_second() {
     cluster.apply(&addon_terway("terway-eniip"));
     let stored = terway_affinity(&cluster);
     assert!(!stored.to_string().contains(GATE_LABEL), "Manual mode changed Terway: {stored:#}");
+    // The watch's check catches what the gate prevents: ungated Terway now
+    // goes to a new cloud node nobody opened a gate on.
+    let late = terway_hybrid_testkit::unique_name("cloud");
+    cluster.add_node(&late, true);
+    let caught = wait_for_described(
+        "the watch to see a Terway pod on the ungated new node",
+        Duration::from_secs(60),
+        || {
+            let v = seen.lock().unwrap().violations();
+            v.iter().any(|v| v.contains(&late)).then_some(v)
+        },
+        || format!("{:#?}", seen.lock().unwrap()),
+    );
+    assert!(caught.iter().all(|v| v.contains(&late)), "only the new node's pod: {caught:#?}");
 
     // The controller's new rules (its CA Secret, its webhook configuration)
     // are enough: it met no 403.
