@@ -294,7 +294,16 @@ pub async fn run_with_client(
         Command::RamSecret(ram::SecretCommand::Check(args)) => {
             ram::check(&source(args.from_dump.as_ref()).await?, args, term).await
         }
-        Command::Install(args) => install::run(&source(args.from_dump.as_ref()).await?, args, term).await,
+        Command::Install(args) => {
+            let src = source(args.from_dump.as_ref()).await?;
+            // onectl acts on the live cluster, so that is where the gate must
+            // be enforced, even when the preflight reads a dump.
+            let live = match &src {
+                Source::Live(c) => Ok(c.clone()),
+                Source::Dump(_) => connect().await,
+            };
+            install::run(&src, live, args, term).await
+        }
         Command::Status(args) => status::run(&source(args.from_dump.as_ref()).await?, args, term).await,
         Command::Dump(args) => dump_cmd::run(&connect().await?, args, term).await,
     };
