@@ -16,6 +16,7 @@ pub mod ecs;
 pub mod http;
 pub mod metrics;
 pub mod output;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod watch;

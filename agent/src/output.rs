@@ -45,3 +45,16 @@ fn text(d: &NodeDetection) -> String {
     }
     out
 }
+
+/// `s` safe for a terminal: control characters (escape sequences included)
+/// become `\u{..}` escapes. For text that comes from the node or a peer.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
