@@ -34,5 +34,6 @@ pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
         checks: checks::node_checks(snapshot, &detection, ctx),
         detection,
         kernel_version: snapshot.kernel_version.clone(),
+        bgp_peers: snapshot.bird.bgp_peers(),
     }
 }
