@@ -959,6 +959,7 @@ mod tests {
             state: "start".to_owned(),
             info: if established { "Established" } else { "Connect" }.to_owned(),
             established,
+            ..Default::default()
         };
         let mut s = node(vec![link("bond1.2", true, &["10.133.146.135/26"])], vec![]);
         s.bird = BirdState::Answered {

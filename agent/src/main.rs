@@ -13,6 +13,7 @@ use terway_hybrid_agent::checks::NodeContext;
 use terway_hybrid_agent::collect::{self, Sources};
 use terway_hybrid_agent::ecs;
 use terway_hybrid_agent::output::{render, Format};
+use terway_hybrid_agent::probe;
 use terway_hybrid_agent::run::{self, RunConfig};
 use terway_hybrid_agent::watch::Debounce;
 use terway_hybrid_api::{NodeSnapshot, Role};
@@ -42,6 +43,34 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "text")]
         output: Format,
     },
+    /// Probe peers on the other site from the network namespace this runs
+    /// in: reachable, round trip, path MTU, and the route the kernel chose.
+    ///
+    /// Each peer must run `terway-hybrid-agent run` (it answers on
+    /// --probe-addr, port 9799). The path MTU is the largest IP packet,
+    /// headers included, that reaches the peer with fragmentation forbidden:
+    /// learnt from the kernel where the path sends ICMP "fragmentation
+    /// needed", searched over sizes where it drops big packets silently.
+    /// Without UDP answers a TCP connect still proves reachability (path MTU
+    /// unknown). Exit 0 when every peer is reachable, 1 when one is not.
+    Probe {
+        /// ADDR, ADDR:PORT or [IPV6]:PORT (port 9799 by default); repeatable.
+        #[arg(long = "peer", value_name = "ADDR[:PORT]", required = true, value_parser = probe::parse_peer)]
+        peers: Vec<SocketAddr>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+        /// The most time spent on each peer (peers are probed in parallel).
+        #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        timeout_ms: u64,
+    },
+    /// Answer probes (TCP and UDP) and nothing else, until SIGTERM: what
+    /// `run` does on --probe-addr, for a responder that is not the agent
+    /// (e.g. a pod in the pod network).
+    Respond {
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9799")]
+        probe_addr: SocketAddr,
+    },
     /// Print the collected facts (NodeSnapshot) as JSON, e.g. for a bug report.
     Snapshot {
         #[command(flatten)]
@@ -61,6 +90,10 @@ enum Command {
         /// Where /metrics, /healthz and /readyz are served.
         #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9797")]
         metrics_addr: SocketAddr,
+        /// Where probes from the other site are answered (TCP and UDP; see
+        /// `probe`).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9799")]
+        probe_addr: SocketAddr,
         /// No Kubernetes API: detection, checks, metrics and probes only.
         #[arg(long)]
         standalone: bool,
@@ -143,6 +176,8 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The table already says which peer: exit 1 and nothing more.
+        Err(e) if e.is::<Unreachable>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -156,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             root,
             node,
             metrics_addr,
+            probe_addr,
             standalone,
             node_name,
             resync_seconds,
@@ -165,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = RunConfig {
                 sources: Sources::new(root.host_root),
                 metrics_addr,
+                probe_addr,
                 standalone,
                 node_name,
                 role: node.role,
@@ -185,6 +222,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let snapshot = collect_within_deadline(root.host_root)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
+        Command::Probe { peers, output, timeout_ms } => {
+            // A peer that is down costs its timeout; the others do not wait
+            // for it. The list is the operator's, so a handful of threads.
+            const MAX_PEERS: usize = 64;
+            anyhow::ensure!(
+                peers.len() <= MAX_PEERS,
+                "at most {MAX_PEERS} peers at a time, got {}",
+                peers.len()
+            );
+            let timeout = Duration::from_millis(timeout_ms);
+            let results: Vec<probe::PeerProbe> = std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
+                handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
+            });
+            let text = match output {
+                Format::Json => serde_json::to_string_pretty(&results)? + "\n",
+                Format::Text => probe::render_text(&results),
+            };
+            emit(&text)?;
+            if results.iter().all(|r| r.reachable) {
+                Ok(())
+            } else {
+                Err(Unreachable.into())
+            }
+        }
+        Command::Respond { probe_addr } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let shutdown = terminated()?;
+                tracing::info!(addr = %probe_addr, "answering probes (TCP and UDP)");
+                probe::serve(probe_addr, shutdown)
+                    .await
+                    .with_context(|| format!("answering probes on {probe_addr}"))
+            })
+        }
         Command::Snapshot { root } => {
             let snapshot = collect_within_deadline(root.host_root)?;
             emit(&(serde_json::to_string_pretty(&snapshot)? + "\n"))
@@ -204,6 +277,11 @@ fn collect_within_deadline(host_root: PathBuf) -> anyhow::Result<NodeSnapshot> {
         Ok(collect::collect_tracked(&sources, progress)?)
     })?)
 }
+
+/// `probe`: some peer did not answer (the output names it).
+#[derive(Debug, thiserror::Error)]
+#[error("a peer is unreachable")]
+struct Unreachable;
 
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C. The
 /// handlers are installed here, before anything else runs, so a SIGTERM that

@@ -75,6 +75,7 @@ mod tests {
                 format!("x{esc}\ny"),
             )],
             kernel_version: format!("5.10{esc}"),
+            bgp_peers: vec![],
         }
     }
 

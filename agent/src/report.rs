@@ -67,6 +67,7 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
         ready: !d.checks.iter().any(|c| c.is_blocking()),
         last_detected: detected_at,
         agent_version: AGENT_VERSION.to_owned(),
+        bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
     }
 }
 
@@ -86,7 +87,7 @@ pub fn content_hash(status: &NodeNetworkReportStatus) -> u64 {
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
-    use terway_hybrid_api::{CheckName, Confidence, Detection, Evidence, Plugin, Severity};
+    use terway_hybrid_api::{BgpPeer, CheckName, Confidence, Detection, Evidence, Plugin, Severity};
 
     fn node(labels: &[(&str, &str)]) -> Node {
         Node {
@@ -116,6 +117,13 @@ mod tests {
             },
             checks: vec![check],
             kernel_version: "5.10.0".into(),
+            bgp_peers: (0..40)
+                .map(|i| BgpPeer {
+                    peer: format!("10.0.0.{i}"),
+                    state: "Established".into(),
+                    imported_routes: i,
+                })
+                .collect(),
         }
     }
 
@@ -156,6 +164,8 @@ mod tests {
     fn status_bounds_evidence_and_derives_ready() {
         let s = report_status(&detection(40, false), Role::OnPrem, Time(Timestamp::UNIX_EPOCH));
         assert_eq!(s.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(s.bgp_peers.len(), terway_hybrid_api::snapshot::MAX_BGP_PEERS);
+        assert_eq!(s.bgp_peers[31].peer, "10.0.0.31", "the first ones, in BIRD's order");
         assert!(s.ready, "a warning does not block");
         assert!(!report_status(&detection(1, true), Role::OnPrem, Time(Timestamp::UNIX_EPOCH)).ready);
     }

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::report::report_status;
 use crate::watch::{ChangeSource, Debounce, KernelEvents};
 use crate::writer::{self, Desired, NodeSource, ReportWriter};
-use crate::{detect, ecs};
+use crate::{detect, ecs, probe};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
@@ -33,6 +33,8 @@ pub const DETECTION_DEADLINE: Duration = Duration::from_secs(30);
 pub struct RunConfig {
     pub sources: Sources,
     pub metrics_addr: SocketAddr,
+    /// Where probes from the other site are answered (TCP and UDP).
+    pub probe_addr: SocketAddr,
     /// No Kubernetes API at all: detection, checks, metrics and probes only.
     pub standalone: bool,
     /// The node this agent runs on (`NODE_NAME`, from the downward API).
@@ -103,6 +105,11 @@ async fn run_detecting(
     tracing::info!(addr = %cfg.metrics_addr, standalone = cfg.standalone, "serving /metrics, /healthz, /readyz");
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, health.clone(), until_true(stopped.clone())));
+    let bind = |source| RunError::Bind { addr: cfg.probe_addr, source };
+    let probe_udp = tokio::net::UdpSocket::bind(cfg.probe_addr).await.map_err(bind)?;
+    let probe_tcp = tokio::net::TcpListener::bind(cfg.probe_addr).await.map_err(bind)?;
+    tracing::info!(addr = %cfg.probe_addr, "answering probes (TCP and UDP)");
+    tokio::spawn(probe::serve_on(probe_udp, probe_tcp, until_true(stopped.clone())));
     let mut events = KernelEvents::subscribe().map_err(RunError::Subscribe)?;
 
     let api = match client {
@@ -271,6 +278,7 @@ mod tests {
         let cfg = RunConfig {
             sources: Sources::new("/nonexistent"),
             metrics_addr: addr,
+            probe_addr: "127.0.0.1:0".parse().unwrap(),
             standalone: true,
             node_name: None,
             role: None,

@@ -32,6 +32,25 @@ impl Evidence {
     }
 }
 
+/// One BGP session of the node's routing daemon (Calico's BIRD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeer {
+    /// The neighbour's address (the protocol's name when BIRD does not say).
+    #[schemars(length(max = 64))]
+    pub peer: String,
+    /// `Established`, `Active`, `Connect`, `Idle`, ... as BIRD says.
+    #[schemars(length(max = 32))]
+    pub state: String,
+    pub imported_routes: u64,
+}
+
+impl BgpPeer {
+    pub fn is_up(&self) -> bool {
+        self.state == "Established"
+    }
+}
+
 /// What `terway-hybrid-agent detect --output json` prints (docs/contracts.md §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -40,4 +59,7 @@ pub struct NodeDetection {
     pub detection: Detection,
     pub checks: Vec<CheckResult>,
     pub kernel_version: String,
+    /// The node's BGP sessions (BIRD), at most 32.
+    #[serde(default)]
+    pub bgp_peers: Vec<BgpPeer>,
 }

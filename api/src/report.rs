@@ -2,7 +2,7 @@
 //! only by that node's agent, read by the controller.
 
 use crate::check::CheckResult;
-use crate::detection::Evidence;
+use crate::detection::{BgpPeer, Evidence};
 use crate::vocabulary::{Confidence, Plugin, Role, Scenario};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -56,4 +56,8 @@ pub struct NodeNetworkReportStatus {
     /// When the detection that produced this content ran.
     pub last_detected: Time,
     pub agent_version: String,
+    /// The node's BGP sessions (Calico's BIRD), at most 32.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub bgp_peers: Vec<BgpPeer>,
 }

@@ -15,7 +15,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use terway_hybrid_api::snapshot::{BirdProtocol, BirdState};
+use terway_hybrid_api::snapshot::{BirdProtocol, BirdState, MAX_BGP_PEERS};
 
 /// For the whole exchange; BIRD answers `show protocols` in milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(1);
@@ -48,7 +48,64 @@ fn show_protocols(path: &Path, deadline: Instant) -> Result<Vec<BirdProtocol>, S
     conn.stream.set_write_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
     conn.stream.write_all(b"show protocols\n").map_err(|e| format!("send command: {e}"))?;
     let lines = conn.read_reply("show protocols")?;
-    Ok(parse_protocols(&lines))
+    let mut protocols = parse_protocols(&lines);
+    // The details of each BGP session (neighbour, state, routes), one
+    // protocol at a time: `show protocols all` for every protocol at once
+    // runs to tens of lines per protocol, too long on a large mesh.
+    let bgp = protocols.iter_mut().filter(|p| p.proto.eq_ignore_ascii_case("bgp") && is_symbol(&p.name));
+    for protocol in bgp.take(MAX_BGP_PEERS) {
+        let mut details = || -> Result<(), String> {
+            conn.stream.set_write_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
+            conn.stream
+                .write_all(format!("show protocols all {}\n", protocol.name).as_bytes())
+                .map_err(|e| format!("send command: {e}"))?;
+            add_details(protocol, &conn.read_reply("show protocols all")?);
+            Ok(())
+        };
+        // The table alone decides the scenario: without details a session
+        // is still reported, by its protocol name and table state.
+        if let Err(error) = details() {
+            tracing::debug!(%error, "BIRD: no details of the BGP sessions");
+            break;
+        }
+    }
+    Ok(protocols)
+}
+
+/// A BIRD symbol (protocol names are): safe to put in a command line.
+fn is_symbol(name: &str) -> bool {
+    name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Code 1006 lines are a protocol's details. BIRD 2 and Calico's BIRD 1.x
+/// both write `BGP state:`, `Neighbor address:` and, per channel,
+/// `Routes: N imported, [N filtered, ]N exported, N preferred`.
+pub fn add_details(protocol: &mut BirdProtocol, lines: &[(u16, String)]) {
+    let bounded = |v: &str, max: usize| v.trim().chars().take(max).collect::<String>();
+    for (_, text) in lines.iter().filter(|(code, _)| *code == 1006) {
+        let text = text.trim();
+        if let Some(v) = text.strip_prefix("BGP state:") {
+            protocol.bgp_state = Some(bounded(v, 32));
+        } else if let Some(v) = text.strip_prefix("Neighbor address:") {
+            protocol.neighbor = Some(bounded(v, 64));
+        } else if let Some(v) = text.strip_prefix("Routes:") {
+            for part in v.split(',') {
+                let mut words = part.split_whitespace();
+                let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<u64>().ok()), words.next())
+                else {
+                    continue;
+                };
+                let slot = match what {
+                    "imported" => &mut protocol.imported_routes,
+                    "exported" => &mut protocol.exported_routes,
+                    _ => continue,
+                };
+                *slot = Some(slot.unwrap_or(0).saturating_add(n));
+            }
+        }
+    }
 }
 
 /// A blocking connect(2) to a unix socket whose listener does not accept
@@ -213,7 +270,7 @@ pub fn parse_protocols(lines: &[(u16, String)]) -> Vec<BirdProtocol> {
             let state = fields.next()?.to_owned();
             let info = fields.skip(1).collect::<Vec<_>>().join(" ");
             let established = text.contains("Established");
-            Some(BirdProtocol { name, proto, state, info, established })
+            Some(BirdProtocol { name, proto, state, info, established, ..Default::default() })
         })
         .collect()
 }
@@ -429,6 +486,72 @@ mod tests {
         assert_eq!(state.bgp_sessions(), (2, 1), "{state:?}");
         let BirdState::Answered { protocols, .. } = state else { panic!() };
         assert_eq!(protocols[3].info, "Active Socket: Connection refused");
+    }
+
+    /// BIRD 2.0.12's answer for a session Established with two routes in.
+    const BIRD2_DETAILS: &[u8] =
+        b"1002-peer1      BGP        ---        up     11:54:46.121  Established   \n\
+        1006-  BGP state:          Established\n \
+            Neighbor address: 192.168.77.2\n \
+            Neighbor AS:      64512\n \
+          Channel ipv4\n \
+            State:          UP\n \
+            Routes:         2 imported, 1 exported, 2 preferred\n \
+            Route change stats:     received   rejected   filtered    ignored   accepted\n \
+              Import updates:              2          0          0          0          2\n \
+          Channel ipv6\n \
+            Routes:         1 imported, 0 exported, 1 preferred\n\
+        0000 \n";
+
+    fn lines(answer: &[u8]) -> Vec<(u16, String)> {
+        // The same reader as the socket's, over a socket pair.
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(answer).unwrap();
+        let mut conn = Exchange {
+            stream: b,
+            deadline: Instant::now() + DEADLINE,
+            buf: Vec::new(),
+            scanned: 0,
+            received: 0,
+        };
+        conn.read_reply("test").unwrap()
+    }
+
+    #[test]
+    fn session_details_from_bird2_and_calicos_bird1() {
+        let mut p = BirdProtocol { name: "peer1".into(), proto: "BGP".into(), ..Default::default() };
+        add_details(&mut p, &lines(BIRD2_DETAILS));
+        assert_eq!(p.neighbor.as_deref(), Some("192.168.77.2"));
+        assert_eq!(p.bgp_state.as_deref(), Some("Established"));
+        assert_eq!((p.imported_routes, p.exported_routes), (Some(3), Some(1)), "summed over channels");
+        // Calico's BIRD 1.6: routes before the BGP block, a `filtered` count.
+        let mut p = BirdProtocol { name: "Mesh_10_0_0_3".into(), proto: "BGP".into(), ..Default::default() };
+        add_details(
+            &mut p,
+            &lines(
+                b"1002-Mesh_10_0_0_3 BGP      master   start  2026-11-30  Active        Socket: Connection refused\n\
+                  1006-  Description:    Connection to BGP peer\n \
+                    Routes:         0 imported, 0 filtered, 0 exported, 0 preferred\n \
+                    BGP state:          Active\n \
+                      Neighbor address: 10.0.0.3\n\
+                  0000 \n",
+            ),
+        );
+        assert_eq!(p.neighbor.as_deref(), Some("10.0.0.3"));
+        assert_eq!(p.bgp_state.as_deref(), Some("Active"));
+        assert_eq!((p.imported_routes, p.exported_routes), (Some(0), Some(0)));
+        // Nothing recognisable: nothing made up.
+        let mut p = BirdProtocol::default();
+        add_details(&mut p, &[(1006, "Neighbor AS: 64512".into()), (1002, "Routes: 9 imported".into())]);
+        assert_eq!(p, BirdProtocol::default());
+    }
+
+    #[test]
+    fn only_bird_symbols_go_into_a_command() {
+        assert!(is_symbol("Mesh_10_0_0_2") && is_symbol("_x") && is_symbol("peer1"));
+        for bad in ["", "1peer", "a b", "a\nshow", "x\"", &"a".repeat(65)] {
+            assert!(!is_symbol(bad), "{bad:?}");
+        }
     }
 
     #[test]

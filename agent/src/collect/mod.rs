@@ -4,8 +4,8 @@
 
 mod bird;
 mod files;
-mod links;
-mod netlink;
+pub(crate) mod links;
+pub(crate) mod netlink;
 mod routes;
 mod sockets;
 
