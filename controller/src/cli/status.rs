@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, Mode, NodeCounts, Wave, GATE_LABEL, GATE_OPEN};
@@ -94,13 +95,16 @@ pub fn report(view: &ClusterView, now: Timestamp) -> StatusReport {
     let spec = rollout.map(|r| r.spec.clone()).unwrap_or_default();
     let written =
         rollout.and_then(|r| r.status.clone()).filter(|s| s.scenario.is_some() || !s.conditions.is_empty());
-    let gate_open = |name: &str| {
-        view.nodes.iter().any(|n| {
-            n.metadata.name.as_deref() == Some(name)
-                && n.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).map(String::as_str)
-                    == Some(GATE_OPEN)
+    // A set, not a scan of every node per node: 20,000 nodes stay milliseconds.
+    let open: HashSet<&str> = view
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).map(String::as_str) == Some(GATE_OPEN)
         })
-    };
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    let gate_open = |name: &str| open.contains(name);
     let nodes: Vec<StatusNode> = plan
         .nodes
         .iter()
