@@ -25,6 +25,7 @@ pub mod term;
 pub use errors::CliError;
 pub use term::Term;
 
+use crate::output::printable;
 use crate::view::ClusterView;
 use crate::{dump, fetch, limits};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -222,6 +223,10 @@ pub fn table(
     rows: &[Vec<String>],
     paint: &dyn Fn(&[String], usize, &str) -> String,
 ) -> String {
+    // Cells come from the cluster: made printable before they are measured.
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| printable(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()

@@ -11,6 +11,7 @@ use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
     human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
 };
+use crate::output::printable;
 use crate::plan::{self, node_cells};
 use crate::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -164,8 +165,8 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
     if r.rollout.exists {
         out.push_str(&format!(
             "TerwayRollout default: mode {mode}, maxUnavailable {}, readinessTimeout {}{}\n",
-            int_or_string(&r.rollout.max_unavailable),
-            r.rollout.readiness_timeout,
+            printable(&int_or_string(&r.rollout.max_unavailable)),
+            printable(&r.rollout.readiness_timeout),
             if r.rollout.paused { ", paused" } else { "" }
         ));
     } else {
@@ -186,7 +187,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
         Some(w) => out.push_str(&format!(
             "Wave: {} ({}; started {})\n",
             r.current_wave,
-            w.nodes.join(", "),
+            printable(&w.nodes.join(", ")),
             w.started.0
         )),
         None => out.push_str(&format!("Wave: {} (none in progress)\n", r.current_wave)),
