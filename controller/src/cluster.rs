@@ -288,14 +288,26 @@ mod tests {
     fn eni_conf_problems_never_quote_a_value() {
         let secret = "987654321987654321";
         let cases = [
-            (format!(r#"{{"access_secret": {secret}}}"#), "eni_conf access_secret: expected a string, found a number"),
-            (format!(r#"{{"access_key": ["{secret}"]}}"#), "eni_conf access_key: expected a string, found an array"),
+            (
+                format!(r#"{{"access_secret": {secret}}}"#),
+                "eni_conf access_secret: expected a string, found a number",
+            ),
+            (
+                format!(r#"{{"access_key": ["{secret}"]}}"#),
+                "eni_conf access_key: expected a string, found an array",
+            ),
             (
                 format!(r#"{{"vswitches": {{"zone-a": "{secret}"}}}}"#),
                 "eni_conf vswitches: expected an object of zone -> array of vSwitch IDs, found an object",
             ),
-            (format!(r#"{{"access_secret": "{secret}" "#), "eni_conf is not valid JSON (it ends early at line 1 column 39)"),
-            (format!(r#"{{"access_secret": {secret}x}}"#), "eni_conf is not valid JSON (syntax error at line 1 column 37)"),
+            (
+                format!(r#"{{"access_secret": "{secret}" "#),
+                "eni_conf is not valid JSON (it ends early at line 1 column 39)",
+            ),
+            (
+                format!(r#"{{"access_secret": {secret}x}}"#),
+                "eni_conf is not valid JSON (syntax error at line 1 column 37)",
+            ),
             (format!(r#""{secret}""#), "eni_conf must be a JSON object, not a string"),
         ];
         for (text, expected) in cases {

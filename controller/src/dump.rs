@@ -805,16 +805,23 @@ impl Loader {
             }
             self.load_json(file, &mut stream)
         } else {
-            let bytes = limits::read_capped(io::Cursor::new(head).chain(reader), limits::YAML_DUMP_MAX, file, "")
-                .map_err(|e| match e {
-                    limits::ReadError::TooLarge { .. } => {
-                        too_large(file, "a YAML dump (larger dumps: JSON, which is streamed)", limits::YAML_DUMP_MAX)
-                    }
-                    limits::ReadError::Io { source, .. } => read_error(file, source),
-                })?;
+            let bytes =
+                limits::read_capped(io::Cursor::new(head).chain(reader), limits::YAML_DUMP_MAX, file, "")
+                    .map_err(|e| match e {
+                        limits::ReadError::TooLarge { .. } => too_large(
+                            file,
+                            "a YAML dump (larger dumps: JSON, which is streamed)",
+                            limits::YAML_DUMP_MAX,
+                        ),
+                        limits::ReadError::Io { source, .. } => read_error(file, source),
+                    })?;
             if let Some(offset) = limits::yaml_nesting_exceeds(&bytes, limits::YAML_NESTING_MAX) {
                 let at = Pos::START.after(bytes.get(..offset).unwrap_or_default()).to_string();
-                return Err(DumpError::TooDeep { file: file.to_path_buf(), at, limit: limits::YAML_NESTING_MAX });
+                return Err(DumpError::TooDeep {
+                    file: file.to_path_buf(),
+                    at,
+                    limit: limits::YAML_NESTING_MAX,
+                });
             }
             self.load_yaml(file, &bytes)
         }
@@ -1882,7 +1889,12 @@ mod tests {
         for (text, expected) in [
             ("42\n".to_owned(), format!("document 1: {found} a number at line 1 column 1")),
             ("just a string\n".to_owned(), format!("document 1: {found} a string at line 1 column 1")),
-            ("{}\n".to_owned(), format!("document 1: {found} a mapping without a string apiVersion and kind at line 1 column 1")),
+            (
+                "{}\n".to_owned(),
+                format!(
+                    "document 1: {found} a mapping without a string apiVersion and kind at line 1 column 1"
+                ),
+            ),
             (
                 "# c\n---\n- apiVersion: v1\n  kind: Node\n  metadata: {name: n1}\n- 3\n".to_owned(),
                 format!("document 1: [1]: {found} a number at line 6 column 3"),
@@ -1893,7 +1905,9 @@ mod tests {
             ),
             (
                 "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n---\nfoo: bar\n".to_owned(),
-                format!("document 2: {found} a mapping without a string apiVersion and kind at line 5 column 1"),
+                format!(
+                    "document 2: {found} a mapping without a string apiVersion and kind at line 5 column 1"
+                ),
             ),
             (
                 "apiVersion: v1\nkind: Node\nmetadata:\n  labels: {a: b}\n".to_owned(),
@@ -1910,7 +1924,10 @@ mod tests {
         let text = "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels:\n    a: x\n    a: y\n";
         let (_dir, path) = temp_file("dup.yaml", text.as_bytes());
         let message = error_of(&path);
-        assert!(message.ends_with("document 1: metadata.labels: duplicate key \"a\" at line 6 column 5"), "{message}");
+        assert!(
+            message.ends_with("document 1: metadata.labels: duplicate key \"a\" at line 6 column 5"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -2125,10 +2142,25 @@ mod tests {
         }
     }
 
-    /// Whatever the bytes, a load returns (no panic, no hang).
+    /// Whatever the bytes, a load returns (no panic, no hang) with one of
+    /// two outcomes: objects, all counted, from exactly this file; or an
+    /// error that names the file (exit 2 with the file, as the contract says).
     fn load_bytes(name: &str, bytes: &[u8]) {
         let (_dir, path) = temp_file(name, bytes);
-        let _ = load_with_summary(&path);
+        match load_with_summary(&path) {
+            Ok((view, summary)) => {
+                assert_eq!(summary.files, std::slice::from_ref(&path));
+                assert!(summary.objects() > 0, "a load without objects is an error");
+                let kept = view.nodes.len() + view.reports.len() + view.daemon_sets.len() + view.pods.len();
+                assert!(kept <= summary.objects());
+                // Every object the view keeps has a name.
+                assert!(view.nodes.iter().all(|n| n.metadata.name.as_deref().is_some_and(|n| !n.is_empty())));
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains(&path.display().to_string()), "{message}");
+            }
+        }
     }
 
     proptest! {

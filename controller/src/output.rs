@@ -36,7 +36,8 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 }
 
 fn unsafe_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 pub fn render(plan: &Plan, format: Format) -> String {
@@ -111,7 +112,10 @@ mod tests {
         assert_eq!(printable("node-1"), "node-1");
         assert!(matches!(printable("ok"), Cow::Borrowed(_)));
         assert_eq!(printable("a\x1b[2Jb"), "a\\x1b[2Jb");
-        assert_eq!(printable("t\x1b]0;pwned\x07\n\r\t\x7f\u{9b}"), "t\\x1b]0;pwned\\x07\\x0a\\x0d\\x09\\x7f\\x9b");
+        assert_eq!(
+            printable("t\x1b]0;pwned\x07\n\r\t\x7f\u{9b}"),
+            "t\\x1b]0;pwned\\x07\\x0a\\x0d\\x09\\x7f\\x9b"
+        );
         assert_eq!(printable("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(printable("日本\u{2066}"), "日本\\u{2066}");
     }

@@ -488,7 +488,9 @@ pub fn spec_problem(spec: &TerwayRolloutSpec) -> Option<String> {
             IntOrString::Int(i) => i.to_string(),
             IntOrString::String(s) => format!("{s:?}"),
         };
-        problems.push(format!("maxUnavailable {shown} is not a count of at least 1 or a percentage from 1% to 100%"));
+        problems.push(format!(
+            "maxUnavailable {shown} is not a count of at least 1 or a percentage from 1% to 100%"
+        ));
     }
     (!problems.is_empty()).then(|| problems.join("; "))
 }
@@ -700,7 +702,9 @@ mod tests {
             "readinessTimeout \"99999999999999999h\" is not a duration from 1s to 24h such as 10m, 90s or 1h30m; \
              maxUnavailable 0 is not a count of at least 1 or a percentage from 1% to 100%"
         );
-        for (mu, t) in [("150%", "10m"), ("0%", "10m"), ("junk", "10m"), ("05%", "10m"), ("5%", "0s"), ("5%", "25h")] {
+        for (mu, t) in
+            [("150%", "10m"), ("0%", "10m"), ("junk", "10m"), ("05%", "10m"), ("5%", "0s"), ("5%", "25h")]
+        {
             assert!(spec_problem(&spec(IntOrString::String(mu.into()), t)).is_some(), "{mu} {t}");
         }
     }

@@ -24,7 +24,11 @@ struct Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?} after {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.took, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {:?} after {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.took, self.stdout, self.stderr
+        )
     }
 }
 
@@ -110,8 +114,9 @@ fn an_endless_key_file_is_refused_at_4_kib_naming_the_file() {
         let args = ["ram-secret", "create", "--access-key-id-file", &id, "--access-key-secret-file", endless];
         let r = run(&args, None);
         assert_eq!(r.code, Some(2), "{r}");
-        let expected =
-            format!("cannot read the access-key-secret file {endless}: larger than 4 KiB (the limit for a key file)");
+        let expected = format!(
+            "cannot read the access-key-secret file {endless}: larger than 4 KiB (the limit for a key file)"
+        );
         assert!(r.stderr.contains(&expected), "{r}");
     }
     // Standard input fed forever.
@@ -130,7 +135,8 @@ fn an_endless_kubeconfig_is_refused_at_16_mib() {
         let path = endless.display().to_string();
         let r = run(&["--kubeconfig", &path, "preflight"], None);
         assert_eq!(r.code, Some(2), "{r}");
-        let expected = format!("cannot read kubeconfig {path}: larger than 16 MiB (the limit for a kubeconfig)");
+        let expected =
+            format!("cannot read kubeconfig {path}: larger than 16 MiB (the limit for a kubeconfig)");
         assert!(r.stderr.contains(&expected), "{r}");
     }
 }
@@ -178,13 +184,19 @@ fn a_hundred_thousand_yaml_nesting_levels_are_refused_before_the_parser() {
     let depth = 100_000;
     std::fs::write(
         &path,
-        format!("apiVersion: v1\nkind: Node\nmetadata: {{name: n}}\nspec: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: n}}\nspec: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
     )
     .unwrap();
     let r = run(&["preflight", "--from-dump", &path.display().to_string()], None);
     assert_eq!(r.code, Some(2), "{r}");
-    let expected =
-        format!("{}: line 4 column 107: YAML collections nested deeper than 100 levels (the limit)", path.display());
+    let expected = format!(
+        "{}: line 4 column 107: YAML collections nested deeper than 100 levels (the limit)",
+        path.display()
+    );
     assert!(r.stderr.contains(&expected), "{r}");
     assert!(r.took < Duration::from_secs(10), "{r}");
 }
@@ -196,8 +208,16 @@ fn a_dump_that_is_no_cluster_is_exit_2_with_file_and_position() {
     let cases = [
         ("n.json", "42", format!("document 1: {found} a number at line 1 column 1")),
         ("s.yaml", "\"a string\"", format!("document 1: {found} a string at line 1 column 1")),
-        ("e.json", "  {}", format!("document 1: {found} a mapping without a string apiVersion and kind at line 1 column 3")),
-        ("e.yaml", "{}", format!("document 1: {found} a mapping without a string apiVersion and kind at line 1 column 1")),
+        (
+            "e.json",
+            "  {}",
+            format!("document 1: {found} a mapping without a string apiVersion and kind at line 1 column 3"),
+        ),
+        (
+            "e.yaml",
+            "{}",
+            format!("document 1: {found} a mapping without a string apiVersion and kind at line 1 column 1"),
+        ),
         (
             "nameless.yaml",
             "apiVersion: v1\nkind: Node\nstatus: {}\n",
@@ -256,7 +276,8 @@ fn escape_sequences_from_the_cluster_never_reach_the_terminal() {
         std::fs::copy(example(file), dir.path().join(file)).unwrap();
     }
     let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}";
-    let mut nodes: Value = serde_json::from_str(&std::fs::read_to_string(example("nodes.json")).unwrap()).unwrap();
+    let mut nodes: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("nodes.json")).unwrap()).unwrap();
     for n in nodes["items"].as_array_mut().unwrap() {
         n["status"]["nodeInfo"]["kernelVersion"] = json!(format!("3.10{evil}"));
     }
@@ -287,7 +308,8 @@ fn escape_sequences_from_the_cluster_never_reach_the_terminal() {
         let r = run(&args, None);
         assert!(matches!(r.code, Some(0..=2)), "{args:?}: {r}");
         for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-            let bad: Vec<char> = text.chars().filter(|&c| (c.is_control() && c != '\n') || c == '\u{202e}').collect();
+            let bad: Vec<char> =
+                text.chars().filter(|&c| (c.is_control() && c != '\n') || c == '\u{202e}').collect();
             assert!(bad.is_empty(), "{args:?} {stream} carries {bad:?}:\n{text}");
             assert!(!text.lines().any(|l| l.starts_with("[PASS Forged]")), "{args:?}: a forged line\n{text}");
         }

@@ -29,9 +29,12 @@ const NUMERIC_SECRET: u64 = 987_654_321_987_654_321;
 fn needles() -> Vec<String> {
     let mut out = Vec::new();
     let numeric = NUMERIC_SECRET.to_string();
-    for v in [ID, SECRET, ODD_ID, ODD_SECRET, ENI_KEY, ENI_SECRET, ENV_SECRET, AK_ENV, SK_ENV, ARG_SECRET, ANNOTATION]
-        .into_iter()
-        .chain([numeric.as_str()])
+    for v in [
+        ID, SECRET, ODD_ID, ODD_SECRET, ENI_KEY, ENI_SECRET, ENV_SECRET, AK_ENV, SK_ENV, ARG_SECRET,
+        ANNOTATION,
+    ]
+    .into_iter()
+    .chain([numeric.as_str()])
     {
         out.push(v.to_owned());
         out.push(base64(v.as_bytes()));
@@ -331,16 +334,18 @@ async fn a_numeric_access_secret_is_never_quoted() {
     assert_clean("dump", &std::fs::read_to_string(&ours).unwrap());
     let live = run_lib(&["preflight", "-o", "json"], Some(api.client()), false, "").await;
     for source in [&raw, &ours] {
-        let offline =
-            run_lib(&["preflight", "--from-dump", &source.display().to_string(), "-o", "json"], None, false, "")
-                .await;
+        let offline = run_lib(
+            &["preflight", "--from-dump", &source.display().to_string(), "-o", "json"],
+            None,
+            false,
+            "",
+        )
+        .await;
         assert_eq!(offline.stdout, live.stdout, "{}", source.display());
     }
-    for run in [&live] {
-        assert_eq!(run.code(), 1, "{run}");
-        assert!(run.stdout.contains("eni_conf access_secret: expected a string, found a number"), "{run}");
-        assert_clean("preflight", &run.stdout);
-    }
+    assert_eq!(live.code(), 1, "{live}");
+    assert!(live.stdout.contains("eni_conf access_secret: expected a string, found a number"), "{live}");
+    assert_clean("preflight", &live.stdout);
     for args in [vec!["preflight"], vec!["status"], vec!["install", "--dry-run"]] {
         let run = run_lib(&args, Some(api.client()), false, "").await;
         assert_clean(&format!("{args:?} stdout"), &run.stdout);

@@ -915,9 +915,14 @@ fn values_out_of_range_stop_the_rollout_with_invalid_spec() {
         spec_mut(&mut view).readiness_timeout = timeout.to_owned();
         spec_mut(&mut view).max_unavailable = max.clone();
         let p = step(&view, at(1));
-        assert_eq!(cond(&p, condition::PROGRESSING), ("False".to_owned(), "InvalidSpec".to_owned()), "{timeout} {max:?}");
+        assert_eq!(
+            cond(&p, condition::PROGRESSING),
+            ("False".to_owned(), "InvalidSpec".to_owned()),
+            "{timeout} {max:?}"
+        );
         assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()), "{timeout}");
-        let message = &p.status.conditions.iter().find(|c| c.type_ == condition::PROGRESSING).unwrap().message;
+        let message =
+            &p.status.conditions.iter().find(|c| c.type_ == condition::PROGRESSING).unwrap().message;
         assert!(message.contains("is not a"), "{message}");
         // The wave in progress keeps its gates; no new one opens.
         assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "{timeout}");

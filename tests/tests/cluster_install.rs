@@ -141,7 +141,12 @@ fn each_terwayrollout_cel_rule_is_enforced_by_the_server() {
             "  readinessTimeout: 24h",
             "readinessTimeout",
         ),
-        ("readinessTimeout over 24h", "  readinessTimeout: 24h1s", "  readinessTimeout: 1s", "readinessTimeout"),
+        (
+            "readinessTimeout over 24h",
+            "  readinessTimeout: 24h1s",
+            "  readinessTimeout: 1s",
+            "readinessTimeout",
+        ),
         ("readinessTimeout zero", "  readinessTimeout: 0s", "  readinessTimeout: 1440m", "readinessTimeout"),
     ];
     for (rule, bad, good, words) in cases {

@@ -379,7 +379,10 @@ mod tests {
             assert!(!text.contains(gone), "{gone}: {text}");
         }
         let conf: Value = serde_json::from_str(data["eni_conf"].as_str().unwrap()).unwrap();
-        assert_eq!(conf, json!({"version": "1", "access_key": "<redacted:7>", "access_secret": 0, "vswitches": {"z": ["vsw-1"]}}));
+        assert_eq!(
+            conf,
+            json!({"version": "1", "access_key": "<redacted:7>", "access_secret": 0, "vswitches": {"z": ["vsw-1"]}})
+        );
         let mut broken = json!(r#"{"access_key": "LTAIabc", "#);
         reduce_json_text(&mut broken, |_| {});
         assert_eq!(broken, json!("<not a JSON object, redacted:26>"));
@@ -395,9 +398,12 @@ mod tests {
                 "containerStatuses": [{"name": "c", "image": "i", "ready": true,
                     "state": {"waiting": {"reason": "ErrImagePull", "message": "s3cr3t"}}}]}});
         let kept = to_value(&pod, "v1", "Pod").unwrap();
-        assert_eq!(kept, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        assert_eq!(
+            kept,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"nodeName": "n1"},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [{"name": "c", "image": "i", "ready": true, "state": {"waiting": {"reason": "ErrImagePull"}}}]}}));
+                "containerStatuses": [{"name": "c", "image": "i", "ready": true, "state": {"waiting": {"reason": "ErrImagePull"}}}]}})
+        );
     }
 }

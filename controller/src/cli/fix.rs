@@ -299,7 +299,9 @@ async fn fix(
         return Ok(Outcome::Ok);
     };
     let target_text = match &prepared.target {
-        Target::DaemonSet { namespace, name } => format!("daemonset {}", printable(&format!("{namespace}/{name}"))),
+        Target::DaemonSet { namespace, name } => {
+            format!("daemonset {}", printable(&format!("{namespace}/{name}")))
+        }
         Target::Installation => "Installation default".to_owned(),
     };
     {
