@@ -22,7 +22,9 @@ pub struct Detection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     /// A short kebab-case name of the kind of signal (`vxlan-device`, `routes`, `cni-config`, ...).
+    #[schemars(length(max = 64))]
     pub signal: String,
+    #[schemars(length(max = 4096))]
     pub detail: String,
 }
 

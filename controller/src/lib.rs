@@ -22,6 +22,7 @@ pub mod cni_fix;
 pub mod dump;
 pub mod fetch;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod plan;

@@ -931,6 +931,38 @@ fn a_wave_waits_for_its_nodes_until_the_readiness_timeout() {
     assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "WaveFailed".to_owned()));
 }
 
+/// A timeout the old pattern admitted but whose seconds overflow i64 (a
+/// release build wrapped it negative: a minute-old wave failed), and
+/// maxUnavailable values out of range: the rollout stops with InvalidSpec
+/// naming the value; no wave fails, no gate opens, nothing is clamped.
+#[test]
+fn values_out_of_range_stop_the_rollout_with_invalid_spec() {
+    let view = wave_one_half_ready();
+    for (timeout, max) in [
+        ("2562047788015216h", IntOrString::Int(1)),
+        ("99999999999999999999s", IntOrString::Int(1)),
+        ("0s", IntOrString::Int(1)),
+        ("10m", IntOrString::Int(0)),
+        ("10m", IntOrString::String("250%".into())),
+    ] {
+        let mut view = view.clone();
+        spec_mut(&mut view).readiness_timeout = timeout.to_owned();
+        spec_mut(&mut view).max_unavailable = max.clone();
+        let p = step(&view, at(1));
+        assert_eq!(
+            cond(&p, condition::PROGRESSING),
+            ("False".to_owned(), "InvalidSpec".to_owned()),
+            "{timeout} {max:?}"
+        );
+        assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()), "{timeout}");
+        let message =
+            &p.status.conditions.iter().find(|c| c.type_ == condition::PROGRESSING).unwrap().message;
+        assert!(message.contains("is not a"), "{message}");
+        // The wave in progress keeps its gates; no new one opens.
+        assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "{timeout}");
+    }
+}
+
 #[test]
 fn a_wave_not_ready_after_the_timeout_fails_and_opens_nothing() {
     let view = wave_one_half_ready();

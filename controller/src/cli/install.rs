@@ -19,6 +19,7 @@
 use super::preflight::{colour_line, plan_of, validate_ignores};
 use super::term::{paint, GREEN, YELLOW};
 use super::{CliError, Outcome, Source, Term};
+use crate::output::printable;
 use crate::plan::Plan;
 use crate::webhook;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -73,7 +74,10 @@ fn failing_lines(plan: &Plan, color: bool) -> Vec<String> {
     plan.checks
         .iter()
         .filter(|c| c.is_blocking())
-        .map(|c| colour_line(color, &format!("[ERROR {}] {}: {}", c.name, c.reason, c.message)))
+        .map(|c| {
+            let (reason, message) = (printable(&c.reason), printable(&c.message));
+            colour_line(color, &format!("[ERROR {}] {reason}: {message}", c.name))
+        })
         .collect()
 }
 
