@@ -3,6 +3,7 @@
 //! CamelCase reason and a message a person can act on.
 
 use crate::classify::{on_prem_cni_artifacts, terway_configs};
+use crate::text::listed;
 use terway_hybrid_api::snapshot::FileState;
 use terway_hybrid_api::{CheckName, CheckResult, Detection, NodeSnapshot, Plugin, Role, Scenario, Severity};
 
@@ -113,7 +114,7 @@ fn foreign_cni_config(s: &NodeSnapshot, d: &Detection, role: Option<Role>) -> Ch
                     format!(
                         "this cloud node carries the on-prem CNI: {}. Keep the on-prem CNI DaemonSet off cloud nodes \
                          (nodeAffinity alibabacloud.com/external NotIn [\"true\"]), then remove what it left here",
-                        found.join(", ")
+                        listed(&found, ", ")
                     ),
                 )
             }
@@ -135,7 +136,7 @@ fn foreign_cni_config(s: &NodeSnapshot, d: &Detection, role: Option<Role>) -> Ch
                     format!(
                         "this on-prem node carries Terway's config ({}): keep the Terway DaemonSet on cloud nodes \
                          only and remove the file from /etc/cni/net.d",
-                        found.join(", ")
+                        listed(&found, ", ")
                     ),
                 )
             }
@@ -156,7 +157,7 @@ fn stale_overlay_devices(d: &Detection) -> CheckResult {
         format!(
             "leftovers of a past CNI: {}. They do not decide the detection, but remove them \
              (ip link delete DEV; move old files out of /etc/cni/net.d) so they cannot confuse the next one",
-            items.join("; ")
+            listed(&items, "; ")
         ),
     )
 }
@@ -351,6 +352,23 @@ mod tests {
         });
         let c = foreign_cni_config(&leftover, &det(Plugin::Terway, vec![]), Some(Role::Cloud));
         assert!(c.message.contains("tunnel device flannel.1"), "{c:?}");
+    }
+
+    /// 10,000 stale configs made an 800 KB message: a message lists at most
+    /// `MAX_LISTED` items and says how many more there are.
+    #[test]
+    fn messages_list_a_bounded_number_of_items() {
+        let stale: Vec<Evidence> = (0..10_000)
+            .map(|i| Evidence::new("stale-config", format!("{i:05}-calico.conflist is ignored")))
+            .collect();
+        let c = stale_overlay_devices(&det(Plugin::CalicoBgp, stale));
+        assert!(c.message.len() < 1024, "{} bytes", c.message.len());
+        assert!(c.message.contains("and 9992 more"), "{}", c.message);
+        let names: Vec<(String, &str)> =
+            (0..10_000).map(|i| (format!("{i:05}-calico.conflist"), "calico")).collect();
+        let refs: Vec<(&str, &str)> = names.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let c = foreign_cni_config(&with_files(&refs), &det(Plugin::CalicoBgp, vec![]), Some(Role::Cloud));
+        assert!(c.message.len() < 1024 && c.message.contains("and 9992 more"), "{}", c.message);
     }
 
     #[test]

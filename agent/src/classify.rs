@@ -828,7 +828,7 @@ fn stale_configs(s: &NodeSnapshot) -> Vec<Evidence> {
 }
 
 fn describe_file(f: &CniFile) -> String {
-    format!("{} (plugins: {})", f.name, f.plugin_types.join(", "))
+    format!("{} (plugins: {})", f.name, crate::text::listed(&f.plugin_types, ", "))
 }
 
 fn or_dash(v: &Option<String>) -> &str {
@@ -959,6 +959,7 @@ mod tests {
             state: "start".to_owned(),
             info: if established { "Established" } else { "Connect" }.to_owned(),
             established,
+            ..Default::default()
         };
         let mut s = node(vec![link("bond1.2", true, &["10.133.146.135/26"])], vec![]);
         s.bird = BirdState::Answered {

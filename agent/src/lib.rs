@@ -16,8 +16,10 @@ pub mod ecs;
 pub mod http;
 pub mod metrics;
 pub mod output;
+pub mod probe;
 pub mod report;
 pub mod run;
+pub mod text;
 pub mod watch;
 pub mod writer;
 
@@ -33,5 +35,6 @@ pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
         checks: checks::node_checks(snapshot, &detection, ctx),
         detection,
         kernel_version: snapshot.kernel_version.clone(),
+        bgp_peers: snapshot.bird.bgp_peers(),
     }
 }

@@ -13,6 +13,7 @@ use terway_hybrid_agent::checks::NodeContext;
 use terway_hybrid_agent::collect::{self, Sources};
 use terway_hybrid_agent::ecs;
 use terway_hybrid_agent::output::{render, Format};
+use terway_hybrid_agent::probe;
 use terway_hybrid_agent::run::{self, RunConfig};
 use terway_hybrid_agent::watch::Debounce;
 use terway_hybrid_api::{NodeSnapshot, Role};
@@ -42,6 +43,34 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "text")]
         output: Format,
     },
+    /// Probe peers on the other site from the network namespace this runs
+    /// in: reachable, round trip, path MTU, and the route the kernel chose.
+    ///
+    /// Each peer must run `terway-hybrid-agent run` (it answers on
+    /// --probe-addr, port 9799). The path MTU is the largest IP packet,
+    /// headers included, that reaches the peer with fragmentation forbidden:
+    /// learnt from the kernel where the path sends ICMP "fragmentation
+    /// needed", searched over sizes where it drops big packets silently.
+    /// Without UDP answers a TCP connect still proves reachability (path MTU
+    /// unknown). Exit 0 when every peer is reachable, 1 when one is not.
+    Probe {
+        /// ADDR, ADDR:PORT or [IPV6]:PORT (port 9799 by default); repeatable.
+        #[arg(long = "peer", value_name = "ADDR[:PORT]", required = true, value_parser = probe::parse_peer)]
+        peers: Vec<SocketAddr>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+        /// The most time spent on each peer (peers are probed in parallel).
+        #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        timeout_ms: u64,
+    },
+    /// Answer probes (TCP and UDP) and nothing else, until SIGTERM: what
+    /// `run` does on --probe-addr, for a responder that is not the agent
+    /// (e.g. a pod in the pod network).
+    Respond {
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9799")]
+        probe_addr: SocketAddr,
+    },
     /// Print the collected facts (NodeSnapshot) as JSON, e.g. for a bug report.
     Snapshot {
         #[command(flatten)]
@@ -61,6 +90,10 @@ enum Command {
         /// Where /metrics, /healthz and /readyz are served.
         #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9797")]
         metrics_addr: SocketAddr,
+        /// Where probes from the other site are answered (TCP and UDP; see
+        /// `probe`).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9799")]
+        probe_addr: SocketAddr,
         /// No Kubernetes API: detection, checks, metrics and probes only.
         #[arg(long)]
         standalone: bool,
@@ -143,6 +176,8 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The table already says which peer: exit 1 and nothing more.
+        Err(e) if e.is::<Unreachable>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -156,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             root,
             node,
             metrics_addr,
+            probe_addr,
             standalone,
             node_name,
             resync_seconds,
@@ -165,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = RunConfig {
                 sources: Sources::new(root.host_root),
                 metrics_addr,
+                probe_addr,
                 standalone,
                 node_name,
                 role: node.role,
@@ -172,17 +209,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ecs_metadata_url: node.ecs_metadata_url,
                 resync: Duration::from_secs(resync_seconds.max(1)),
                 debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },
+                detection_deadline: run::DETECTION_DEADLINE,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) })?;
-            Ok(())
+            let result = runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) });
+            // Dropping the runtime would wait for a detection thread stuck in
+            // a system call; the process is ending, so leave it behind.
+            runtime.shutdown_background();
+            result
         }
         Command::Detect { root, node, output } => {
-            let snapshot = collect::collect(&Sources::new(root.host_root))?;
+            let snapshot = collect_within_deadline(root.host_root)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
+        Command::Probe { peers, output, timeout_ms } => {
+            // A peer that is down costs its timeout; the others do not wait
+            // for it. The list is the operator's, so a handful of threads.
+            const MAX_PEERS: usize = 64;
+            anyhow::ensure!(
+                peers.len() <= MAX_PEERS,
+                "at most {MAX_PEERS} peers at a time, got {}",
+                peers.len()
+            );
+            let timeout = Duration::from_millis(timeout_ms);
+            let results: Vec<probe::PeerProbe> = std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
+                handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
+            });
+            let text = match output {
+                Format::Json => serde_json::to_string_pretty(&results)? + "\n",
+                Format::Text => probe::render_text(&results),
+            };
+            emit(&text)?;
+            if results.iter().all(|r| r.reachable) {
+                Ok(())
+            } else {
+                Err(Unreachable.into())
+            }
+        }
+        Command::Respond { probe_addr } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let shutdown = terminated()?;
+                tracing::info!(addr = %probe_addr, "answering probes (TCP and UDP)");
+                probe::serve(probe_addr, shutdown)
+                    .await
+                    .with_context(|| format!("answering probes on {probe_addr}"))
+            })
+        }
         Command::Snapshot { root } => {
-            let snapshot = collect::collect(&Sources::new(root.host_root))?;
+            let snapshot = collect_within_deadline(root.host_root)?;
             emit(&(serde_json::to_string_pretty(&snapshot)? + "\n"))
         }
         Command::Classify { snapshot, output } => {
@@ -191,6 +268,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Collects under the deadline `run` uses; a collection stuck in a system
+/// call is left behind and the process exits 1 naming where it was stuck.
+fn collect_within_deadline(host_root: PathBuf) -> anyhow::Result<NodeSnapshot> {
+    let sources = Sources::new(host_root);
+    Ok(collect::within_deadline(run::DETECTION_DEADLINE, move |progress| {
+        Ok(collect::collect_tracked(&sources, progress)?)
+    })?)
+}
+
+/// `probe`: some peer did not answer (the output names it).
+#[derive(Debug, thiserror::Error)]
+#[error("a peer is unreachable")]
+struct Unreachable;
 
 /// Resolves on SIGTERM (the kubelet stopping the pod) or Ctrl-C. The
 /// handlers are installed here, before anything else runs, so a SIGTERM that
@@ -216,11 +307,31 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A snapshot is tens of kilobytes (routes are folded into counters); this
+/// bounds what `classify` reads from a file, a pipe or standard input.
+const MAX_SNAPSHOT: u64 = 16 * 1024 * 1024;
+
 fn read_snapshot(path: &PathBuf) -> anyhow::Result<NodeSnapshot> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("reading the snapshot from standard input")?
+    let (name, bytes) = if path.as_os_str() == "-" {
+        ("standard input".to_owned(), read_capped(std::io::stdin().lock(), MAX_SNAPSHOT))
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).with_context(|| format!("reading {name}"))?;
+        (name, read_capped(file, MAX_SNAPSHOT))
     };
-    serde_json::from_str(&text).with_context(|| format!("{} is not a NodeSnapshot", path.display()))
+    let bytes = bytes.with_context(|| format!("reading the snapshot from {name}"))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{name} is not a NodeSnapshot"))
+}
+
+/// Reads at most `max` bytes; more is an error that says the limit.
+fn read_capped(reader: impl std::io::Read, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= max,
+        "larger than {} MiB: a snapshot is far smaller (is this the right file?)",
+        max / (1024 * 1024)
+    );
+    Ok(bytes)
 }

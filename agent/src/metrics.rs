@@ -15,6 +15,8 @@ pub struct Metrics {
     check_passed: IntGaugeVec,
     detection_duration: Histogram,
     report_writes: IntCounterVec,
+    bgp_session_up: IntGaugeVec,
+    bgp_imported_routes: IntGaugeVec,
 }
 
 impl Metrics {
@@ -60,6 +62,20 @@ impl Metrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // One series per BGP session: at most 32 per node (the report's bound).
+        let bgp_session_up = IntGaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_bgp_session_up",
+                "1 while the BGP session with the peer is Established",
+            ),
+            &["peer"],
+        )
+        .expect("valid metric");
+        let bgp_imported_routes = IntGaugeVec::new(
+            Opts::new("terway_hybrid_agent_bgp_imported_routes", "Routes imported from the BGP peer"),
+            &["peer"],
+        )
+        .expect("valid metric");
         // Both results exist from the start, so rate() works on the first error.
         for result in ["success", "error"] {
             report_writes.with_label_values(&[result]);
@@ -70,12 +86,23 @@ impl Metrics {
             Box::new(check_passed.clone()),
             Box::new(detection_duration.clone()),
             Box::new(report_writes.clone()),
+            Box::new(bgp_session_up.clone()),
+            Box::new(bgp_imported_routes.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
-        Metrics { registry, scenario_info, node_ready, check_passed, detection_duration, report_writes }
+        Metrics {
+            registry,
+            scenario_info,
+            node_ready,
+            check_passed,
+            detection_duration,
+            report_writes,
+            bgp_session_up,
+            bgp_imported_routes,
+        }
     }
 
     /// Records a finished detection and its checks.
@@ -91,6 +118,14 @@ impl Metrics {
                 .set(i64::from(c.status != CheckStatus::Fail));
         }
         self.node_ready.set(i64::from(!d.checks.iter().any(|c| c.is_blocking())));
+        // A session that went away leaves no series behind.
+        self.bgp_session_up.reset();
+        self.bgp_imported_routes.reset();
+        for p in &d.bgp_peers {
+            self.bgp_session_up.with_label_values(&[p.peer.as_str()]).set(i64::from(p.is_up()));
+            let routes = i64::try_from(p.imported_routes).unwrap_or(i64::MAX);
+            self.bgp_imported_routes.with_label_values(&[p.peer.as_str()]).set(routes);
+        }
     }
 
     pub fn report_written(&self, result: &str) {

@@ -1,6 +1,7 @@
 //! The NodeNetworkReport this node's agent writes: built from a detection by
 //! pure functions, so what is written can be tested without an API server.
 
+use crate::text::{self, MAX_MESSAGE};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use std::collections::hash_map::DefaultHasher;
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use terway_hybrid_api::report::{MAX_EVIDENCE, NODE_NAME_LABEL};
 use terway_hybrid_api::{
-    NodeDetection, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus, Role,
+    CheckResult, NodeDetection, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus, Role,
 };
 
 /// The server-side-apply field manager of every agent write.
@@ -36,23 +37,37 @@ pub fn report_identity(node: &Node) -> Option<NodeNetworkReport> {
     Some(report)
 }
 
-/// The report status for a detection; evidence is bounded so a noisy node
-/// cannot grow its object.
+/// The report status for a detection; evidence and every node-derived string
+/// are bounded so a noisy node cannot grow its object.
 pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNetworkReportStatus {
     let det = &d.detection;
-    let bounded = |v: &[terway_hybrid_api::Evidence]| v.iter().take(MAX_EVIDENCE).cloned().collect();
+    let bounded = |v: &[terway_hybrid_api::Evidence]| {
+        v.iter()
+            .take(MAX_EVIDENCE)
+            .map(|e| terway_hybrid_api::Evidence {
+                signal: text::bounded(&e.signal, 64).into_owned(),
+                detail: text::bounded(&e.detail, MAX_MESSAGE).into_owned(),
+            })
+            .collect()
+    };
+    let checks = d
+        .checks
+        .iter()
+        .map(|c| CheckResult { message: text::bounded(&c.message, MAX_MESSAGE).into_owned(), ..c.clone() })
+        .collect();
     NodeNetworkReportStatus {
         scenario: det.scenario,
         plugin: det.plugin,
         confidence: det.confidence,
         role,
-        kernel_version: d.kernel_version.clone(),
+        kernel_version: text::bounded(&d.kernel_version, 256).into_owned(),
         evidence: bounded(&det.evidence),
         stale: bounded(&det.stale),
-        checks: d.checks.clone(),
+        checks,
         ready: !d.checks.iter().any(|c| c.is_blocking()),
         last_detected: detected_at,
         agent_version: AGENT_VERSION.to_owned(),
+        bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
     }
 }
 
@@ -72,7 +87,7 @@ pub fn content_hash(status: &NodeNetworkReportStatus) -> u64 {
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
-    use terway_hybrid_api::{CheckName, CheckResult, Confidence, Detection, Evidence, Plugin, Severity};
+    use terway_hybrid_api::{BgpPeer, CheckName, Confidence, Detection, Evidence, Plugin, Severity};
 
     fn node(labels: &[(&str, &str)]) -> Node {
         Node {
@@ -102,6 +117,13 @@ mod tests {
             },
             checks: vec![check],
             kernel_version: "5.10.0".into(),
+            bgp_peers: (0..40)
+                .map(|i| BgpPeer {
+                    peer: format!("10.0.0.{i}"),
+                    state: "Established".into(),
+                    imported_routes: i,
+                })
+                .collect(),
         }
     }
 
@@ -115,10 +137,35 @@ mod tests {
         assert!(report_identity(&Node::default()).is_none(), "no uid, no owner");
     }
 
+    /// Whatever a node holds, the status it writes stays small: every string
+    /// is cut at `MAX_MESSAGE` and the whole status serializes to a few tens
+    /// of kilobytes (the API server refuses objects over 1.5 MB).
+    #[test]
+    fn status_bounds_every_node_derived_string() {
+        let huge = "x".repeat(800_000);
+        let mut d = detection(40, true);
+        d.detection.evidence = (0..40).map(|_| Evidence::new("cni-config", huge.clone())).collect();
+        d.detection.stale = d.detection.evidence.clone();
+        d.checks[0].message = huge.clone();
+        d.kernel_version = huge.clone();
+        let s = report_status(&d, Role::OnPrem, Time(Timestamp::UNIX_EPOCH));
+        for text in
+            s.evidence.iter().chain(&s.stale).map(|e| &e.detail).chain(s.checks.iter().map(|c| &c.message))
+        {
+            assert!(text.len() <= MAX_MESSAGE + 40, "{} bytes", text.len());
+            assert!(text.ends_with(&format!("… ({} more bytes)", huge.len() - MAX_MESSAGE)));
+        }
+        assert!(s.kernel_version.len() <= 256 + 40);
+        let size = serde_json::to_string(&s).unwrap().len();
+        assert!(size < 100_000, "the status is {size} bytes");
+    }
+
     #[test]
     fn status_bounds_evidence_and_derives_ready() {
         let s = report_status(&detection(40, false), Role::OnPrem, Time(Timestamp::UNIX_EPOCH));
         assert_eq!(s.evidence.len(), MAX_EVIDENCE);
+        assert_eq!(s.bgp_peers.len(), terway_hybrid_api::snapshot::MAX_BGP_PEERS);
+        assert_eq!(s.bgp_peers[31].peer, "10.0.0.31", "the first ones, in BIRD's order");
         assert!(s.ready, "a warning does not block");
         assert!(!report_status(&detection(1, true), Role::OnPrem, Time(Timestamp::UNIX_EPOCH)).ready);
     }

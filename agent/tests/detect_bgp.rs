@@ -129,4 +129,30 @@ fn calico_bgp_node_with_live_bird_is_bgp() {
         protocols.iter().any(|p| p["name"] == "peer1" && p["proto"] == "BGP" && p["established"] == true),
         "{snap:#}"
     );
+
+    // Each session, as `detect --output json` prints it: node 2 announces
+    // its two blocks.
+    let peers = serde_json::to_value(&detection.bgp_peers).unwrap();
+    assert_eq!(
+        peers,
+        serde_json::json!([{"peer": NODE2_IP, "state": "Established", "importedRoutes": NODE2_BLOCKS.len()}]),
+        "{}",
+        context()
+    );
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["bgpPeers"], peers, "the JSON output carries them");
+
+    // BIRD on node 2 stops: the session leaves Established, nothing is
+    // imported any more.
+    drop(bird2);
+    let down = wait_for_described(
+        "node 1's session with node 2 to go down",
+        Duration::from_secs(30),
+        || {
+            let (d, _, _) = detect_in(&node1, root1.path());
+            d.bgp_peers.first().filter(|p| !p.is_up()).cloned()
+        },
+        || bird1.show_protocols(),
+    );
+    assert_eq!((down.peer.as_str(), down.imported_routes), (NODE2_IP, 0), "{down:?}");
 }

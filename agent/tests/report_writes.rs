@@ -52,6 +52,7 @@ fn desired(plugin: Plugin) -> Desired {
         },
         checks: vec![CheckResult::pass(CheckName::ScenarioDetected, Severity::Error, "Detected", "ok")],
         kernel_version: "5.10.134".into(),
+        bgp_peers: vec![],
     };
     Desired { node: node(), status: report_status(&detection, Role::Cloud, Time(Timestamp::now())) }
 }

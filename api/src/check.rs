@@ -96,6 +96,12 @@ pub enum Severity {
     Error,
 }
 
+/// Longest `reason` the CRDs admit (characters).
+pub const MAX_REASON: usize = 128;
+/// Longest `message` (and evidence `detail`) the CRDs admit, in characters:
+/// room for the agent's 2 KiB messages and the controller's.
+pub const MAX_MESSAGE: usize = 4096;
+
 /// The outcome of one check: a CamelCase `reason` for machines and a
 /// `message` a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -103,7 +109,9 @@ pub struct CheckResult {
     pub name: CheckName,
     pub severity: Severity,
     pub status: CheckStatus,
+    #[schemars(length(max = 128))]
     pub reason: String,
+    #[schemars(length(max = 4096))]
     pub message: String,
 }
 

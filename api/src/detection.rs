@@ -22,13 +22,34 @@ pub struct Detection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     /// A short kebab-case name of the kind of signal (`vxlan-device`, `routes`, `cni-config`, ...).
+    #[schemars(length(max = 64))]
     pub signal: String,
+    #[schemars(length(max = 4096))]
     pub detail: String,
 }
 
 impl Evidence {
     pub fn new(signal: &str, detail: impl Into<String>) -> Self {
         Evidence { signal: signal.to_owned(), detail: detail.into() }
+    }
+}
+
+/// One BGP session of the node's routing daemon (Calico's BIRD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpPeer {
+    /// The neighbour's address (the protocol's name when BIRD does not say).
+    #[schemars(length(max = 64))]
+    pub peer: String,
+    /// `Established`, `Active`, `Connect`, `Idle`, ... as BIRD says.
+    #[schemars(length(max = 32))]
+    pub state: String,
+    pub imported_routes: u64,
+}
+
+impl BgpPeer {
+    pub fn is_up(&self) -> bool {
+        self.state == "Established"
     }
 }
 
@@ -40,4 +61,7 @@ pub struct NodeDetection {
     pub detection: Detection,
     pub checks: Vec<CheckResult>,
     pub kernel_version: String,
+    /// The node's BGP sessions (BIRD), at most 32.
+    #[serde(default)]
+    pub bgp_peers: Vec<BgpPeer>,
 }

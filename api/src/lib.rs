@@ -15,7 +15,7 @@ pub mod snapshot;
 pub mod vocabulary;
 
 pub use check::{CheckName, CheckResult, CheckStatus, Severity};
-pub use detection::{Detection, Evidence, NodeDetection};
+pub use detection::{BgpPeer, Detection, Evidence, NodeDetection};
 pub use report::{NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus};
 pub use rollout::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 pub use snapshot::NodeSnapshot;

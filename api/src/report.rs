@@ -2,7 +2,7 @@
 //! only by that node's agent, read by the controller.
 
 use crate::check::CheckResult;
-use crate::detection::Evidence;
+use crate::detection::{BgpPeer, Evidence};
 use crate::vocabulary::{Confidence, Plugin, Role, Scenario};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -32,6 +32,7 @@ pub const MAX_EVIDENCE: usize = 16;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeNetworkReportSpec {
+    #[schemars(length(max = 253))]
     pub node_name: String,
 }
 
@@ -42,6 +43,7 @@ pub struct NodeNetworkReportStatus {
     pub plugin: Plugin,
     pub confidence: Confidence,
     pub role: Role,
+    #[schemars(length(max = 256))]
     pub kernel_version: String,
     /// What decided the detection, strongest first (at most 16 entries).
     #[schemars(length(max = 16))]
@@ -50,10 +52,16 @@ pub struct NodeNetworkReportStatus {
     #[serde(default)]
     #[schemars(length(max = 16))]
     pub stale: Vec<Evidence>,
+    #[schemars(length(max = 32))]
     pub checks: Vec<CheckResult>,
     /// No error-severity node check fails.
     pub ready: bool,
     /// When the detection that produced this content ran.
     pub last_detected: Time,
+    #[schemars(length(max = 64))]
     pub agent_version: String,
+    /// The node's BGP sessions (Calico's BIRD), at most 32.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub bgp_peers: Vec<BgpPeer>,
 }

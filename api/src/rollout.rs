@@ -15,6 +15,9 @@ pub const SCENARIO_LABEL: &str = "terway-hybrid.io/scenario";
 pub const PREFLIGHT_LABEL: &str = "terway-hybrid.io/preflight";
 pub const GATE_LABEL: &str = "terway-hybrid.io/terway-gate";
 pub const GATE_OPEN: &str = "open";
+/// The most cloud nodes one wave opens (`maxUnavailable` larger than this,
+/// or a percentage of a larger cluster, opens this many at a time).
+pub const MAX_WAVE_NODES: usize = 1000;
 
 /// Condition types of the rollout status.
 pub mod condition {
@@ -81,8 +84,8 @@ pub struct TerwayRolloutSpec {
     #[serde(default = "default_readiness_timeout")]
     #[schemars(length(max = 32))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && self != ''",
-        "message": "readinessTimeout is a duration such as 10m, 90s or 1h30m"
+        "rule": "self.matches('^([0-9]{1,5}h)?([0-9]{1,5}m)?([0-9]{1,5}s)?$') && self != '' && duration(self) >= duration('1s') && duration(self) <= duration('24h')",
+        "message": "readinessTimeout is a duration from 1s to 24h such as 10m, 90s or 1h30m"
     }]))]
     pub readiness_timeout: String,
 }
@@ -127,6 +130,7 @@ pub struct OnPremCni {
     /// The on-prem CNI DaemonSets; empty means: find them by their well-known
     /// names (calico-node, kube-flannel-ds, canal, cilium, kube-router) in any namespace.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub daemon_sets: Vec<NamespacedName>,
     #[serde(default)]
     pub remediate: Remediate,
@@ -142,7 +146,9 @@ pub enum Remediate {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 pub struct NamespacedName {
+    #[schemars(length(max = 63))]
     pub namespace: String,
+    #[schemars(length(max = 253))]
     pub name: String,
 }
 
@@ -150,8 +156,10 @@ pub struct NamespacedName {
 #[serde(rename_all = "camelCase")]
 pub struct TerwayRef {
     #[serde(default = "default_terway_namespace")]
+    #[schemars(length(max = 63))]
     pub namespace: String,
     #[serde(default = "default_terway_name")]
+    #[schemars(length(max = 253))]
     pub daemon_set_name: String,
 }
 
@@ -181,6 +189,7 @@ pub struct TerwayRolloutStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default)]
+    #[schemars(length(max = 32))]
     pub checks: Vec<CheckResult>,
     #[serde(default)]
     pub nodes: NodeCounts,
@@ -195,6 +204,8 @@ pub struct TerwayRolloutStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Wave {
+    /// At most [`MAX_WAVE_NODES`]: a wave of more is cut there.
+    #[schemars(length(max = 1000), inner(length(max = 253)))]
     pub nodes: Vec<String>,
     pub started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }

@@ -6,6 +6,7 @@
 //! does not answer) are recorded as data here, never raised: they are
 //! evidence too.
 
+use crate::detection::BgpPeer;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -272,7 +273,35 @@ impl BirdState {
             _ => (0, 0),
         }
     }
+
+    /// The BGP sessions BIRD reported, at most [`MAX_BGP_PEERS`], in BIRD's order.
+    pub fn bgp_peers(&self) -> Vec<BgpPeer> {
+        let BirdState::Answered { protocols, .. } = self else {
+            return Vec::new();
+        };
+        protocols
+            .iter()
+            .filter(|p| p.proto.eq_ignore_ascii_case("bgp"))
+            .take(MAX_BGP_PEERS)
+            .map(|p| BgpPeer {
+                // Without the details (an old BIRD), the protocol's name is
+                // what identifies the session.
+                peer: p.neighbor.clone().unwrap_or_else(|| p.name.clone()),
+                state: p.bgp_state.clone().unwrap_or_else(|| {
+                    if p.established {
+                        "Established".to_owned()
+                    } else {
+                        p.state.clone()
+                    }
+                }),
+                imported_routes: p.imported_routes.unwrap_or(0),
+            })
+            .collect()
+    }
 }
+
+/// How many BGP sessions a node reports.
+pub const MAX_BGP_PEERS: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -282,6 +311,18 @@ pub struct BirdProtocol {
     pub state: String,
     pub info: String,
     pub established: bool,
+    /// BGP only (`show protocols all`): the neighbour's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighbor: Option<String>,
+    /// BGP only: the session state (`Established`, `Active`, `Connect`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp_state: Option<String>,
+    /// Routes imported over all the protocol's channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_routes: Option<u64>,
+    /// Routes exported over all the protocol's channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exported_routes: Option<u64>,
 }
 
 /// TCP sockets on the BGP port (179) in the node's network namespace.

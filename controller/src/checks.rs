@@ -374,7 +374,12 @@ pub fn eni_config(c: &Cluster, scenario: Scenario) -> CheckResult {
     match c.eni_config().and_then(|d| d.get("10-terway.conf")) {
         None => problems.push("no 10-terway.conf key".to_owned()),
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Err(e) => problems.push(format!("10-terway.conf is not valid JSON: {e}")),
+            Err(e) => problems.push(format!(
+                "10-terway.conf is not valid JSON ({}line {} column {})",
+                crate::cluster::json_error_kind(&e),
+                e.line(),
+                e.column()
+            )),
             Ok(v) => {
                 if let Some(t) = v.get("eniip_virtual_type").and_then(|t| t.as_str()) {
                     if !["veth", "ipvlan", "datapathv2"].contains(&t.to_ascii_lowercase().as_str()) {

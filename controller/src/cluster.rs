@@ -27,7 +27,7 @@ pub struct Cluster<'a> {
 }
 
 /// The parts of `eni_conf` the checks read; everything else is Terway's business.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 pub struct EniConf {
     #[serde(default)]
     pub vswitches: Option<HashMap<String, Vec<String>>>,
@@ -41,6 +41,62 @@ pub struct EniConf {
     pub access_key: Option<String>,
     #[serde(default)]
     pub access_secret: Option<String>,
+}
+
+/// `eni_conf` read into [`EniConf`]. It may hold an AccessKey, so what is
+/// wrong is said by position, field and type, never with a value (serde's
+/// messages quote the offending value: a numeric `access_secret` in full).
+pub fn parse_eni_conf(text: &str) -> Result<EniConf, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!("eni_conf is not valid JSON ({}line {} column {})", json_error_kind(&e), e.line(), e.column())
+    })?;
+    if let Some(problem) = eni_conf_shape(&value) {
+        return Err(format!("eni_conf {problem}"));
+    }
+    serde_json::from_value(value).map_err(|_| "eni_conf has a value of the wrong type".to_owned())
+}
+
+/// `syntax error at `, `it ends early at `: serde's category, never its text.
+pub fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "it ends early at ",
+        serde_json::error::Category::Syntax => "syntax error at ",
+        _ => "at ",
+    }
+}
+
+/// The first field of `eni_conf` whose type is not what [`EniConf`] reads.
+fn eni_conf_shape(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+    let strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+    let Value::Object(map) = value else {
+        return Some(format!("must be a JSON object, not {}", kind(value)));
+    };
+    for (field, v) in map.iter().filter(|(_, v)| !v.is_null()) {
+        let (ok, expected) = match field.as_str() {
+            "security_group" | "service_cidr" | "access_key" | "access_secret" => (v.is_string(), "a string"),
+            "security_groups" => (strings(v), "an array of strings"),
+            "vswitches" => (
+                v.as_object().is_some_and(|zones| zones.values().all(strings)),
+                "an object of zone -> array of vSwitch IDs",
+            ),
+            _ => continue,
+        };
+        if !ok {
+            return Some(format!("{field}: expected {expected}, found {}", kind(v)));
+        }
+    }
+    None
 }
 
 pub struct NodeInfo<'a> {
@@ -130,7 +186,7 @@ impl<'a> Cluster<'a> {
         let mut cluster = Cluster { view, spec, nodes, on_prem_cnis, terway, agent, eni_conf: None, pods };
         cluster.eni_conf = cluster.eni_config().map(|data| match data.get("eni_conf") {
             None => Err("eni-config has no eni_conf key".to_owned()),
-            Some(text) => serde_json::from_str(text).map_err(|e| format!("eni_conf is not valid JSON: {e}")),
+            Some(text) => parse_eni_conf(text),
         });
         cluster
     }
@@ -221,5 +277,45 @@ pub fn some_of<S: AsRef<str>>(items: &[S], max: usize) -> String {
     match items.len().saturating_sub(max) {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eni_conf_problems_never_quote_a_value() {
+        let secret = "987654321987654321";
+        let cases = [
+            (
+                format!(r#"{{"access_secret": {secret}}}"#),
+                "eni_conf access_secret: expected a string, found a number",
+            ),
+            (
+                format!(r#"{{"access_key": ["{secret}"]}}"#),
+                "eni_conf access_key: expected a string, found an array",
+            ),
+            (
+                format!(r#"{{"vswitches": {{"zone-a": "{secret}"}}}}"#),
+                "eni_conf vswitches: expected an object of zone -> array of vSwitch IDs, found an object",
+            ),
+            (
+                format!(r#"{{"access_secret": "{secret}" "#),
+                "eni_conf is not valid JSON (it ends early at line 1 column 39)",
+            ),
+            (
+                format!(r#"{{"access_secret": {secret}x}}"#),
+                "eni_conf is not valid JSON (syntax error at line 1 column 37)",
+            ),
+            (format!(r#""{secret}""#), "eni_conf must be a JSON object, not a string"),
+        ];
+        for (text, expected) in cases {
+            let message = parse_eni_conf(&text).unwrap_err();
+            assert_eq!(message, expected, "{text}");
+            assert!(!message.contains(secret));
+        }
+        let ok = parse_eni_conf(r#"{"access_key": "a", "access_secret": null, "other": 5}"#).unwrap();
+        assert_eq!(ok.access_key.as_deref(), Some("a"));
     }
 }

@@ -8,11 +8,13 @@
 //! - [`cluster`]: indexes over a view (roles, reports, DaemonSets, pods).
 //! - [`checks`]: the cluster checks, pure.
 //! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
+//! - [`webhook`], [`certs`]: the Terway gate at admission, and its TLS.
 #![forbid(unsafe_code)]
 
 pub mod actions;
 pub mod affinity;
 pub mod apply;
+pub mod certs;
 pub mod checks;
 pub mod cli;
 pub mod cluster;
@@ -20,6 +22,7 @@ pub mod cni_fix;
 pub mod dump;
 pub mod fetch;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod plan;
@@ -31,3 +34,4 @@ pub mod scope;
 mod test_builders;
 pub mod view;
 pub mod watch;
+pub mod webhook;

@@ -17,8 +17,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use terway_hybrid_api::rollout::{condition, Mode, NodeCounts, Remediate, Wave, GATE_LABEL, GATE_OPEN};
-use terway_hybrid_api::{CheckResult, Plugin, Role, Scenario, TerwayRolloutStatus};
+use terway_hybrid_api::rollout::{
+    condition, Mode, NodeCounts, Remediate, Wave, GATE_LABEL, GATE_OPEN, MAX_WAVE_NODES,
+};
+use terway_hybrid_api::{CheckResult, Plugin, Role, Scenario, TerwayRolloutSpec, TerwayRolloutStatus};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +163,11 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         checks::overlay_reaches_cloud(&c, scenario),
     ];
     checks::apply_ignores(&mut all_checks, &c.spec.ignore_checks);
+    // The status must stay within the CRD's bounds, or the server refuses
+    // the whole write.
+    for check in &mut all_checks {
+        bound(&mut check.message, terway_hybrid_api::check::MAX_MESSAGE);
+    }
     let passed = !all_checks.iter().any(CheckResult::is_blocking);
     let terway_required = scenario.terway_required();
 
@@ -173,15 +180,24 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         .values()
         .map(|n| {
             let status = n.current_report().and_then(|r| r.status.as_ref());
-            let gate = rollout.gates.contains(&n.name());
+            // `gates` is sorted: a search, not a scan per node (quadratic on big clusters).
+            let gate = rollout.gates.binary_search(&n.name()).is_ok();
             let preflight = n.node_checks_pass();
-            let mut labels = vec![
-                (terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(), scenario.as_str().to_owned()),
-                (
+            // A node whose agent has not reported yet gets no labels: it
+            // would be labelled `failed` now and again once its report
+            // lands, a second write per node for nothing (a gated node
+            // keeps its gate whatever happens to its report).
+            let mut labels = Vec::new();
+            if n.report.is_some() || gate {
+                labels.push((
+                    terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(),
+                    scenario.as_str().to_owned(),
+                ));
+                labels.push((
                     terway_hybrid_api::rollout::PREFLIGHT_LABEL.to_owned(),
                     if preflight { "passed" } else { "failed" }.to_owned(),
-                ),
-            ];
+                ));
+            }
             if gate {
                 labels.push((GATE_LABEL.to_owned(), GATE_OPEN.to_owned()));
             }
@@ -267,7 +283,9 @@ fn rollout<'a>(
 
     // The current wave: done when all its nodes run a Ready Terway pod;
     // failed when its readiness timeout passed first.
-    let timeout = parse_duration(&c.spec.readiness_timeout).unwrap_or(SignedDuration::from_mins(10));
+    let invalid = spec_problem(&c.spec);
+    // An invalid timeout times no wave out: the rollout stops on InvalidSpec instead.
+    let timeout = parse_duration(&c.spec.readiness_timeout).filter(|_| invalid.is_none());
     let mut halted = None;
     let mut wave_open = false;
     let mut wave_nodes: Vec<&str> = vec![];
@@ -302,7 +320,7 @@ fn rollout<'a>(
             out.wave = Some(wave.clone());
             wave_nodes = unready.clone();
             let age = now.duration_since(wave.started.0);
-            if age > timeout {
+            if timeout.is_some_and(|t| age > t) {
                 halted = Some(format!(
                     "wave {}: Terway is not Ready after {} on {}; the rollout is halted until they recover",
                     out.current_wave,
@@ -315,7 +333,9 @@ fn rollout<'a>(
         }
     }
 
-    let skip_reason = if c.spec.mode != Mode::Auto {
+    let skip_reason = if let Some(problem) = invalid {
+        Some(("InvalidSpec", format!("{problem}: fix the TerwayRollout; no new gate opens")))
+    } else if c.spec.mode != Mode::Auto {
         Some(("ManualMode", "mode is Manual: the controller checks and reports, it opens no gate".to_owned()))
     } else if scenario == Scenario::Unknown {
         Some(("ScenarioUnknown", "the on-prem scenario is not known yet: no gate opens".to_owned()))
@@ -385,7 +405,7 @@ fn rollout<'a>(
                 .cloud()
                 .filter(|n| !gated(n) && n.node_checks_pass())
                 .map(|n| n.name())
-                .take(budget)
+                .take(budget.min(MAX_WAVE_NODES))
                 .collect();
             if !wave_open && !eligible.is_empty() {
                 out.current_wave = previous.current_wave + 1;
@@ -426,19 +446,66 @@ fn gate_patch(terway: &DaemonSet) -> GatePatch {
 }
 
 /// `maxUnavailable` as a node count: a count, or a percentage of the cloud
-/// nodes rounded down; at least 1 so a rollout always moves.
+/// nodes rounded down; at least 1 so a rollout always moves. Values out of
+/// range are clamped here; the rollout refuses them first ([`spec_problem`]).
 pub fn max_unavailable(value: &IntOrString, cloud_nodes: usize) -> usize {
     let n = match value {
         IntOrString::Int(i) => usize::try_from(*i).unwrap_or(0),
         IntOrString::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<usize>().ok()) {
-            Some(pct) => cloud_nodes * pct.min(100) / 100,
+            Some(pct) => cloud_nodes.saturating_mul(pct.min(100)) / 100,
             None => s.parse().unwrap_or(1),
         },
     };
     n.max(1)
 }
 
-/// `1h30m`, `10m`, `90s` (what the CRD's rule admits).
+/// Cuts `text` to at most `max` characters, saying so.
+pub fn bound(text: &mut String, max: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max.saturating_sub(16)) {
+        if text.chars().count() > max {
+            text.truncate(cut);
+            text.push_str(" … (cut)");
+        }
+    }
+}
+
+/// The longest `readinessTimeout` (the CRD refuses longer ones too).
+pub const MAX_READINESS_TIMEOUT: SignedDuration = SignedDuration::from_hours(24);
+
+/// What is wrong with the rollout's spec, when the API server did not
+/// refuse it (a CRD installed before its rules, a dump): a value out of
+/// range stops the rollout with a reason, never a silent default.
+pub fn spec_problem(spec: &TerwayRolloutSpec) -> Option<String> {
+    let mut problems = Vec::new();
+    let timeout = parse_duration(&spec.readiness_timeout);
+    if !timeout.is_some_and(|t| t >= SignedDuration::from_secs(1) && t <= MAX_READINESS_TIMEOUT) {
+        problems.push(format!(
+            "readinessTimeout {:?} is not a duration from 1s to 24h such as 10m, 90s or 1h30m",
+            spec.readiness_timeout
+        ));
+    }
+    let count_ok = match &spec.max_unavailable {
+        IntOrString::Int(i) => *i >= 1,
+        IntOrString::String(s) => {
+            s.strip_suffix('%').and_then(|p| p.parse::<u8>().ok()).is_some_and(|p| (1..=100).contains(&p))
+                && !s.starts_with('0')
+        }
+    };
+    if !count_ok {
+        let shown = match &spec.max_unavailable {
+            IntOrString::Int(i) => i.to_string(),
+            IntOrString::String(s) => format!("{s:?}"),
+        };
+        problems.push(format!(
+            "maxUnavailable {shown} is not a count of at least 1 or a percentage from 1% to 100%"
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// `1h30m`, `10m`, `90s` (what the CRD's rule admits). None when the total
+/// does not fit: release builds do not check overflow, so every step is
+/// checked here.
 pub fn parse_duration(s: &str) -> Option<SignedDuration> {
     let mut total = 0i64;
     let mut digits = String::new();
@@ -449,13 +516,16 @@ pub fn parse_duration(s: &str) -> Option<SignedDuration> {
         }
         let n: i64 = digits.parse().ok()?;
         digits.clear();
-        total += n * match ch {
+        let unit = match ch {
             'h' => 3600,
             'm' => 60,
             's' => 1,
             _ => return None,
         };
+        total = total.checked_add(n.checked_mul(unit)?)?;
     }
+    // SignedDuration holds any i64 of seconds; a Timestamp comparison does not
+    // overflow with it.
     (digits.is_empty() && !s.is_empty()).then_some(SignedDuration::from_secs(total))
 }
 
@@ -627,7 +697,32 @@ mod tests {
     }
 
     #[test]
+    fn spec_values_out_of_range_are_named() {
+        let spec = |mu: IntOrString, t: &str| TerwayRolloutSpec {
+            max_unavailable: mu,
+            readiness_timeout: t.to_owned(),
+            ..Default::default()
+        };
+        assert_eq!(spec_problem(&spec(IntOrString::Int(1), "10m")), None);
+        assert_eq!(spec_problem(&spec(IntOrString::String("100%".into()), "24h")), None);
+        assert_eq!(
+            spec_problem(&spec(IntOrString::Int(0), "99999999999999999h")).unwrap(),
+            "readinessTimeout \"99999999999999999h\" is not a duration from 1s to 24h such as 10m, 90s or 1h30m; \
+             maxUnavailable 0 is not a count of at least 1 or a percentage from 1% to 100%"
+        );
+        for (mu, t) in
+            [("150%", "10m"), ("0%", "10m"), ("junk", "10m"), ("05%", "10m"), ("5%", "0s"), ("5%", "25h")]
+        {
+            assert!(spec_problem(&spec(IntOrString::String(mu.into()), t)).is_some(), "{mu} {t}");
+        }
+    }
+
+    #[test]
     fn durations() {
+        // Overflow is None, never a wrapped (negative) duration.
+        assert_eq!(parse_duration("2562047788015216h"), None);
+        assert_eq!(parse_duration("9223372036854775807s1s"), None);
+        assert_eq!(parse_duration("99999999999999999999s"), None);
         assert_eq!(parse_duration("10m"), Some(SignedDuration::from_mins(10)));
         assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
         assert_eq!(parse_duration("90s"), Some(SignedDuration::from_secs(90)));

@@ -5,14 +5,17 @@ use crate::apply::Applier;
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::reconcile::{reconcile, Memo};
-use crate::{fetch, watch};
-use kube::api::{DynamicObject, ListParams};
+use crate::webhook::{self, ClientConfig};
+use crate::{certs, fetch, watch};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
@@ -27,7 +30,26 @@ pub struct Config {
     pub coalesce: Duration,
     /// Reconcile at least this often (wave readiness timeouts need the clock).
     pub resync: Duration,
+    /// The Terway gate's admission webhook (docs/architecture.md).
+    pub webhook: WebhookConfig,
 }
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Where it is served (HTTPS).
+    pub addr: SocketAddr,
+    /// How the API server reaches it (written into the configuration).
+    pub client: ClientConfig,
+    /// The Secret holding the webhook's CA: (namespace, name).
+    pub ca_secret: (String, String),
+    /// A new serving certificate this often; each is valid for twice as long
+    /// plus five minutes, so a late rotation never leaves an expired one.
+    pub rotate: Duration,
+}
+
+/// The leader re-applies an unchanged webhook configuration this often, so
+/// one edited or emptied by hand is put back.
+const WEBHOOK_REAPPLY: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -37,6 +59,8 @@ pub enum RunError {
     Client(#[from] kube::Error),
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("webhook certificate: {0}")]
+    Cert(#[from] certs::CertError),
 }
 
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -58,6 +82,41 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (stores, driver) = watch::start(client.clone(), installation_exists, changed.clone());
     let driver = tokio::spawn(driver);
 
+    // The webhook: its CA (shared by the replicas through the Secret), a
+    // serving certificate issued from it, and the listener, bound now so a
+    // taken port fails the start. It serves only once the watches synced:
+    // before that it could not tell Auto from Manual, and an unanswered call
+    // fails closed (failurePolicy Fail).
+    let wh = &cfg.webhook;
+    let (ca_ns, ca_name) = &wh.ca_secret;
+    let ca = certs::load_or_create(&Api::<Secret>::namespaced(client.clone(), ca_ns), ca_ns, ca_name).await?;
+    let names = wh.client.server_names();
+    let validity = wh.rotate * 2 + Duration::from_secs(300);
+    let resolver = certs::Resolver::new(ca.issue(&names, validity)?);
+    let ca_bundle = ca.cert_pem.clone();
+    let webhook_listener = tokio::net::TcpListener::bind(wh.addr)
+        .await
+        .map_err(|source| RunError::Bind { addr: wh.addr, source })?;
+    tracing::info!(addr = %webhook_listener.local_addr().map_or(wh.addr, |a| a), ?names, "webhook listening");
+    let rotation = tokio::spawn({
+        let resolver = resolver.clone();
+        let rotate = wh.rotate;
+        async move {
+            let mut n = 0u64;
+            loop {
+                tokio::time::sleep(rotate).await;
+                match ca.issue(&names, validity) {
+                    Ok(next) => {
+                        resolver.swap(next);
+                        n += 1;
+                        tracing::info!(rotation = n, "rotated the webhook's serving certificate");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "webhook certificate rotation failed; retrying"),
+                }
+            }
+        }
+    });
+
     let (mut leader, lease_task) = match &cfg.lease {
         Some((namespace, name)) => {
             let manager = LeaseManagerBuilder::new(client.clone(), name)
@@ -73,18 +132,32 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         None => (tokio::sync::watch::channel(true).1, None),
     };
 
+    let applier_client = client.clone();
     let applier = Applier::new(client, Some(cfg.identity.clone()));
     let mut memo = Memo::default();
     tokio::pin!(shutdown);
     tokio::select! {
         _ = stores.wait_until_ready() => {}
-        _ = &mut shutdown => return finish(leader, lease_task, driver, server).await,
+        _ = &mut shutdown => {
+            rotation.abort();
+            return finish(leader, lease_task, driver, server).await;
+        }
     }
+    let spec_source: webhook::SpecSource = {
+        let stores = stores.clone();
+        Arc::new(move || stores.rollout_spec())
+    };
+    let webhook_server =
+        tokio::spawn(webhook::serve(webhook_listener, resolver, webhook::router(spec_source)));
     health.set_synced();
     tracing::info!(installation_exists, "watches synced");
+    let mut applied_webhook: Option<(serde_json::Value, Instant)> = None;
     loop {
         let is_leader = *leader.borrow_and_update();
         metrics.set_leader(is_leader);
+        if !is_leader {
+            applied_webhook = None;
+        }
         // A TerwayRollout that names other DaemonSets, or a DaemonSet that
         // appeared, changes which pods matter: watch those before deciding.
         if stores.rescope() {
@@ -94,6 +167,22 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
         }
         if is_leader {
+            let spec = stores.rollout_spec().unwrap_or_default();
+            let desired = webhook::configuration(&spec, &cfg.webhook.client, &ca_bundle);
+            let stale = applied_webhook
+                .as_ref()
+                .is_none_or(|(last, at)| *last != desired || at.elapsed() >= WEBHOOK_REAPPLY);
+            if stale {
+                match apply_webhook_configuration(&applier_client, &desired).await {
+                    Ok(()) => {
+                        tracing::info!(mode = ?spec.mode, "applied the Terway gate's webhook configuration");
+                        applied_webhook = Some((desired, Instant::now()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook configuration; the next reconcile retries it")
+                    }
+                }
+            }
             let (plan, outcome) = reconcile(&stores.view(), &applier, &metrics, &mut memo).await;
             tracing::info!(
                 scenario = %plan.scenario, passed = plan.passed, writes = outcome.writes,
@@ -107,7 +196,28 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             _ = tokio::time::sleep(cfg.resync) => {}
         }
     }
+    webhook_server.abort();
+    rotation.abort();
     finish(leader, lease_task, driver, server).await
+}
+
+/// Server-side apply of the MutatingWebhookConfiguration (it exists: the
+/// manifests ship it empty, so `patch` by name is all RBAC grants).
+async fn apply_webhook_configuration(
+    client: &Client,
+    desired: &serde_json::Value,
+) -> Result<(), kube::Error> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let params = PatchParams::apply(crate::actions::FIELD_MANAGER).force();
+    match tokio::time::timeout(
+        crate::apply::REQUEST_TIMEOUT,
+        api.patch(webhook::CONFIGURATION_NAME, &params, &Patch::Apply(desired)),
+    )
+    .await
+    {
+        Ok(r) => r.map(drop),
+        Err(_) => Err(kube::Error::Service("no answer within the request timeout".into())),
+    }
 }
 
 /// Hands the Lease over at once (instead of letting it expire) and stops.

@@ -76,7 +76,9 @@ fn a_failing_preflight_runs_nothing() {
 fn a_passing_preflight_grants_then_installs() {
     for name in ["bgp-pass", "host-network-pass"] {
         let o = onectl();
-        let run = o.run(&["install", "--from-dump", &dump(name), "--yes"], "");
+        // --force: the dumps are in Auto mode and no cluster is there to show
+        // the gate enforced at admission (cluster_admission.rs tests that).
+        let run = o.run(&["install", "--from-dump", &dump(name), "--yes", "--force"], "");
         assert_eq!(run.code, 0, "{name}: {run}");
         assert_eq!(o.calls(), vec![GRANT.to_owned(), INSTALL.to_owned()], "{name}");
         // onectl's output is shown, in order.
@@ -90,7 +92,7 @@ fn a_passing_preflight_grants_then_installs() {
 #[test]
 fn a_failing_grant_stops_before_the_install() {
     let o = onectl();
-    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--yes"], "grant");
+    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--yes", "--force"], "grant");
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(o.calls(), vec![GRANT.to_owned()], "the install is not run");
     assert!(run.stderr.contains("onectl: boom"), "onectl's stderr is shown: {run}");
@@ -106,7 +108,7 @@ fn a_failing_grant_stops_before_the_install() {
 #[test]
 fn a_failing_install_fails() {
     let o = onectl();
-    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--yes"], "addon install");
+    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--yes", "--force"], "addon install");
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(o.calls(), vec![GRANT.to_owned(), INSTALL.to_owned()]);
     assert!(run.stderr.contains(&format!("error: `onectl {INSTALL}` failed (exit status 3)")), "{run}");
@@ -117,7 +119,7 @@ fn a_missing_onectl_is_exit_2() {
     let empty = tempfile::tempdir().unwrap();
     let path = format!("{}:/usr/bin:/bin", empty.path().display());
     let run = run_bin_with(
-        &["install", "--from-dump", &dump("bgp-pass"), "--yes"],
+        &["install", "--from-dump", &dump("bgp-pass"), "--yes", "--force"],
         &[("PATH", path.as_str())],
         None,
     );
@@ -128,7 +130,7 @@ fn a_missing_onectl_is_exit_2() {
 #[test]
 fn without_yes_and_without_a_terminal_it_refuses() {
     let o = onectl();
-    let run = o.run(&["install", "--from-dump", &dump("bgp-pass")], "");
+    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--force"], "");
     assert_eq!(run.code, 1, "{run}");
     assert!(
         run.stderr.contains("there is no terminal to ask whether to install Terway; pass --yes"),
@@ -147,7 +149,22 @@ fn dry_run_runs_nothing() {
         "{run}"
     );
     assert!(run.stdout.contains("dry run: nothing was run"), "{run}");
+    // Without a cluster the gate cannot be shown enforced: the dry run says
+    // the install would refuse.
+    assert!(run.stdout.contains("install would refuse"), "{run}");
     assert_eq!(o.calls(), Vec::<String>::new());
+}
+
+#[test]
+fn auto_mode_without_the_gate_enforced_refuses() {
+    // The dump says Auto; no cluster answers (no kubeconfig), so nothing
+    // shows the webhook would add the gate when the add-on creates Terway.
+    let o = onectl();
+    let run = o.run(&["install", "--from-dump", &dump("bgp-pass"), "--yes"], "");
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("mode is Auto, but the Terway gate cannot be enforced"), "{run}");
+    assert!(run.stderr.contains("docs/troubleshooting.md") && run.stderr.contains("--force"), "{run}");
+    assert_eq!(o.calls(), Vec::<String>::new(), "nothing was run");
 }
 
 #[test]
@@ -173,6 +190,7 @@ fn ignored_checks_let_it_install() {
             "--from-dump",
             &dump("bgp-fail"),
             "--yes",
+            "--force",
             "--ignore-preflight-errors",
             "OnPremCNIExcludedFromCloud,RamSecret",
         ],

@@ -19,10 +19,23 @@ const ODD_SECRET: &str = "p@ss w0rd!sEcReT";
 const ENI_KEY: &str = "LTAI5tEniConfKeyQ1w2E3r4";
 const ENI_SECRET: &str = "EniConfSecretValue0123456789xy";
 const ENV_SECRET: &str = "etcd-private-key-material-0042";
+/// Secret-like values under names no deny-list would catch.
+const AK_ENV: &str = "AkEnvValueNobodyNamedKey1234";
+const SK_ENV: &str = "SkEnvValueNobodyNamedSecret5678";
+const ARG_SECRET: &str = "ArgAccessKeySecretValue9876";
+const ANNOTATION: &str = "PodAnnotationCredential4321";
+const NUMERIC_SECRET: u64 = 987_654_321_987_654_321;
 
 fn needles() -> Vec<String> {
     let mut out = Vec::new();
-    for v in [ID, SECRET, ODD_ID, ODD_SECRET, ENI_KEY, ENI_SECRET, ENV_SECRET] {
+    let numeric = NUMERIC_SECRET.to_string();
+    for v in [
+        ID, SECRET, ODD_ID, ODD_SECRET, ENI_KEY, ENI_SECRET, ENV_SECRET, AK_ENV, SK_ENV, ARG_SECRET,
+        ANNOTATION,
+    ]
+    .into_iter()
+    .chain([numeric.as_str()])
+    {
         out.push(v.to_owned());
         out.push(base64(v.as_bytes()));
     }
@@ -66,7 +79,14 @@ fn cluster_with_secrets() -> Vec<Value> {
         }
         if o["kind"] == "DaemonSet" && o["metadata"]["name"] == "calico-node" {
             o["spec"]["template"]["spec"]["containers"] = json!([{"name": "calico-node", "image": "calico/node:v3.28.0",
-                "env": [{"name": "ETCD_KEY", "value": ENV_SECRET}, {"name": "CALICO_NETWORKING_BACKEND", "value": "bird"}]}]);
+                "args": [format!("--access-key-secret={ARG_SECRET}")],
+                "env": [{"name": "ETCD_KEY", "value": ENV_SECRET}, {"name": "ALICLOUD_AK", "value": AK_ENV},
+                    {"name": "SK", "value": SK_ENV}, {"name": "CALICO_NETWORKING_BACKEND", "value": "bird"}]}]);
+        }
+        if o["kind"] == "Pod" {
+            o["metadata"]["annotations"] = json!({"example.com/credential": ANNOTATION});
+            o["spec"]["containers"] = json!([{"name": "c", "image": "i", "args": [format!("--access-key-secret={ARG_SECRET}")],
+                "env": [{"name": "ALICLOUD_AK", "value": AK_ENV}]}]);
         }
     }
     objects.push(secret());
@@ -287,5 +307,48 @@ fn a_secret_that_does_not_parse_is_reported_without_its_value() {
         assert!(run.stderr.contains("data.access-key-id: not valid base64"), "{run}");
         assert_clean("stdout", &run.stdout);
         assert_clean("stderr", &run.stderr);
+    }
+}
+
+/// bgp-pass whose eni_conf carries a numeric access_secret: the check says
+/// the type is wrong, live, on a kubectl dump and on `terway-hybrid dump`,
+/// and never prints the number.
+#[tokio::test]
+async fn a_numeric_access_secret_is_never_quoted() {
+    let mut objects = cluster_with_secrets();
+    for o in &mut objects {
+        if o["kind"] == "ConfigMap" && o["metadata"]["name"] == "eni-config" {
+            let mut conf: Value = serde_json::from_str(o["data"]["eni_conf"].as_str().unwrap()).unwrap();
+            conf["access_secret"] = json!(NUMERIC_SECRET);
+            o["data"]["eni_conf"] = json!(serde_json::to_string(&conf).unwrap());
+            o["metadata"]["annotations"] = json!({});
+        }
+    }
+    let api = FakeApi::new(objects.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("kubectl-get.json");
+    std::fs::write(&raw, json!({"apiVersion": "v1", "kind": "List", "items": objects}).to_string()).unwrap();
+    let ours = dir.path().join("dump.yaml");
+    let run = run_lib(&["dump", "-o", &ours.display().to_string()], Some(api.client()), false, "").await;
+    assert_eq!(run.code(), 0, "{run}");
+    assert_clean("dump", &std::fs::read_to_string(&ours).unwrap());
+    let live = run_lib(&["preflight", "-o", "json"], Some(api.client()), false, "").await;
+    for source in [&raw, &ours] {
+        let offline = run_lib(
+            &["preflight", "--from-dump", &source.display().to_string(), "-o", "json"],
+            None,
+            false,
+            "",
+        )
+        .await;
+        assert_eq!(offline.stdout, live.stdout, "{}", source.display());
+    }
+    assert_eq!(live.code(), 1, "{live}");
+    assert!(live.stdout.contains("eni_conf access_secret: expected a string, found a number"), "{live}");
+    assert_clean("preflight", &live.stdout);
+    for args in [vec!["preflight"], vec!["status"], vec!["install", "--dry-run"]] {
+        let run = run_lib(&args, Some(api.client()), false, "").await;
+        assert_clean(&format!("{args:?} stdout"), &run.stdout);
+        assert_clean(&format!("{args:?} stderr"), &run.stderr);
     }
 }

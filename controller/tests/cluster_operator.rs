@@ -236,12 +236,12 @@ fn operator_story_preflight_fix_secret_install() {
         // cluster_custom_names: the controller fixes the on-prem CNI's
         // affinity itself (`remediate: Apply`).
         ("daemonsets", "patch"),
-        // Only with the Tigera operator's CRD, which no real-server test
-        // installs (the mock-API tests of cli_live cover the Installation path).
+        // cluster_tigera: Installation default, with the Tigera operator's
+        // CRD installed, gets the fix.
         ("installations", "watch"),
         ("installations", "patch"),
-        // kube's event recorder patches an Event when the same one repeats
-        // (a series); no story here repeats one.
+        // cluster_tigera: kube's event recorder patches an Event when the
+        // same one repeats (a series).
         ("events", "patch"),
     ]
     .iter()

@@ -10,9 +10,8 @@
 //! nodes wait for a Ready Terway pod.
 //!
 //! The Terway DaemonSet is created with the gate requirement already in its
-//! affinity, as admission will store it once it adds the gate at creation;
-//! an add-on manager's ungated DaemonSet is the subject of the admission
-//! tests.
+//! affinity, as the controller's webhook stores it; an add-on manager's
+//! ungated DaemonSet is the subject of `cluster_admission.rs`.
 //!
 //! `cargo test -p terway-hybrid-controller --test cluster_rollout` as root.
 

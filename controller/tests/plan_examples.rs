@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use k8s_openapi::api::core::v1::{Affinity, ContainerState, ContainerStateWaiting, ContainerStatus, Taint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
@@ -105,6 +106,11 @@ fn rows_carry_scenario_and_preflight_labels() {
         let p = plan(&example(name), t0());
         for r in &p.nodes {
             let label = |k: &str| r.labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            if r.labels.is_empty() {
+                // Only a node that has not reported (and holds no gate).
+                assert!(!r.gate && r.scenario.is_none(), "{name} {}", r.name);
+                continue;
+            }
             assert_eq!(label(SCENARIO_LABEL), Some(p.scenario.as_str()), "{name} {}", r.name);
             assert_eq!(label(PREFLIGHT_LABEL), Some(if r.preflight { "passed" } else { "failed" }));
             assert_eq!(label(GATE_LABEL), r.gate.then_some(GATE_OPEN), "{name} {}", r.name);
@@ -120,6 +126,34 @@ fn rows_carry_scenario_and_preflight_labels() {
     assert!(!row(&p, "cloud-1").preflight);
     assert!(row(&p, "cloud-2").preflight);
     assert_eq!(row(&p, "cloud-1").labels[1], (PREFLIGHT_LABEL.to_owned(), "failed".to_owned()));
+}
+
+/// A node labelled before its first report would be written twice (failed,
+/// then its verdict): it waits for its report. AgentCoverage names it.
+#[test]
+fn a_node_without_a_report_is_not_labelled_until_it_reports() {
+    let mut view = example("bgp-pass");
+    remove_report(&mut view, "onprem-2");
+    let p = plan(&view, t0());
+    assert_eq!(row(&p, "onprem-2").labels, vec![]);
+    assert!(row(&p, "onprem-1").labels.iter().any(|(k, _)| k == SCENARIO_LABEL));
+    let coverage = p.checks.iter().find(|c| c.name == AgentCoverage).expect("AgentCoverage");
+    assert!(coverage.message.contains("onprem-2"), "{}", coverage.message);
+    // A report written for an earlier node of the same name (another uid)
+    // is stale, not absent: the node is labelled and fails its preflight.
+    let mut view = example("bgp-pass");
+    let node = view.nodes.iter_mut().find(|n| n.metadata.name.as_deref() == Some("onprem-2")).unwrap();
+    node.metadata.uid = Some("uid-now".into());
+    let report = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some("onprem-2")).unwrap();
+    report.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: "onprem-2".into(),
+        uid: "uid-before".into(),
+        ..Default::default()
+    }]);
+    let p = plan(&view, t0());
+    assert!(row(&p, "onprem-2").labels.contains(&(PREFLIGHT_LABEL.to_owned(), "failed".to_owned())));
 }
 
 // ---- every check, pass / fail / skip ----
@@ -895,6 +929,38 @@ fn a_wave_waits_for_its_nodes_until_the_readiness_timeout() {
     assert_eq!(cond(&p, condition::PROGRESSING), ("True".to_owned(), "WaveInProgress".to_owned()));
     let p = step(&view, at(91));
     assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "WaveFailed".to_owned()));
+}
+
+/// A timeout the old pattern admitted but whose seconds overflow i64 (a
+/// release build wrapped it negative: a minute-old wave failed), and
+/// maxUnavailable values out of range: the rollout stops with InvalidSpec
+/// naming the value; no wave fails, no gate opens, nothing is clamped.
+#[test]
+fn values_out_of_range_stop_the_rollout_with_invalid_spec() {
+    let view = wave_one_half_ready();
+    for (timeout, max) in [
+        ("2562047788015216h", IntOrString::Int(1)),
+        ("99999999999999999999s", IntOrString::Int(1)),
+        ("0s", IntOrString::Int(1)),
+        ("10m", IntOrString::Int(0)),
+        ("10m", IntOrString::String("250%".into())),
+    ] {
+        let mut view = view.clone();
+        spec_mut(&mut view).readiness_timeout = timeout.to_owned();
+        spec_mut(&mut view).max_unavailable = max.clone();
+        let p = step(&view, at(1));
+        assert_eq!(
+            cond(&p, condition::PROGRESSING),
+            ("False".to_owned(), "InvalidSpec".to_owned()),
+            "{timeout} {max:?}"
+        );
+        assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()), "{timeout}");
+        let message =
+            &p.status.conditions.iter().find(|c| c.type_ == condition::PROGRESSING).unwrap().message;
+        assert!(message.contains("is not a"), "{message}");
+        // The wave in progress keeps its gates; no new one opens.
+        assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "{timeout}");
+    }
 }
 
 #[test]

@@ -127,12 +127,36 @@ impl Cluster {
     }
 
     /// Starts a controller replica as its ServiceAccount, with leader
-    /// election on the Lease of the manifests.
+    /// election on the Lease of the manifests. Its admission webhook listens
+    /// on a free loopback port and, when it leads, registers itself there
+    /// by URL (the API server runs on this machine; there is no Service).
     pub fn start_controller(&self, program: &str, identity: &str) -> Controller {
+        self.start_controller_with(program, identity, &[])
+    }
+
+    /// [`Cluster::start_controller`] with more flags.
+    pub fn start_controller_with(&self, program: &str, identity: &str, extra: &[&str]) -> Controller {
+        let webhook_port = free_port();
+        self.start_controller_on(program, identity, webhook_port, extra)
+    }
+
+    /// [`Cluster::start_controller_with`] on a given webhook port (a replica
+    /// started again where the webhook configuration points).
+    pub fn start_controller_on(
+        &self,
+        program: &str,
+        identity: &str,
+        webhook_port: u16,
+        extra: &[&str],
+    ) -> Controller {
         let log = self.work.path().join(format!("controller-{identity}.log"));
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let addr = format!("127.0.0.1:{webhook_port}");
+        let url = format!("https://127.0.0.1:{webhook_port}/mutate/terway-gate");
         let child = Command::new(program)
             .args(["--metrics-addr", "127.0.0.1:0", "--resync-seconds", "5"])
+            .args(["--webhook-addr", &addr, "--webhook-url", &url])
+            .args(extra)
             .env("KUBECONFIG", &self.controller_kubeconfig)
             .env("POD_NAMESPACE", "terway-hybrid")
             .env("POD_NAME", identity)
@@ -142,7 +166,7 @@ impl Cluster {
             .stderr(file)
             .spawn()
             .unwrap();
-        Controller { guard: ChildGuard::new(child), log, identity: identity.to_owned() }
+        Controller { guard: ChildGuard::new(child), log, identity: identity.to_owned(), webhook_port }
     }
 
     /// The CLI `program` as the operator (admin kubeconfig), with
@@ -236,6 +260,8 @@ pub struct Controller {
     pub guard: ChildGuard,
     pub log: PathBuf,
     pub identity: String,
+    /// Where its admission webhook listens (127.0.0.1).
+    pub webhook_port: u16,
 }
 
 impl Controller {
@@ -258,6 +284,11 @@ impl Controller {
         }
         panic!("controller {} did not exit within 20 s of SIGTERM\n{}", self.identity, self.tail(30));
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
 }
 
 /// An on-prem node's report: Calico in BGP mode, node checks passing.
@@ -316,6 +347,18 @@ pub const ADDON_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name:
 pub const OFF_CLOUD: &str = "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
     nodeSelectorTerms:\n            - matchExpressions:\n              \
     - {key: alibabacloud.com/external, operator: NotIn, values: [\"true\"]}\n";
+
+/// Terway `kube-system/<name>` as the add-on manager creates it: every
+/// cloud node, no gate.
+pub fn addon_terway(name: &str) -> String {
+    daemonset(
+        "kube-system",
+        name,
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            \
+         nodeSelectorTerms:\n            - matchExpressions:\n              \
+         - {key: alibabacloud.com/external, operator: In, values: [\"true\"]}\n",
+    )
+}
 
 /// Terway `kube-system/<name>` as the add-on installs it (every cloud node),
 /// stored with the gate requirement admission adds.

@@ -134,6 +134,20 @@ fn each_terwayrollout_cel_rule_is_enforced_by_the_server() {
             "readinessTimeout",
         ),
         ("readinessTimeout empty", "  readinessTimeout: \"\"", "  readinessTimeout: 90s", "readinessTimeout"),
+        // Seconds that overflow i64, and out of the 1s-24h range.
+        (
+            "readinessTimeout overflow",
+            "  readinessTimeout: 2562047788015216h",
+            "  readinessTimeout: 24h",
+            "readinessTimeout",
+        ),
+        (
+            "readinessTimeout over 24h",
+            "  readinessTimeout: 24h1s",
+            "  readinessTimeout: 1s",
+            "readinessTimeout",
+        ),
+        ("readinessTimeout zero", "  readinessTimeout: 0s", "  readinessTimeout: 1440m", "readinessTimeout"),
     ];
     for (rule, bad, good, words) in cases {
         // Validation runs before storage, so a rejected create of `default`

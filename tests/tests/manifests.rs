@@ -10,7 +10,7 @@
 //! `prometheus`); a missing one fails the test with how to install it.
 
 use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, PodSpec, Service, ServiceAccount};
@@ -221,6 +221,7 @@ fn check_typed(v: &Value) -> Result<(), String> {
         CustomResourceDefinition,
         ValidatingAdmissionPolicy,
         ValidatingAdmissionPolicyBinding,
+        MutatingWebhookConfiguration,
     );
     if UNTYPED.contains(&(av, kind)) {
         return Ok(());
@@ -925,6 +926,9 @@ fn the_agent_may_write_only_its_reports_and_never_nodes() {
 fn secrets_are_readable_only_by_name() {
     let secret = terway_hybrid_api::names::ADDON_SECRET_NAME.to_owned();
     let secret_ns = terway_hybrid_api::names::ADDON_SECRET_NAMESPACE;
+    // The webhook's CA (controller/src/certs.rs): created by the controller in
+    // its own namespace, read back by name.
+    let ca = rust_const_default("controller/src/bin/terway-hybrid-controller.rs", "webhook_ca_secret");
     for r in renderings() {
         let mut secret_rules = 0;
         for (role, rule) in all_rules(r) {
@@ -932,6 +936,24 @@ fn secrets_are_readable_only_by_name() {
                 continue;
             }
             secret_rules += 1;
+            assert_eq!(rule.resources, Some(vec!["secrets".to_owned()]), "{}: {role}", r.dir);
+            if role == format!("Role {NAMESPACE}/{CONTROLLER}-leader-election") {
+                match rule.resource_names.as_deref() {
+                    None => {
+                        assert_eq!(rule.verbs, ["create"], "{}: {role}: only create without a name", r.dir)
+                    }
+                    Some(names) => {
+                        assert_eq!(
+                            names,
+                            std::slice::from_ref(&ca),
+                            "{}: {role}: the webhook CA only",
+                            r.dir
+                        );
+                        assert_eq!(rule.verbs, ["get"], "{}: {role}: the webhook CA is only read", r.dir);
+                    }
+                }
+                continue;
+            }
             assert_eq!(
                 role,
                 format!("Role {secret_ns}/{CONTROLLER}"),
@@ -944,7 +966,6 @@ fn secrets_are_readable_only_by_name() {
                 "{}: {role}: by resourceNames only",
                 r.dir
             );
-            assert_eq!(rule.resources, Some(vec!["secrets".to_owned()]), "{}: {role}", r.dir);
             for verb in &rule.verbs {
                 assert!(
                     ["get", "list", "watch"].contains(&verb.as_str()),
@@ -953,7 +974,7 @@ fn secrets_are_readable_only_by_name() {
                 );
             }
         }
-        assert_eq!(secret_rules, 1, "{}: one rule mentions Secrets", r.dir);
+        assert_eq!(secret_rules, 3, "{}: the add-on Secret's rule and the webhook CA's two", r.dir);
         // The ConfigMap is granted by name too.
         let eni = terway_hybrid_api::names::ENI_CONFIG_NAME.to_owned();
         let grants = grants_of(r, NAMESPACE, CONTROLLER);
@@ -1444,4 +1465,46 @@ fn the_dockerfile_builds_and_copies_what_the_manifests_run() {
         );
     }
     assert!(dockerfile.contains("distroless/cc-debian12:nonroot"), "a distroless, non-root base");
+}
+
+#[test]
+fn the_terway_gate_webhook_ships_empty_and_only_the_controller_may_fill_it() {
+    let source = read("controller/src/webhook.rs");
+    let name = literals_after(&source, "pub const CONFIGURATION_NAME: &str =")
+        .first()
+        .cloned()
+        .expect("controller/src/webhook.rs: CONFIGURATION_NAME");
+    let bin = "controller/src/bin/terway-hybrid-controller.rs";
+    let service_port: i32 = rust_const_default(bin, "webhook_service_port").parse().unwrap_or(0);
+    let service_name = rust_const_default(bin, "webhook_service");
+    for r in renderings() {
+        let configs = r.typed::<MutatingWebhookConfiguration>();
+        assert_eq!(configs.len(), 1, "{}: one MutatingWebhookConfiguration", r.dir);
+        let config = &configs[0];
+        assert_eq!(config.metadata.name.as_deref(), Some(name.as_str()), "{}", r.dir);
+        // The controller writes the webhooks (Auto) from TerwayRollout; a
+        // shipped webhook would intercept writes before any controller runs.
+        assert_eq!(config.webhooks.as_deref().unwrap_or_default().len(), 0, "{}: shipped empty", r.dir);
+        let grants = grants_of(r, NAMESPACE, CONTROLLER);
+        let on_webhooks: Vec<_> =
+            grants.iter().filter(|(_, (_, res, _, _))| res == "mutatingwebhookconfigurations").collect();
+        assert_eq!(on_webhooks.len(), 1, "{}: one grant on webhook configurations: {on_webhooks:?}", r.dir);
+        let (ns, (group, _, verb, names)) = on_webhooks[0];
+        assert!(ns.is_none() && group == "admissionregistration.k8s.io" && verb == "patch", "{}", r.dir);
+        assert_eq!(names, &vec![name.clone()], "{}: patch of that one configuration only", r.dir);
+        // The Service leads to the port the controller serves the webhook on.
+        let service = r.one::<Service>(&service_name);
+        let port = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .and_then(|ps| ps.iter().find(|p| p.port == service_port))
+            .unwrap_or_else(|| panic!("{}: Service {service_name} has no port {service_port}", r.dir))
+            .clone();
+        let controller = only_container(pod_spec_of_deployment(&r.one::<Deployment>(CONTROLLER)), CONTROLLER);
+        let target = resolve_port(&controller, port.target_port.as_ref().expect("a targetPort"));
+        let addr = arg_value(&controller, "--webhook-addr")
+            .unwrap_or_else(|| rust_const_default(bin, "webhook_addr"));
+        assert_eq!(addr.rsplit(':').next(), Some(target.to_string().as_str()), "{}: --webhook-addr", r.dir);
+    }
 }

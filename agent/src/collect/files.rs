@@ -4,23 +4,43 @@
 //! Whatever is wrong with a file becomes part of the snapshot (the file was
 //! seen, and why it could not be used): it is evidence, not a failure.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use terway_hybrid_api::snapshot::{CniDir, CniFile, FileState, SubnetEnv};
 
 /// No legitimate CNI config or env file comes near this; a larger file is
 /// reported rather than read into memory.
-const MAX_FILE: u64 = 1024 * 1024;
+pub const MAX_FILE: u64 = 1024 * 1024;
+/// libcni loads the first loadable file by name, so only the first files by
+/// name matter; a directory of thousands (a runaway backup script) costs at
+/// most this many reads, and the rest are counted, not read.
+pub const MAX_CNI_FILES: usize = 64;
 const CNI_DIR: &str = "etc/cni/net.d";
 /// Extensions libcni loads; anything else (`.cilium_bak`, `.bak`) is ignored by the runtime.
 const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
 
-/// Reads a whole (small) text file; the error says why in words a user knows.
+/// Reads a whole (small) regular file; the error says why in words a user knows.
+///
+/// Opened with `O_NONBLOCK` and checked with `fstat` before any read: opening
+/// a FIFO for reading blocks until a writer comes, and reading a FIFO or a
+/// character device may never end. `O_NONBLOCK` does not change how a
+/// regular file (or a /proc file) is read.
 pub fn read_text(path: &Path) -> Result<String, String> {
-    let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    if file.metadata().map_err(|e| e.to_string())?.is_dir() {
-        return Err("is a directory".to_owned());
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match fs::metadata(path) {
+            // open(2) on a unix socket fails with ENXIO, which says nothing useful.
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => not_regular(meta.file_type()).to_owned(),
+            _ => e.to_string(),
+        })?;
+    let kind = file.metadata().map_err(|e| e.to_string())?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(kind).to_owned());
     }
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
@@ -30,6 +50,21 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| {
         format!("not UTF-8 text (binary file?): invalid byte at offset {}", e.utf8_error().valid_up_to())
     })
+}
+
+/// What a file that is not a regular file is, for the snapshot.
+fn not_regular(kind: fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "is a directory"
+    } else if kind.is_fifo() {
+        "is a FIFO (named pipe), not a regular file: not read"
+    } else if kind.is_socket() {
+        "is a socket, not a regular file: not read"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "is a device, not a regular file: not read"
+    } else {
+        "is not a regular file: not read"
+    }
 }
 
 /// `/run` is where the data lives; `/var/run` is a symlink to it on every
@@ -72,17 +107,48 @@ fn read_cni_dir(host_root: &Path, rel: &str, prefix: &str) -> CniDir {
             return CniDir { present: true, error: Some(format!("{}: {e}", dir.display())), files: vec![] }
         }
     };
-    let mut files: Vec<CniFile> = entries
-        .filter_map(Result::ok)
-        .map(|entry| cni_file(&entry.path(), &format!("{prefix}{}", entry.file_name().to_string_lossy())))
+    let (names, total) = first_names(entries.filter_map(Result::ok).map(|e| e.file_name()), MAX_CNI_FILES);
+    let files = names
+        .iter()
+        .map(|name| cni_file(&dir.join(name), &format!("{prefix}{}", name.to_string_lossy())))
         .collect();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    CniDir { present: true, error: None, files }
+    let error = (total > names.len()).then(|| {
+        format!(
+            "{} holds {total} entries: only the first {MAX_CNI_FILES} by name with a loadable extension \
+             and the first {MAX_CNI_FILES} others were read",
+            dir.display(),
+        )
+    });
+    CniDir { present: true, error, files }
+}
+
+/// The `keep` first names (by name) with a loadable extension and the `keep`
+/// first others, sorted, and how many entries there were: memory stays
+/// bounded however large the directory is, and a pile of backups cannot hide
+/// the config the runtime loads.
+pub fn first_names(names: impl Iterator<Item = OsString>, keep: usize) -> (Vec<OsString>, usize) {
+    let mut loadable = std::collections::BTreeSet::new();
+    let mut other = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for name in names {
+        total += 1;
+        let set = if is_loadable(Path::new(&name)) { &mut loadable } else { &mut other };
+        set.insert(name);
+        if set.len() > keep {
+            set.pop_last();
+        }
+    }
+    let mut all: Vec<OsString> = loadable.into_iter().chain(other).collect();
+    all.sort();
+    (all, total)
+}
+
+fn is_loadable(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| LOADABLE.contains(&e))
 }
 
 fn cni_file(path: &Path, name: &str) -> CniFile {
-    let loadable = path.extension().and_then(|e| e.to_str()).is_some_and(|e| LOADABLE.contains(&e));
-    let mut file = CniFile { name: name.to_owned(), loadable, ..CniFile::default() };
+    let mut file = CniFile { name: name.to_owned(), loadable: is_loadable(path), ..CniFile::default() };
     match read_text(path).and_then(|text| parse_cni_config(&text, name.ends_with(".conflist"))) {
         Ok((network, types)) => {
             file.network = network;
@@ -98,8 +164,10 @@ fn cni_file(path: &Path, name: &str) -> CniFile {
 pub fn parse_cni_config(text: &str, is_list: bool) -> Result<(Option<String>, Vec<String>), String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
-    let network = obj.get("name").and_then(|n| n.as_str()).map(str::to_owned);
-    let type_of = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(str::to_owned);
+    // Bounded: these strings end up in evidence and check messages.
+    let short = |s: &str| crate::text::bounded(s, crate::text::MAX_CONFIG_STRING).into_owned();
+    let network = obj.get("name").and_then(|n| n.as_str()).map(short);
+    let type_of = |v: &serde_json::Value| v.get("type").and_then(|t| t.as_str()).map(short);
     let types: Vec<String> = match obj.get("plugins") {
         Some(serde_json::Value::Array(plugins)) => plugins.iter().filter_map(type_of).collect(),
         Some(_) => return Err("\"plugins\" is not a list".to_owned()),
@@ -278,6 +346,138 @@ mod tests {
         let dir = cni_dir(root.path());
         assert_eq!(dir.primary().unwrap().name, "10-calico.conflist");
         assert_eq!(dir.files.len(), 1);
+    }
+
+    /// A FIFO blocks `open(2)` for reading until a writer comes: it must be
+    /// refused at once, wherever the agent expects a regular file.
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(CNI_DIR);
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(root.path().join("proc/sys/net/ipv4")).unwrap();
+        fs::create_dir_all(root.path().join("var/lib/calico")).unwrap();
+        fs::create_dir_all(root.path().join("run/flannel")).unwrap();
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+        for rel in [
+            "etc/cni/net.d/10-calico.conflist",
+            "proc/sys/net/ipv4/ip_forward",
+            "var/lib/calico/nodename",
+            "run/flannel/subnet.env",
+        ] {
+            nix::unistd::mkfifo(&root.path().join(rel), mode).unwrap();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = root.path().to_owned();
+        std::thread::spawn(move || {
+            let _ =
+                tx.send((cni_dir(&path), ip_forward(&path), calico_nodename(&path), flannel_subnet(&path)));
+        });
+        let (cni, fwd, nodename, subnet) =
+            rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading FIFOs returns at once");
+        assert_eq!(cni.files.len(), 1);
+        assert!(cni.files[0].error.as_deref().unwrap().contains("FIFO"), "{cni:?}");
+        for state in [format!("{fwd:?}"), format!("{nodename:?}"), format!("{subnet:?}")] {
+            assert!(state.contains("Invalid") && state.contains("is a FIFO"), "{state}");
+        }
+    }
+
+    #[test]
+    fn devices_and_sockets_are_not_read() {
+        assert!(read_text(Path::new("/dev/zero")).unwrap_err().contains("is a device"));
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert_eq!(read_text(&sock).unwrap_err(), "is a socket, not a regular file: not read");
+    }
+
+    /// 10,000 files: at most `2 * MAX_CNI_FILES` are read, the loadable config
+    /// behind thousands of backups is still found, and the directory says
+    /// how many entries it held.
+    #[test]
+    fn huge_cni_dir_is_read_up_to_the_cap() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(CNI_DIR);
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..9_999 {
+            fs::write(dir.join(format!("00-{i:05}.conflist.bak")), "{}").unwrap();
+        }
+        fs::write(dir.join("10-calico.conflist"), r#"{"name":"k8s","plugins":[{"type":"calico"}]}"#).unwrap();
+        let cni = cni_dir(root.path());
+        assert_eq!(cni.files.len(), MAX_CNI_FILES + 1);
+        assert_eq!(cni.primary().unwrap().name, "10-calico.conflist");
+        assert!(cni.error.as_deref().unwrap().contains("holds 10000 entries"), "{:?}", cni.error);
+        assert_eq!(cni.files[0].name, "00-00000.conflist.bak", "the first by name are kept");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+            /// A conflist of any plugin types parses to exactly those types,
+            /// in order, each cut at `MAX_CONFIG_STRING`.
+            #[test]
+            fn conflist_types_are_kept_in_order_and_bounded(
+                name in "\\PC{0,40}",
+                types in proptest::collection::vec("\\PC{1,200}", 1..12),
+            ) {
+                let plugins: Vec<serde_json::Value> = types.iter().map(|t| serde_json::json!({"type": t})).collect();
+                let text = serde_json::json!({"name": name, "plugins": plugins}).to_string();
+                let (network, got) = parse_cni_config(&text, true).unwrap();
+                prop_assert_eq!(network.as_deref(), Some(name.as_str()));
+                prop_assert_eq!(got.len(), types.len());
+                for (got, want) in got.iter().zip(&types) {
+                    prop_assert_eq!(got, &crate::text::bounded(want, crate::text::MAX_CONFIG_STRING).into_owned());
+                }
+            }
+
+            /// Bytes that are not a JSON object with a plugin type never
+            /// parse, and the error says which of the three it is.
+            #[test]
+            fn non_configs_are_refused_with_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let text = String::from_utf8_lossy(&bytes);
+                match parse_cni_config(&text, false) {
+                    Ok((_, types)) => {
+                        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        prop_assert!(value.is_object() && !types.is_empty());
+                    }
+                    Err(e) => prop_assert!(
+                        e.starts_with("not valid JSON") || e == "not a JSON object"
+                            || e.contains("plugins") || e.contains("type"),
+                        "{}", e
+                    ),
+                }
+            }
+
+            /// flanneld's keys come back as written; every other line that is
+            /// neither blank, a comment nor `KEY=value` is one problem.
+            #[test]
+            fn subnet_env_round_trips_and_counts_junk(
+                mtu in 68u32..65536,
+                ipmasq in any::<bool>(),
+                junk in proptest::collection::vec("[a-z ]{1,30}", 0..5),
+            ) {
+                let mut text = format!(
+                    "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU={mtu}\nFLANNEL_IPMASQ={ipmasq}\n"
+                );
+                for j in &junk {
+                    text.push_str(j);
+                    text.push('\n');
+                }
+                let env = parse_subnet_env(&text);
+                prop_assert_eq!(env.network.as_deref(), Some("10.244.0.0/16"));
+                prop_assert_eq!(env.subnet.as_deref(), Some("10.244.3.1/24"));
+                prop_assert_eq!((env.mtu, env.ipmasq), (Some(mtu), Some(ipmasq)));
+                let junk_lines = junk.iter().filter(|j| !j.trim().is_empty()).count();
+                prop_assert_eq!(env.problems.len(), junk_lines, "{:?}", env.problems);
+                for p in &env.problems {
+                    prop_assert!(p.len() < 200, "a problem quotes at most 80 characters: {}", p);
+                }
+            }
+        }
     }
 
     #[test]

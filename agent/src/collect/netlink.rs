@@ -66,6 +66,38 @@ pub fn dump(
     Err(NetlinkError::Interrupted { op, attempts: MAX_ATTEMPTS })
 }
 
+/// Sends one `request` (not a dump, e.g. a route lookup) and returns the
+/// kernel's single answer.
+pub fn request(op: &'static str, request: RouteNetlinkMessage) -> Result<RouteNetlinkMessage, NetlinkError> {
+    let io = |source| NetlinkError::Io { op, source };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(io)?;
+    socket.bind_auto().map_err(io)?;
+    socket.connect(&SocketAddr::new(0, 0)).map_err(io)?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    header.sequence_number = 1;
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request));
+    msg.finalize();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    socket.send(&buf, 0).map_err(io)?;
+    let mut recv = Vec::with_capacity(RECV_BUFFER);
+    socket.recv(&mut recv, 0).map_err(io)?;
+    let len = NetlinkBuffer::new_checked(&recv[..])
+        .map_err(|e| NetlinkError::Decode { op, detail: e.to_string() })?
+        .length() as usize;
+    if len == 0 || len > recv.len() {
+        return Err(NetlinkError::Decode { op, detail: format!("message length {len} out of bounds") });
+    }
+    let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&recv[..len])
+        .map_err(|e| NetlinkError::Decode { op, detail: e.to_string() })?;
+    match msg.payload {
+        NetlinkPayload::InnerMessage(inner) => Ok(inner),
+        NetlinkPayload::Error(e) => Err(NetlinkError::Kernel { op, code: e.code.map_or(0, |c| c.get()) }),
+        _ => Err(NetlinkError::Decode { op, detail: "no answer".to_owned() }),
+    }
+}
+
 enum Outcome {
     Complete,
     Interrupted,

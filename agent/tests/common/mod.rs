@@ -516,12 +516,22 @@ pub struct RunningAgent<'a> {
 impl<'a> RunningAgent<'a> {
     /// Starts `run --standalone --host-root <root> --metrics-addr METRICS_ADDR <extra...>` in `ns`.
     pub fn start(ns: &'a NetNs, root: &Path, extra: &[&str]) -> RunningAgent<'a> {
+        Self::start_wrapped(ns, root, &[], extra)
+    }
+
+    /// [`RunningAgent::start`] under `wrapper` (a program that execs the
+    /// rest, e.g. `["prlimit", "--nofile=1024"]`), so the pid is still the agent's.
+    pub fn start_wrapped(ns: &'a NetNs, root: &Path, wrapper: &[&str], extra: &[&str]) -> RunningAgent<'a> {
         let log = tempfile::Builder::new()
             .prefix("thtest-agent-")
             .suffix(".log")
             .tempfile()
             .unwrap_or_else(|e| panic!("cannot create the agent's log file: {e}"));
-        let mut args = vec![
+        let mut args: Vec<&str> = wrapper.iter().skip(1).copied().collect();
+        if !wrapper.is_empty() {
+            args.push("env");
+        }
+        args.extend([
             "RUST_LOG=info",
             "NO_COLOR=1",
             AGENT,
@@ -531,10 +541,10 @@ impl<'a> RunningAgent<'a> {
             root_str(root),
             "--metrics-addr",
             METRICS_ADDR,
-        ];
+        ]);
         args.extend_from_slice(extra);
         // `env` execs the agent, so the child's pid is the agent's own.
-        let child = ns.spawn_logged("env", &args, log.path());
+        let child = ns.spawn_logged(wrapper.first().copied().unwrap_or("env"), &args, log.path());
         RunningAgent { ns, child: std::cell::RefCell::new(child), log }
     }
 

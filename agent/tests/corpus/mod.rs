@@ -578,6 +578,8 @@ impl ParsedNode {
                 state: cells[2].to_owned(),
                 info: cells[4].to_owned(),
                 established: cells[4].starts_with("Established"),
+                neighbor: Some(cells[0].to_owned()),
+                ..Default::default()
             });
         }
         self.bird = BirdState::Answered { path: "/var/run/calico/bird.ctl".to_owned(), protocols };

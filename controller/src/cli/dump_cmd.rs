@@ -2,16 +2,17 @@
 //! live cluster, in one file that `--from-dump` loads (a multi-document
 //! YAML stream, or a JSON `List`).
 //!
-//! Nothing secret is copied:
+//! Nothing secret can be in it by construction: each object keeps only the
+//! fields the preflight reads (an allow-list per kind, [`KEEP`]), not
+//! whatever a deny-list of names would miss (env vars, container args, pod
+//! annotations, other eni-config keys are simply not copied):
 //! - Secret kube-system/alibaba-addon-secret is written as its keys with
 //!   `<redacted:N>` (N: the value's length in bytes) in place of each value,
 //!   which `--from-dump` reads as "present, non-empty when N > 0";
-//! - `eni_conf`'s `access_key`/`access_secret` in ConfigMap eni-config are
-//!   replaced the same way;
-//! - container `env` values whose names look like credentials (KEY, SECRET,
-//!   TOKEN, PASSWORD, CREDENTIAL, PRIVATE) are replaced too;
-//! - `managedFields` and the `kubectl.kubernetes.io/last-applied-configuration`
-//!   annotation (which repeats an object's whole content) are dropped.
+//! - `eni_conf` keeps the keys the checks read; its `access_key` and
+//!   `access_secret` become `<redacted:N>` when strings and an empty value
+//!   of their own type otherwise (so the type error the check reports
+//!   stays, without the value).
 
 use super::errors::{api_error, Op};
 use super::{CliError, Outcome, Term};
@@ -25,9 +26,96 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use terway_hybrid_api::names::{ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const ENI_CONF_SECRETS: [&str; 2] = ["access_key", "access_secret"];
-const SECRET_WORDS: [&str; 7] = ["KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE"];
+/// The `eni_conf` keys kept (docs/contracts.md §12), the AccessKey redacted.
+const ENI_CONF_KEPT: [&str; 9] = [
+    "version",
+    "vswitches",
+    "security_group",
+    "security_groups",
+    "service_cidr",
+    "vswitch_selection_policy",
+    "ip_stack",
+    "max_pool_size",
+    "min_pool_size",
+];
+
+/// Metadata every kind keeps: identity, labels (selectors, roles) and owners.
+const METADATA: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.ownerReferences",
+    "metadata.generation",
+    "metadata.resourceVersion",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+];
+
+/// Per kind, the paths the preflight reads (checks.rs, cluster.rs,
+/// scheduling.rs, cni_fix.rs, fix.rs), besides [`METADATA`]. `a[]` walks
+/// every element of the array `a`; a path's last field is kept whole.
+pub const KEEP: &[(&str, &[&str])] = &[
+    (
+        "Node",
+        &[
+            "spec.podCIDR",
+            "spec.podCIDRs",
+            "spec.taints",
+            "spec.unschedulable",
+            "status.addresses",
+            "status.nodeInfo.kernelVersion",
+        ],
+    ),
+    (
+        "DaemonSet",
+        &[
+            "spec.selector",
+            "spec.updateStrategy",
+            "spec.template.metadata.labels",
+            "spec.template.spec.nodeSelector",
+            "spec.template.spec.nodeName",
+            "spec.template.spec.affinity",
+            "spec.template.spec.tolerations",
+            "spec.template.spec.hostNetwork",
+            "status.desiredNumberScheduled",
+            "status.currentNumberScheduled",
+            "status.numberReady",
+            "status.numberMisscheduled",
+            "status.updatedNumberScheduled",
+            "status.numberAvailable",
+            "status.numberUnavailable",
+            "status.observedGeneration",
+        ],
+    ),
+    (
+        "Pod",
+        &[
+            "spec.nodeName",
+            "status.phase",
+            "status.conditions[].type",
+            "status.conditions[].status",
+            "status.containerStatuses[].name",
+            "status.containerStatuses[].image",
+            "status.containerStatuses[].ready",
+            "status.containerStatuses[].state.waiting.reason",
+            "status.initContainerStatuses[].name",
+            "status.initContainerStatuses[].image",
+            "status.initContainerStatuses[].ready",
+            "status.initContainerStatuses[].state.waiting.reason",
+        ],
+    ),
+    // data is reduced by eni_config_data below.
+    ("ConfigMap", &["data"]),
+    ("Service", &["spec.clusterIP", "spec.clusterIPs"]),
+    ("Installation", &["spec.calicoNodeDaemonSet.spec.template.spec.affinity"]),
+    // Written by our own agents and controller, of our own types.
+    ("NodeNetworkReport", &["spec", "status"]),
+    ("TerwayRollout", &["spec", "status"]),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DumpFormat {
@@ -122,6 +210,7 @@ impl SecretShape {
     }
 }
 
+/// The object as JSON, reduced to the fields [`KEEP`] lists for its kind.
 fn to_value<T: Serialize>(object: &T, api_version: &str, kind: &str) -> Result<Value, CliError> {
     let mut value = serde_json::to_value(object).map_err(|e| CliError::Output(std::io::Error::other(e)))?;
     if value.get("apiVersion").is_none_or(Value::is_null) {
@@ -130,8 +219,40 @@ fn to_value<T: Serialize>(object: &T, api_version: &str, kind: &str) -> Result<V
     if value.get("kind").is_none_or(Value::is_null) {
         value["kind"] = json!(kind);
     }
-    clean(&mut value);
-    Ok(value)
+    let paths = KEEP.iter().find(|(k, _)| *k == kind).map_or(&[][..], |(_, p)| p);
+    let mut kept = Value::Object(Map::new());
+    for path in METADATA.iter().chain(paths) {
+        let segments: Vec<&str> = path.split('.').collect();
+        copy_path(&value, &mut kept, &segments);
+    }
+    Ok(kept)
+}
+
+/// Copies the value at `path` of `src` (when there is one) into `dst`.
+fn copy_path(src: &Value, dst: &mut Value, path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else {
+        *dst = src.clone();
+        return;
+    };
+    let (field, each) = match first.strip_suffix("[]") {
+        Some(field) => (field, true),
+        None => (*first, false),
+    };
+    let (Some(from), Value::Object(to)) = (src.get(field).filter(|v| !v.is_null()), dst) else {
+        return;
+    };
+    match (each, from) {
+        (false, _) => copy_path(from, to.entry(field).or_insert_with(|| json!({})), rest),
+        (true, Value::Array(items)) => {
+            let slot = to.entry(field).or_insert_with(|| json!(vec![json!({}); items.len()]));
+            if let Value::Array(slots) = slot {
+                for (item, out) in items.iter().zip(slots.iter_mut()) {
+                    copy_path(item, out, rest);
+                }
+            }
+        }
+        (true, _) => {}
+    }
 }
 
 /// Every object of the dump, in a fixed order, cleaned and redacted.
@@ -144,23 +265,15 @@ pub fn objects(view: &ClusterView, secret: Option<&SecretShape>) -> Result<Vec<V
         out.push(to_value(r, "terway-hybrid.io/v1alpha1", "NodeNetworkReport")?);
     }
     for d in &view.daemon_sets {
-        let mut v = to_value(d, "apps/v1", "DaemonSet")?;
-        if let Some(spec) = v.pointer_mut("/spec/template/spec") {
-            redact_env(spec);
-        }
-        out.push(v);
+        out.push(to_value(d, "apps/v1", "DaemonSet")?);
     }
     for p in &view.pods {
-        let mut v = to_value(p, "v1", "Pod")?;
-        if let Some(spec) = v.get_mut("spec") {
-            redact_env(spec);
-        }
-        out.push(v);
+        out.push(to_value(p, "v1", "Pod")?);
     }
     if let Some(cm) = &view.eni_config {
         let mut v = to_value(cm, "v1", "ConfigMap")?;
-        if let Some(conf) = v.pointer_mut("/data/eni_conf") {
-            redact_eni_conf(conf);
+        if let Some(Value::Object(data)) = v.get_mut("data") {
+            eni_config_data(data);
         }
         out.push(v);
     }
@@ -179,64 +292,51 @@ pub fn objects(view: &ClusterView, secret: Option<&SecretShape>) -> Result<Vec<V
     Ok(out)
 }
 
-/// Drops managedFields and the last-applied annotation.
-fn clean(object: &mut Value) {
-    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else { return };
-    meta.remove("managedFields");
-    if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
-        annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            meta.remove("annotations");
-        }
-    }
-}
-
-fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_WORDS.iter().any(|w| upper.contains(w))
-}
-
-/// Replaces credential-looking env values of every container of a pod spec.
-fn redact_env(pod_spec: &mut Value) {
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
-        let Some(Value::Array(containers)) = pod_spec.get_mut(list) else { continue };
-        for container in containers {
-            let Some(Value::Array(env)) = container.get_mut("env") else { continue };
-            for var in env {
-                let secret = var.get("name").and_then(Value::as_str).is_some_and(looks_secret);
-                if let (true, Some(Value::String(value))) = (secret, var.get_mut("value")) {
-                    *value = redacted(value.len());
-                }
-            }
-        }
-    }
-}
-
-/// Replaces eni_conf's AccessKey. An eni_conf that is not JSON but names
-/// one is replaced whole (it stays unparseable, as the check would say).
-fn redact_eni_conf(conf: &mut Value) {
-    let Value::String(text) = conf else { return };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(mut map)) => {
-            let mut changed = false;
+/// Keeps the eni-config keys the checks read, reduced to what they read.
+fn eni_config_data(data: &mut Map<String, Value>) {
+    data.retain(|k, _| k == "eni_conf" || k == "10-terway.conf");
+    if let Some(conf) = data.get_mut("eni_conf") {
+        reduce_json_text(conf, |map| {
+            map.retain(|k, _| ENI_CONF_KEPT.contains(&k.as_str()) || ENI_CONF_SECRETS.contains(&k.as_str()));
             for key in ENI_CONF_SECRETS {
-                if let Some(Value::String(v)) = map.get_mut(key) {
-                    if !v.is_empty() {
-                        *v = redacted(v.len());
-                        changed = true;
-                    }
+                if let Some(v) = map.get_mut(key) {
+                    *v = redacted_value(v);
                 }
             }
-            if changed {
-                *text = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
-            }
+        });
+    }
+    if let Some(conf) = data.get_mut("10-terway.conf") {
+        reduce_json_text(conf, |map| map.retain(|k, _| k == "eniip_virtual_type"));
+    }
+}
+
+/// A secret value without its content: a string becomes `<redacted:N>`,
+/// anything else an empty value of its own type (null stays null).
+fn redacted_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => json!(redacted(s.len())),
+        Value::Number(_) => json!(0),
+        Value::Bool(_) => json!(false),
+        Value::Array(_) => json!([]),
+        Value::Object(_) => json!({}),
+        Value::Null => Value::Null,
+    }
+}
+
+/// Rewrites a string holding a JSON object with `reduce`. Text that is not
+/// a JSON object cannot be reduced: only its length is kept (it stays
+/// unreadable, as the check says).
+fn reduce_json_text(text: &mut Value, reduce: impl FnOnce(&mut Map<String, Value>)) {
+    let Value::String(s) = text else {
+        *text = Value::Null;
+        return;
+    };
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(mut map)) => {
+            reduce(&mut map);
+            *s = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
         }
-        Ok(_) => {}
-        Err(_) => {
-            if ENI_CONF_SECRETS.iter().any(|k| text.contains(k)) {
-                *text = format!("<unparseable eni_conf, redacted:{}>", text.len());
-            }
-        }
+        _ => *s = format!("<not a JSON object, redacted:{}>", s.len()),
     }
 }
 
@@ -267,25 +367,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eni_conf_access_keys_are_replaced() {
-        let mut v =
-            json!(r#"{"version":"1","access_key":"LTAIabc","access_secret":"s3cr3t","vswitches":{}}"#);
-        redact_eni_conf(&mut v);
-        let text = v.as_str().unwrap();
-        assert!(!text.contains("LTAIabc") && !text.contains("s3cr3t"), "{text}");
-        assert!(text.contains("<redacted:7>") && text.contains("<redacted:6>"), "{text}");
+    fn eni_conf_keeps_what_the_checks_read_and_no_secret() {
+        let conf = r#"{"version":"1","access_key":"LTAIabc","access_secret":123456789,"vswitches":{"z":["vsw-1"]},"credential_path":"/x/y","other":"s3cr3t"}"#;
+        let mut data = Map::new();
+        data.insert("eni_conf".into(), json!(conf));
+        data.insert("10-terway.conf".into(), json!(r#"{"eniip_virtual_type":"IPVlan","token":"s3cr3t"}"#));
+        data.insert("extra".into(), json!("s3cr3t"));
+        eni_config_data(&mut data);
+        let text = serde_json::to_string(&data).unwrap();
+        for gone in ["LTAIabc", "123456789", "s3cr3t", "credential_path", "extra"] {
+            assert!(!text.contains(gone), "{gone}: {text}");
+        }
+        let conf: Value = serde_json::from_str(data["eni_conf"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            conf,
+            json!({"version": "1", "access_key": "<redacted:7>", "access_secret": 0, "vswitches": {"z": ["vsw-1"]}})
+        );
         let mut broken = json!(r#"{"access_key": "LTAIabc", "#);
-        redact_eni_conf(&mut broken);
-        assert!(!broken.as_str().unwrap().contains("LTAIabc"));
+        reduce_json_text(&mut broken, |_| {});
+        assert_eq!(broken, json!("<not a JSON object, redacted:26>"));
     }
 
     #[test]
-    fn credential_env_values_are_replaced() {
-        let mut spec = json!({"containers": [{"name": "c", "env": [
-            {"name": "ETCD_KEY_FILE_CONTENT", "value": "xyz"},
-            {"name": "CALICO_IPV4POOL_IPIP", "value": "Never"}]}]});
-        redact_env(&mut spec);
-        assert_eq!(spec["containers"][0]["env"][0]["value"], "<redacted:3>");
-        assert_eq!(spec["containers"][0]["env"][1]["value"], "Never");
+    fn only_listed_paths_are_copied() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {"a": "s3cr3t"}, "managedFields": [{}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "args": ["--access-key-secret=s3cr3t"],
+                "env": [{"name": "ALICLOUD_AK", "value": "s3cr3t"}]}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "message": "s3cr3t"}],
+                "containerStatuses": [{"name": "c", "image": "i", "ready": true,
+                    "state": {"waiting": {"reason": "ErrImagePull", "message": "s3cr3t"}}}]}});
+        let kept = to_value(&pod, "v1", "Pod").unwrap();
+        assert_eq!(
+            kept,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"nodeName": "n1"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "c", "image": "i", "ready": true, "state": {"waiting": {"reason": "ErrImagePull"}}}]}})
+        );
     }
 }

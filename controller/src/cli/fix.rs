@@ -27,6 +27,7 @@ use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIE
 use crate::affinity;
 use crate::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
 use crate::fetch::{get_present, installation_resource};
+use crate::output::printable;
 use crate::plan::max_unavailable;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
@@ -298,15 +299,18 @@ async fn fix(
         return Ok(Outcome::Ok);
     };
     let target_text = match &prepared.target {
-        Target::DaemonSet { namespace, name } => format!("daemonset {namespace}/{name}"),
+        Target::DaemonSet { namespace, name } => {
+            format!("daemonset {}", printable(&format!("{namespace}/{name}")))
+        }
         Target::Installation => "Installation default".to_owned(),
     };
     {
         let h = human(term, structured);
-        writeln!(h, "{}", paint(color, BOLD, &format!("Fix: keep {} off cloud nodes", prepared.daemon_set)))?;
+        let daemon_set = printable(&prepared.daemon_set);
+        writeln!(h, "{}", paint(color, BOLD, &format!("Fix: keep {daemon_set} off cloud nodes")))?;
         writeln!(h, "Target: {target_text}")?;
         if let Some(why) = &prepared.why_installation {
-            writeln!(h, "Why: {why}")?;
+            writeln!(h, "Why: {}", printable(why))?;
         }
         writeln!(
             h,

@@ -9,14 +9,28 @@
 //!    to the RAM user whose AccessKey the add-ons use), then, only if that
 //!    succeeded, `onectl addon install terway-eniip`; both from PATH, their
 //!    output streamed. onectl missing: exit 2; onectl failing: exit 1.
+//!
+//! In `Auto` mode, step 3 runs only while the Terway gate is enforced at
+//! admission ([`gate_enforced`]): the add-on manager creates Terway's
+//! DaemonSet selecting every cloud node, and without the controller's
+//! webhook the DaemonSet controller would put Terway on all of them at once.
+//! `--force` skips that check (docs/troubleshooting.md).
 
 use super::preflight::{colour_line, plan_of, validate_ignores};
 use super::term::{paint, GREEN, YELLOW};
 use super::{CliError, Outcome, Source, Term};
+use crate::output::printable;
 use crate::plan::Plan;
+use crate::webhook;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::PostParams;
+use kube::Api;
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use terway_hybrid_api::rollout::Mode;
+use terway_hybrid_api::TerwayRolloutSpec;
 
 pub const ADDON: &str = "terway-eniip";
 
@@ -44,6 +58,11 @@ pub struct InstallArgs {
     /// Checks whose failures only warn (comma-separated names, or `all`).
     #[arg(long, value_name = "A,B|all", value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
+    /// In `Auto` mode, install even though the controller's webhook cannot
+    /// add the Terway gate at creation (Terway may then start on every cloud
+    /// node at once).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The onectl calls, in order.
@@ -55,13 +74,23 @@ fn failing_lines(plan: &Plan, color: bool) -> Vec<String> {
     plan.checks
         .iter()
         .filter(|c| c.is_blocking())
-        .map(|c| colour_line(color, &format!("[ERROR {}] {}: {}", c.name, c.reason, c.message)))
+        .map(|c| {
+            let (reason, message) = (printable(&c.reason), printable(&c.message));
+            colour_line(color, &format!("[ERROR {}] {reason}: {message}", c.name))
+        })
         .collect()
 }
 
-pub async fn run(source: &Source, args: &InstallArgs, term: &mut Term<'_>) -> Result<Outcome, CliError> {
+pub async fn run(
+    source: &Source,
+    live: Result<kube::Client, CliError>,
+    args: &InstallArgs,
+    term: &mut Term<'_>,
+) -> Result<Outcome, CliError> {
     validate_ignores(&args.ignore_preflight_errors)?;
-    let plan = plan_of(source.view().await?, &args.ignore_preflight_errors);
+    let view = source.view().await?;
+    let spec = view.rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default();
+    let plan = plan_of(view, &args.ignore_preflight_errors);
     let color = term.color;
     if plan.terway_required == Some(false) {
         writeln!(
@@ -92,6 +121,41 @@ pub async fn run(source: &Source, args: &InstallArgs, term: &mut Term<'_>) -> Re
             "the scenario is {}: it cannot be told whether Terway is needed, so nothing is installed",
             plan.scenario
         )));
+    }
+    // In Auto mode, onectl runs only while the gate is enforced at admission.
+    let gate = if spec.mode == Mode::Auto {
+        Some(match live {
+            Ok(client) => gate_enforced(&client, &spec).await,
+            Err(e) => Err(format!("the cluster cannot be reached to check it: {e}")),
+        })
+    } else {
+        None
+    };
+    let refusal = |why: &str| {
+        format!(
+            "mode is Auto, but the Terway gate cannot be enforced when the add-on creates {}/{}: {why}. \
+             Nothing was run. Fix: make terway-hybrid-controller Ready (`kubectl -n terway-hybrid get pods`; \
+             its log says why not) and keep MutatingWebhookConfiguration {} as deploy/ ships it; see \
+             docs/troubleshooting.md (\"install refuses: webhook not ready\"). --force installs anyway",
+            spec.terway.namespace,
+            spec.terway.daemon_set_name,
+            webhook::CONFIGURATION_NAME
+        )
+    };
+    match gate {
+        None => {}
+        Some(Ok(how)) => writeln!(term.out, "The Terway gate is enforced at admission: {how}.")?,
+        Some(Err(why)) if args.force => writeln!(
+            term.out,
+            "{}",
+            paint(color, YELLOW, &format!("--force: installing although the gate is not enforced: {why}"))
+        )?,
+        Some(Err(why)) if args.dry_run => writeln!(
+            term.out,
+            "{}",
+            paint(color, YELLOW, &format!("install would refuse: {}", refusal(&why)))
+        )?,
+        Some(Err(why)) => return Err(CliError::Refused(refusal(&why))),
     }
     let commands: Vec<String> = steps().iter().map(|(p, a)| format!("{p} {}", a.join(" "))).collect();
     writeln!(
@@ -133,6 +197,66 @@ pub async fn run(source: &Source, args: &InstallArgs, term: &mut Term<'_>) -> Re
         )
     )?;
     Ok(Outcome::Ok)
+}
+
+/// Is the gate added to Terway's DaemonSet at creation? Proven, not
+/// assumed: the webhook must be registered for the DaemonSet the rollout
+/// names, and a server-side dry-run create of that DaemonSet, ungated as the
+/// add-on manager creates it, must come back gated (the API server runs the
+/// mutating webhooks on a dry run; nothing is stored). When the DaemonSet
+/// exists already (the dry run answers 409 after admission), its stored
+/// affinity must require the gate. Ok says how it was shown; Err why not.
+pub async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> Result<String, String> {
+    let (namespace, name) = (&spec.terway.namespace, &spec.terway.daemon_set_name);
+    let configurations: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let registered = match configurations.get_opt(webhook::CONFIGURATION_NAME).await {
+        Ok(Some(c)) => c.webhooks.unwrap_or_default().into_iter().find(|w| w.name == webhook::WEBHOOK_NAME),
+        Ok(None) => {
+            return Err(format!(
+                "MutatingWebhookConfiguration {} does not exist (apply deploy/ again)",
+                webhook::CONFIGURATION_NAME
+            ))
+        }
+        Err(e) => return Err(format!("cannot read MutatingWebhookConfiguration: {e}")),
+    };
+    let Some(hook) = registered else {
+        return Err(format!(
+            "the controller has not registered webhook {} yet (it does once it runs in Auto mode)",
+            webhook::WEBHOOK_NAME
+        ));
+    };
+    let names_terway =
+        hook.match_conditions.iter().flatten().any(|c| c.expression == webhook::match_expression(name));
+    if !names_terway {
+        return Err(format!("the registered webhook does not name {namespace}/{name} yet"));
+    }
+    let probe: DaemonSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "probe", "image": "terway-hybrid/gate-probe"}]}}}
+    }))
+    .map_err(|e| e.to_string())?;
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let params = PostParams { dry_run: true, field_manager: Some("terway-hybrid".into()) };
+    match api.create(&params, &probe).await {
+        Ok(stored) if crate::checks::terway_requires_gate(&stored) => {
+            Ok("a dry-run create of it came back with the gate requirement".to_owned())
+        }
+        Ok(_) => Err("a dry-run create of it came back without the gate requirement".to_owned()),
+        Err(kube::Error::Api(e)) if e.code == 409 => match api.get(name).await {
+            Ok(ds) if crate::checks::terway_requires_gate(&ds) => {
+                Ok("it exists already and requires the gate".to_owned())
+            }
+            Ok(_) => Err(format!("{namespace}/{name} exists already without the gate requirement")),
+            Err(e) => Err(format!("cannot read {namespace}/{name}: {e}")),
+        },
+        Err(kube::Error::Api(e)) => {
+            Err(format!("the webhook did not answer a dry-run create: {}", e.message))
+        }
+        Err(e) => Err(format!("a dry-run create failed: {e}")),
+    }
 }
 
 /// Runs one tool from PATH; its stdout is copied to `term.out` as it comes,

@@ -25,12 +25,13 @@ pub mod term;
 pub use errors::CliError;
 pub use term::Term;
 
+use crate::output::printable;
 use crate::view::ClusterView;
-use crate::{dump, fetch};
+use crate::{dump, fetch, limits};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -102,13 +103,7 @@ impl KubeArgs {
         };
         let config = match &self.kubeconfig {
             Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                    CliError::Input(format!(
-                        "cannot read kubeconfig {}: {}",
-                        path.display(),
-                        errors::root_cause(&e)
-                    ))
-                })?;
+                let kubeconfig = read_kubeconfig(path)?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| bad(&e))?
             }
             None if self.context.is_some() => {
@@ -119,6 +114,25 @@ impl KubeArgs {
         let url = config.cluster_url.to_string();
         Ok((kube::Client::try_from(config).map_err(|e| bad(&e))?, url))
     }
+}
+
+/// `--kubeconfig FILE`, at most [`limits::KUBECONFIG_MAX`] bytes. A regular
+/// file is read by kube (which resolves its relative certificate paths); a
+/// pipe (`--kubeconfig <(...)`) or device can be read only once, so it is
+/// read here, capped.
+fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, CliError> {
+    let cannot = |e: &dyn std::error::Error| {
+        CliError::Input(format!("cannot read kubeconfig {}: {}", path.display(), errors::root_cause(e)))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    if meta.is_file() && meta.len() <= limits::KUBECONFIG_MAX {
+        return kube::config::Kubeconfig::read_from(path).map_err(|e| cannot(&e));
+    }
+    let bytes = limits::read_file_capped(path, limits::KUBECONFIG_MAX, "a kubeconfig")
+        .map_err(|e| CliError::Input(format!("cannot read kubeconfig {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::Input(format!("cannot read kubeconfig {}: not text", path.display())))?;
+    kube::config::Kubeconfig::from_yaml(&text).map_err(|e| cannot(&e))
 }
 
 /// Where a command reads the cluster from.
@@ -209,6 +223,10 @@ pub fn table(
     rows: &[Vec<String>],
     paint: &dyn Fn(&[String], usize, &str) -> String,
 ) -> String {
+    // Cells come from the cluster: made printable before they are measured.
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| printable(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -294,7 +312,16 @@ pub async fn run_with_client(
         Command::RamSecret(ram::SecretCommand::Check(args)) => {
             ram::check(&source(args.from_dump.as_ref()).await?, args, term).await
         }
-        Command::Install(args) => install::run(&source(args.from_dump.as_ref()).await?, args, term).await,
+        Command::Install(args) => {
+            let src = source(args.from_dump.as_ref()).await?;
+            // onectl acts on the live cluster, so that is where the gate must
+            // be enforced, even when the preflight reads a dump.
+            let live = match &src {
+                Source::Live(c) => Ok(c.clone()),
+                Source::Dump(_) => connect().await,
+            };
+            install::run(&src, live, args, term).await
+        }
         Command::Status(args) => status::run(&source(args.from_dump.as_ref()).await?, args, term).await,
         Command::Dump(args) => dump_cmd::run(&connect().await?, args, term).await,
     };

@@ -9,6 +9,7 @@
 use super::errors::{api_error, Op};
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{print_structured, table, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
+use crate::limits;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -17,7 +18,7 @@ use kube::{Api, Client};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 
 /// The actions of Terway's custom RAM policy (docs/contracts.md §12).
@@ -192,7 +193,7 @@ pub fn read_keys(args: &CreateArgs, term: &mut Term<'_>) -> Result<Keys, CliErro
     Ok(Keys { id, secret })
 }
 
-fn read_key(path: &PathBuf, key: &str, term: &mut Term<'_>) -> Result<KeyValue, CliError> {
+fn read_key(path: &Path, key: &str, term: &mut Term<'_>) -> Result<KeyValue, CliError> {
     let (bytes, name) = if path.as_os_str() == "-" {
         if term.interactive {
             return Err(CliError::Usage(format!(
@@ -200,14 +201,18 @@ fn read_key(path: &PathBuf, key: &str, term: &mut Term<'_>) -> Result<KeyValue, 
                  file"
             )));
         }
-        let mut bytes = Vec::new();
-        term.input
-            .read_to_end(&mut bytes)
-            .map_err(|e| CliError::Input(format!("cannot read the {key} from stdin: {}", e.kind())))?;
+        let bytes =
+            limits::read_capped(&mut term.input, limits::KEY_FILE_MAX, Path::new("stdin"), "a key file")
+                .map_err(|e| match e {
+                    limits::ReadError::Io { source, .. } => {
+                        CliError::Input(format!("cannot read the {key} from stdin: {}", source.kind()))
+                    }
+                    e => CliError::Input(format!("the {key} from {e}")),
+                })?;
         (bytes, "stdin".to_owned())
     } else {
-        let bytes = std::fs::read(path)
-            .map_err(|e| CliError::Input(format!("cannot read the {key} file {}: {e}", path.display())))?;
+        let bytes = limits::read_file_capped(path, limits::KEY_FILE_MAX, "a key file")
+            .map_err(|e| CliError::Input(format!("cannot read the {key} file {e}")))?;
         (bytes, path.display().to_string())
     };
     let text =

@@ -63,7 +63,9 @@ impl<'a> Term<'a> {
     /// A note on `err`: `warning: ...` in yellow, and so on.
     pub fn note(&mut self, tag: &str, code: &str, text: &str) -> Result<(), CliError> {
         let tag = paint(self.err_color, code, tag);
-        writeln!(self.err, "{tag}: {text}")?;
+        // Errors quote API messages and file contents: printable, line by line.
+        let text: Vec<_> = text.split('\n').map(crate::output::printable).collect();
+        writeln!(self.err, "{tag}: {}", text.join("\n"))?;
         Ok(())
     }
 
