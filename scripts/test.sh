@@ -16,3 +16,6 @@ export PATH
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# Every fuzz target briefly (20 s) on its corpus: a finding fails the run
+# (docs/testing.md, "Fuzzing"). Nightly and cargo-fuzz are installed if missing.
+scripts/fuzz ci
