@@ -50,6 +50,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -590,20 +591,36 @@ class Bench:
         def agents_ready():
             pods = self.api.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3Dterway-hybrid-agent")
             nodes = set()
+            self._agent_unready = []
             for pod in pods.get("items", []):
                 conds = pod.get("status", {}).get("conditions") or []
                 if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
                     nodes.add(pod.get("spec", {}).get("nodeName"))
+                elif any(c.get("type") == "Ready" and c.get("status") == "False" for c in conds):
+                    self._agent_unready.append(pod["metadata"]["name"])
             self._agent_ready = len(nodes)
             return len(nodes) == n
 
         last = [0, time.time()]
+        stalled = [0, time.time()]
 
         def progress():
             ok = agents_ready()
             if time.time() - last[1] > 30:
                 log(f"agent pods Ready: {self._agent_ready} of {n}")
                 last[1] = time.time()
+            if self._agent_ready != stalled[0]:
+                stalled[:] = [self._agent_ready, time.time()]
+            elif time.time() - stalled[1] > 120 and self._agent_unready:
+                # A node whose Lease kwok renewed late had its pods set to
+                # Ready=False by the node monitor; kwok never sets them back
+                # (a kubelet would). Their DaemonSet makes them anew.
+                log(f"recreating {len(self._agent_unready)} agent pods kwok left not Ready")
+                for name in self._agent_unready:
+                    self.api.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{name}", ok=(200, 404))
+                self.result["agent_pods_recreated"] = self.result.get("agent_pods_recreated", 0) + len(
+                    self._agent_unready)
+                stalled[1] = time.time()
             return ok
 
         wait_until("every agent pod Ready", 600 + n * 0.5, progress, interval=5,
@@ -647,7 +664,13 @@ class Bench:
                     "current-context: test\n")
         env = dict(os.environ, KUBECONFIG=kubeconfig, POD_NAMESPACE=NS, POD_NAME="bench-controller",
                    RUST_LOG="info")
-        self.controller = Proc([self.args.controller, "--metrics-addr", "127.0.0.1:0"],
+        # The admission webhook on loopback, where this API server reaches it
+        # (deploy/ reaches it through its Service).
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        webhook = ["--webhook-addr", f"127.0.0.1:{port}", "--webhook-url", f"https://127.0.0.1:{port}/mutate/terway-gate"]
+        self.controller = Proc([self.args.controller, "--metrics-addr", "127.0.0.1:0", *webhook],
                                os.path.join(self.dir, "controller.log"), env=env)
         self.cleanup.append(self.controller.stop)
         self.rss = RssSampler(self.controller.p.pid)
