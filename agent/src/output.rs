@@ -90,10 +90,7 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(text.lines().count(), 10, "an embedded newline starts no line of its own:\n{text}");
-        assert!(
-            text.contains("kernel:     5.10\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}\n"),
-            "{text}"
-        );
+        assert!(text.contains("kernel:     5.10\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u{202e}\n"), "{text}");
         let json = render(&d, Format::Json);
         assert!(!json.contains('\u{1b}'));
         assert_eq!(serde_json::from_str::<NodeDetection>(&json).unwrap(), d);

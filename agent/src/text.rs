@@ -42,44 +42,25 @@ pub fn listed<S: AsRef<str>>(items: &[S], sep: &str) -> String {
     out
 }
 
-/// Whether a terminal would act on `c` instead of showing it: C0 and C1
-/// controls, DEL, and the bidirectional overrides that reorder what is shown.
-fn is_unsafe(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `s` with every control character escaped (`\u{1b}`, `\n`, ...) so it
-/// cannot move the cursor, clear the screen or retitle a terminal; a
-/// backslash is left as it is (so already-escaped text reads the same).
-pub fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_unsafe) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_unsafe(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+/// One rule for agent and CLI alike.
+pub use terway_hybrid_api::text::printable;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// What a terminal would act on (the rule of `printable`, restated).
+    fn is_unsafe(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+
     #[test]
     fn examples() {
         assert_eq!(printable("10-calico.conflist"), "10-calico.conflist");
-        assert_eq!(printable("a\u{1b}]0;pwned\u{7}b\n"), "a\\u{1b}]0;pwned\\u{7}b\\n");
-        assert_eq!(printable("x\u{9b}2Jy\u{202e}z"), "x\\u{9b}2Jy\\u{202e}z");
+        assert_eq!(printable("a\u{1b}]0;pwned\u{7}b\n"), "a\\x1b]0;pwned\\x07b\\n");
+        assert_eq!(printable("x\u{9b}2Jy\u{202e}z"), "x\\x9b2Jy\\u{202e}z");
         assert_eq!(bounded("héllo", 2), "h… (5 more bytes)");
         assert_eq!(bounded("short", 10), "short");
         assert_eq!(listed(&["a", "b"], ", "), "a, b");
@@ -104,6 +85,11 @@ mod tests {
                 if let Some(r) = take("\\n") { back.push('\n'); rest = r; continue; }
                 if let Some(r) = take("\\r") { back.push('\r'); rest = r; continue; }
                 if let Some(r) = take("\\t") { back.push('\t'); rest = r; continue; }
+                if let Some(r) = take("\\x") {
+                    if let Some(ch) = r.get(..2).and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32).filter(|&ch| is_unsafe(ch)) {
+                        back.push(ch); rest = &r[2..]; continue;
+                    }
+                }
                 if let Some(r) = take("\\u{") {
                     if let Some((hex, after)) = r.split_once('}') {
                         if let Some(ch) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32).filter(|&ch| is_unsafe(ch)) {

@@ -12,6 +12,7 @@ pub mod names;
 pub mod report;
 pub mod rollout;
 pub mod snapshot;
+pub mod text;
 pub mod vocabulary;
 
 pub use check::{CheckName, CheckResult, CheckStatus, Severity};

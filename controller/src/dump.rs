@@ -814,6 +814,10 @@ impl Loader {
                             limits::YAML_DUMP_MAX,
                         ),
                         limits::ReadError::Io { source, .. } => read_error(file, source),
+                        // Only a read by path has a deadline; this one is open already.
+                        limits::ReadError::TimedOut { .. } => {
+                            read_error(file, io::ErrorKind::TimedOut.into())
+                        }
                     })?;
             if let Some(offset) = limits::yaml_nesting_exceeds(&bytes, limits::YAML_NESTING_MAX) {
                 let at = Pos::START.after(bytes.get(..offset).unwrap_or_default()).to_string();

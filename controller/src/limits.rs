@@ -6,6 +6,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// `ram-secret create --access-key-*-file`: an AccessKey is tens of bytes.
 pub const KEY_FILE_MAX: u64 = 4 * 1024;
@@ -19,6 +20,9 @@ pub const JSON_DUMP_MAX: u64 = 8 * 1024 * 1024 * 1024;
 /// One object of a JSON dump (a List item or a top-level object), held whole
 /// while it is decoded.
 pub const JSON_OBJECT_MAX: usize = 64 * 1024 * 1024;
+/// How long a file argument may take to read. A regular file takes
+/// milliseconds; a FIFO nobody writes to blocks open(2) forever.
+pub const FILE_READ_DEADLINE: Duration = Duration::from_secs(60);
 /// Nesting of YAML flow collections (`[`, `{`), checked before the YAML
 /// parser sees the file: libyaml takes time quadratic in it. Kubernetes
 /// objects nest about 15 deep; serde_yaml refuses more than 128 anyway.
@@ -30,6 +34,8 @@ pub enum ReadError {
     TooLarge { path: PathBuf, what: &'static str, limit: u64 },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error("{}: nothing to read within {}s (a FIFO or device nobody writes to?)", path.display(), after.as_secs())]
+    TimedOut { path: PathBuf, after: Duration },
 }
 
 /// `4 KiB`, `256 MiB`, `8 GiB`.
@@ -62,11 +68,31 @@ pub fn read_capped(
     Ok(bytes)
 }
 
-/// [`read_capped`] on a file by path.
+/// [`read_capped`] on a file by path, within [`FILE_READ_DEADLINE`].
 pub fn read_file_capped(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, ReadError> {
-    let file =
-        std::fs::File::open(path).map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
-    read_capped(file, limit, path, what)
+    read_file_within(path, limit, what, FILE_READ_DEADLINE)
+}
+
+/// [`read_file_capped`] with its deadline given. The open and the read run
+/// on a thread of their own: nothing bounds a blocked open(2) of a FIFO, so
+/// past the deadline the caller gets an error and the thread is left behind
+/// (the CLI exits on that error, which ends it).
+pub fn read_file_within(
+    path: &Path,
+    limit: u64,
+    what: &'static str,
+    deadline: Duration,
+) -> Result<Vec<u8>, ReadError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let read = std::fs::File::open(&owned)
+            .map_err(|source| ReadError::Io { path: owned.clone(), source })
+            .and_then(|file| read_capped(file, limit, &owned, what));
+        let _ = tx.send(read);
+    });
+    rx.recv_timeout(deadline)
+        .unwrap_or_else(|_| Err(ReadError::TimedOut { path: path.to_path_buf(), after: deadline }))
 }
 
 /// Where YAML flow collections (`[`, `{`) first nest deeper than `limit`:
@@ -164,6 +190,21 @@ fn skip_quoted(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO that nobody opens for writing: open(2) would block forever.
+    #[test]
+    fn a_fifo_without_a_writer_ends_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let start = std::time::Instant::now();
+        let err =
+            read_file_within(&fifo, KEY_FILE_MAX, "a key file", Duration::from_millis(500)).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(matches!(err, ReadError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().starts_with(&format!("{}: nothing to read within", fifo.display())), "{err}");
+    }
 
     #[test]
     fn an_endless_input_stops_one_byte_past_the_limit() {

@@ -1,7 +1,6 @@
 //! Rendering of a preflight for people (kubeadm-style table) and scripts (JSON).
 
 use crate::plan::{NodeRow, Plan};
-use std::borrow::Cow;
 use std::fmt::Write;
 use terway_hybrid_api::{CheckStatus, Severity};
 
@@ -11,34 +10,9 @@ pub enum Format {
     Json,
 }
 
-/// `text` safe to print on a terminal: control characters (C0, DEL, C1:
-/// escape sequences, cursor moves, bells) and the Unicode bidirectional
-/// controls (which reorder what is shown) become visible `\x1b`,
-/// `\u{202e}`. Every string from the cluster or a node goes through it
-/// before text output prints it (JSON and YAML escape them already).
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c as u32 {
-            _ if !unsafe_char(c) => out.push(c),
-            n @ 0..=0xff => {
-                let _ = write!(out, "\\x{n:02x}");
-            }
-            n => {
-                let _ = write!(out, "\\u{{{n:x}}}");
-            }
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+/// One rule for agent and CLI alike: every string from the cluster or a
+/// node goes through it before text output prints it.
+pub use terway_hybrid_api::text::printable;
 
 pub fn render(plan: &Plan, format: Format) -> String {
     match format {
@@ -101,22 +75,4 @@ fn table(plan: &Plan) -> String {
         );
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_and_bidi_characters_become_visible() {
-        assert_eq!(printable("node-1"), "node-1");
-        assert!(matches!(printable("ok"), Cow::Borrowed(_)));
-        assert_eq!(printable("a\x1b[2Jb"), "a\\x1b[2Jb");
-        assert_eq!(
-            printable("t\x1b]0;pwned\x07\n\r\t\x7f\u{9b}"),
-            "t\\x1b]0;pwned\\x07\\x0a\\x0d\\x09\\x7f\\x9b"
-        );
-        assert_eq!(printable("abc\u{202e}fed"), "abc\\u{202e}fed");
-        assert_eq!(printable("日本\u{2066}"), "日本\\u{2066}");
-    }
 }

@@ -183,12 +183,14 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
             // `gates` is sorted: a search, not a scan per node (quadratic on big clusters).
             let gate = rollout.gates.binary_search(&n.name()).is_ok();
             let preflight = n.node_checks_pass();
-            // A node whose agent has not reported yet gets no labels: it
-            // would be labelled `failed` now and again once its report
-            // lands, a second write per node for nothing (a gated node
-            // keeps its gate whatever happens to its report).
+            // A node whose agent has not reported yet (no report, or one
+            // whose status is not written yet: an agent applies the
+            // identity first) gets no labels: it would be labelled `failed`
+            // now and again once its verdict lands, a second write per node
+            // for nothing (a gated node keeps its gate whatever happens to
+            // its report).
             let mut labels = Vec::new();
-            if n.report.is_some() || gate {
+            if n.report.is_some_and(|r| r.status.is_some()) || gate {
                 labels.push((
                     terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(),
                     scenario.as_str().to_owned(),

@@ -40,14 +40,23 @@ pub async fn reconcile(
     let plan = plan(view, k8s_openapi::jiff::Timestamp::now());
     let mut outcome = Outcome::default();
     let mut status_failed = false;
-    // Label writes first, side by side: each touches one node and nothing
-    // else depends on another's result. The rest keeps its order.
-    let (labels, rest): (Vec<Action>, Vec<Action>) =
-        actions(view, &plan).into_iter().partition(|a| matches!(a, Action::NodeLabels { .. }));
-    let mut writes = futures::stream::iter(labels)
+    let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. });
+    let mut first = actions(view, &plan);
+    // What comes before the first label write (creating the TerwayRollout)
+    // goes first.
+    let later = first.split_off(first.iter().position(is_label).unwrap_or(first.len()));
+    for action in first {
+        run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
+    }
+    // Then the node label writes side by side: each touches one node and
+    // none depends on another's result. The rest keeps its order.
+    let (labels, later): (Vec<Action>, Vec<Action>) = later.into_iter().partition(is_label);
+    let results: Vec<_> = futures::stream::iter(labels)
         .map(|action| async move { applier.run(&action, view.rollout.as_ref()).await })
-        .buffer_unordered(LABEL_WRITES_IN_FLIGHT);
-    while let Some(result) = writes.next().await {
+        .buffer_unordered(LABEL_WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    for result in results {
         match result {
             Ok(()) => outcome.writes += 1,
             Err(e) => {
@@ -56,32 +65,44 @@ pub async fn reconcile(
             }
         }
     }
-    for action in rest {
-        let key = match &action {
-            Action::Remediate(r) => Some(serde_json::to_string(r).unwrap_or_default()),
-            _ => None,
-        };
-        if key.as_ref().is_some_and(|k| memo.remediations.contains(k)) {
-            continue;
-        }
-        // Events belong to the status write that records their conditions.
-        if status_failed && matches!(action, Action::Event(_)) {
-            continue;
-        }
-        match applier.run(&action, view.rollout.as_ref()).await {
-            Ok(()) => {
-                outcome.writes += 1;
-                if let Some(k) = key {
-                    memo.remediations.insert(k);
-                }
-            }
-            Err(e) => {
-                status_failed |= matches!(action, Action::RolloutStatus(_));
-                tracing::warn!(error = %e, "write failed; the next reconcile retries it");
-                outcome.errors.push(e.to_string());
-            }
-        }
+    for action in later {
+        run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
     }
     metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
     (plan, outcome)
+}
+
+/// One write, in order: a remediation already sent is not sent again, and
+/// Events wait for the status write that records their conditions.
+async fn run_one(
+    action: Action,
+    view: &ClusterView,
+    applier: &Applier,
+    memo: &mut Memo,
+    outcome: &mut Outcome,
+    status_failed: &mut bool,
+) {
+    let key = match &action {
+        Action::Remediate(r) => Some(serde_json::to_string(r).unwrap_or_default()),
+        _ => None,
+    };
+    if key.as_ref().is_some_and(|k| memo.remediations.contains(k)) {
+        return;
+    }
+    if *status_failed && matches!(action, Action::Event(_)) {
+        return;
+    }
+    match applier.run(&action, view.rollout.as_ref()).await {
+        Ok(()) => {
+            outcome.writes += 1;
+            if let Some(k) = key {
+                memo.remediations.insert(k);
+            }
+        }
+        Err(e) => {
+            *status_failed |= matches!(action, Action::RolloutStatus(_));
+            tracing::warn!(error = %e, "write failed; the next reconcile retries it");
+            outcome.errors.push(e.to_string());
+        }
+    }
 }

@@ -141,6 +141,41 @@ fn an_endless_kubeconfig_is_refused_at_16_mib() {
     }
 }
 
+/// `$KUBECONFIG` is read by kube itself, whole: a device, a FIFO or a huge
+/// file there is refused before it is opened.
+#[test]
+fn a_kubeconfig_from_the_environment_is_checked_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("kubeconfig.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo");
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(terway_hybrid_controller::limits::KUBECONFIG_MAX + 1)
+        .unwrap();
+    for (path, problem) in [
+        (PathBuf::from("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (big, "larger than 16 MiB (the limit for a kubeconfig)"),
+    ] {
+        let start = Instant::now();
+        let out = Command::new(BIN)
+            .args(["preflight"])
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("KUBECONFIG", &path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("cannot read kubeconfig {}: {problem}", path.display())),
+            "{stderr}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    }
+}
+
 #[test]
 fn a_dump_that_is_a_device_or_a_fifo_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -136,6 +136,13 @@ fn a_node_without_a_report_is_not_labelled_until_it_reports() {
     remove_report(&mut view, "onprem-2");
     let p = plan(&view, t0());
     assert_eq!(row(&p, "onprem-2").labels, vec![]);
+    // Its agent wrote the identity, not yet the status: still nothing.
+    let mut view = example("bgp-pass");
+    view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some("onprem-2")).unwrap().status = None;
+    assert_eq!(row(&plan(&view, t0()), "onprem-2").labels, vec![]);
+    let mut view = example("bgp-pass");
+    remove_report(&mut view, "onprem-2");
+    let p = plan(&view, t0());
     assert!(row(&p, "onprem-1").labels.iter().any(|(k, _)| k == SCENARIO_LABEL));
     let coverage = p.checks.iter().find(|c| c.name == AgentCoverage).expect("AgentCoverage");
     assert!(coverage.message.contains("onprem-2"), "{}", coverage.message);

@@ -109,7 +109,10 @@ impl KubeArgs {
             None if self.context.is_some() => {
                 kube::Config::from_kubeconfig(&options).await.map_err(|e| bad(&e))?
             }
-            None => kube::Config::infer().await.map_err(|e| bad(&e))?,
+            None => {
+                check_default_kubeconfigs()?;
+                kube::Config::infer().await.map_err(|e| bad(&e))?
+            }
         };
         let url = config.cluster_url.to_string();
         Ok((kube::Client::try_from(config).map_err(|e| bad(&e))?, url))
@@ -133,6 +136,28 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, CliError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::Input(format!("cannot read kubeconfig {}: not text", path.display())))?;
     kube::config::Kubeconfig::from_yaml(&text).map_err(|e| cannot(&e))
+}
+
+/// `kube::Config::infer` reads each file of `$KUBECONFIG` (or
+/// `~/.kube/config`) whole and blocks on a FIFO: refuse first what it must
+/// not read. A missing file is left to kube, which says so.
+fn check_default_kubeconfigs() -> Result<(), CliError> {
+    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(v) if !v.is_empty() => std::env::split_paths(&v).collect(),
+        _ => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")).into_iter().collect(),
+    };
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let problem = if !meta.is_file() {
+            "not a regular file (give a pipe with --kubeconfig)".to_owned()
+        } else if meta.len() > limits::KUBECONFIG_MAX {
+            format!("larger than {} (the limit for a kubeconfig)", limits::size(limits::KUBECONFIG_MAX))
+        } else {
+            continue;
+        };
+        return Err(CliError::Input(format!("cannot read kubeconfig {}: {problem}", path.display())));
+    }
+    Ok(())
 }
 
 /// Where a command reads the cluster from.
