@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use terway_hybrid_testkit::cluster::{
-    cloud_status, daemonset, gated_terway, used_rules, Cluster, ADDON_SECRET, ENI_CONFIG,
+    cloud_status, daemonset, gated_terway, managers, used_rules, Cluster, ADDON_SECRET, ENI_CONFIG,
 };
 use terway_hybrid_testkit::unique_name;
 
@@ -74,12 +74,7 @@ fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
     let terms = &fixed["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
     assert!(terms.to_string().contains("NotIn"), "the exclusion is in every term: {terms}");
-    let managers: Vec<&str> = fixed["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
+    let managers = managers(&fixed);
     assert!(managers.contains(&"terway-hybrid-controller"), "applied by the controller: {managers:?}");
     cluster.apply(&gated_terway("terway-custom"));
     let done = cluster.wait_condition("Available", "True", None, Duration::from_secs(120), &logs);

@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::json;
-use terway_hybrid_testkit::cluster::{daemonset, used_rules, Cluster, ADDON_SECRET, ENI_CONFIG};
+use terway_hybrid_testkit::cluster::{daemonset, managers, used_rules, Cluster, ADDON_SECRET, ENI_CONFIG};
 use terway_hybrid_testkit::wait_for_described;
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
@@ -93,22 +93,15 @@ fn the_fix_goes_to_the_installation_and_a_repeated_event_is_a_series() {
         },
         || controller.tail(40),
     );
-    let managers: Vec<&str> = fixed["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"terway-hybrid-controller"), "applied by the controller: {managers:?}");
+    let installation_managers = managers(&fixed);
+    assert!(
+        installation_managers.contains(&"terway-hybrid-controller"),
+        "applied by the controller: {installation_managers:?}"
+    );
     assert_eq!(fixed["spec"]["calicoNetwork"]["bgp"], "Enabled", "the rest of the Installation is kept");
     let ds =
         cluster.get(&["daemonset", "calico-node", "--namespace", "calico-system", "--show-managed-fields"]);
-    let ds_managers: Vec<&str> = ds["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
+    let ds_managers = managers(&ds);
     assert!(
         !ds_managers.contains(&"terway-hybrid-controller"),
         "the DaemonSet is the operator's: {ds_managers:?}"

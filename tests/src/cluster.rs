@@ -33,6 +33,16 @@ pub struct Cluster {
     pub controller_kubeconfig: PathBuf,
 }
 
+/// The field managers of an object fetched with `--show-managed-fields`.
+pub fn managers(obj: &Value) -> Vec<&str> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect()
+}
+
 pub fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
