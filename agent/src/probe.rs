@@ -429,10 +429,12 @@ pub fn route_to(dst: IpAddr) -> Result<RouteEvidence, netlink::NetlinkError> {
         }
     }
     if let Some(index) = oif {
-        evidence.device = crate::collect::links::collect()
-            .ok()
-            .and_then(|links| links.into_iter().find(|l| l.index == index).map(|l| l.name))
-            .or_else(|| Some(format!("if{index}")));
+        // One name by index, not a dump of every link per peer.
+        evidence.device = Some(
+            nix::net::if_::if_indextoname(index)
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| format!("if{index}")),
+        );
     }
     Ok(evidence)
 }

@@ -4,7 +4,7 @@
 
 mod bird;
 mod files;
-pub(crate) mod links;
+mod links;
 pub(crate) mod netlink;
 mod routes;
 mod sockets;
