@@ -21,7 +21,10 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn report_identity(node: &Node) -> Option<NodeNetworkReport> {
     let name = node.metadata.name.clone()?;
     let uid = node.metadata.uid.clone()?;
-    let mut report = NodeNetworkReport::new(&name, NodeNetworkReportSpec { node_name: name.clone() });
+    let mut report = NodeNetworkReport::new(
+        &name,
+        NodeNetworkReportSpec { node_name: name.clone(), probe_targets: vec![] },
+    );
     report.metadata = ObjectMeta {
         name: Some(name.clone()),
         labels: Some(BTreeMap::from([(NODE_NAME_LABEL.to_owned(), name.clone())])),
@@ -68,6 +71,8 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
         last_detected: detected_at,
         agent_version: AGENT_VERSION.to_owned(),
         bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
+        cloud_network: None,
+        probes: vec![],
     }
 }
 
@@ -122,6 +127,7 @@ mod tests {
                     peer: format!("10.0.0.{i}"),
                     state: "Established".into(),
                     imported_routes: i,
+                    imported_prefixes: vec![],
                 })
                 .collect(),
         }

@@ -26,10 +26,14 @@ pub enum CheckName {
     CloudNodeKernel,
     CloudNodePreflight,
     OverlayReachesCloud,
+    CIDROverlap,
+    BGPPeers,
+    CrossSiteConnectivity,
+    PathMTU,
 }
 
 impl CheckName {
-    pub const ALL: [CheckName; 16] = [
+    pub const ALL: [CheckName; 20] = [
         CheckName::ScenarioDetected,
         CheckName::IPForwarding,
         CheckName::ForeignCNIConfig,
@@ -46,6 +50,10 @@ impl CheckName {
         CheckName::CloudNodeKernel,
         CheckName::CloudNodePreflight,
         CheckName::OverlayReachesCloud,
+        CheckName::CIDROverlap,
+        CheckName::BGPPeers,
+        CheckName::CrossSiteConnectivity,
+        CheckName::PathMTU,
     ];
 
     /// The node checks the agent runs, in report order.
@@ -71,6 +79,10 @@ impl CheckName {
             CheckName::CloudNodeKernel => "CloudNodeKernel",
             CheckName::CloudNodePreflight => "CloudNodePreflight",
             CheckName::OverlayReachesCloud => "OverlayReachesCloud",
+            CheckName::CIDROverlap => "CIDROverlap",
+            CheckName::BGPPeers => "BGPPeers",
+            CheckName::CrossSiteConnectivity => "CrossSiteConnectivity",
+            CheckName::PathMTU => "PathMTU",
         }
     }
 }

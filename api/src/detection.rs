@@ -45,6 +45,11 @@ pub struct BgpPeer {
     #[schemars(length(max = 32))]
     pub state: String,
     pub imported_routes: u64,
+    /// The first prefixes the session imported (at most 16), so a check can
+    /// see whether the VBR sends the VPC's route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 64)))]
+    pub imported_prefixes: Vec<String>,
 }
 
 impl BgpPeer {

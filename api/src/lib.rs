@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod crd;
+pub mod cross_site;
 pub mod detection;
 pub mod kernel;
 pub mod names;
@@ -16,6 +17,7 @@ pub mod text;
 pub mod vocabulary;
 
 pub use check::{CheckName, CheckResult, CheckStatus, Severity};
+pub use cross_site::{CloudNetwork, CrossSite, ProbePath, ProbeResult, ProbeTarget};
 pub use detection::{BgpPeer, Detection, Evidence, NodeDetection};
 pub use report::{NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus};
 pub use rollout::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};

@@ -2,6 +2,7 @@
 //! only by that node's agent, read by the controller.
 
 use crate::check::CheckResult;
+use crate::cross_site::{CloudNetwork, ProbeResult, ProbeTarget};
 use crate::detection::{BgpPeer, Evidence};
 use crate::vocabulary::{Confidence, Plugin, Role, Scenario};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,6 +35,11 @@ pub const MAX_EVIDENCE: usize = 16;
 pub struct NodeNetworkReportSpec {
     #[schemars(length(max = 253))]
     pub node_name: String,
+    /// Peers on the other site this node's agent probes, chosen by the
+    /// controller (its own field manager: the agent never writes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub probe_targets: Vec<ProbeTarget>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -64,4 +70,11 @@ pub struct NodeNetworkReportStatus {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub bgp_peers: Vec<BgpPeer>,
+    /// A cloud node's VPC and vSwitch ranges (ECS metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_network: Option<CloudNetwork>,
+    /// Outcomes of the probes of `spec.probeTargets`, at most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub probes: Vec<ProbeResult>,
 }

@@ -2,6 +2,7 @@
 //! the controller may bring Terway onto cloud nodes, and reports how far it got.
 
 use crate::check::CheckResult;
+use crate::cross_site::CrossSite;
 use crate::vocabulary::Scenario;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,6 +27,13 @@ pub mod condition {
     pub const PROGRESSING: &str = "Progressing";
     pub const AVAILABLE: &str = "Available";
     pub const DEGRADED: &str = "Degraded";
+}
+
+/// Reasons of the `Degraded` condition.
+pub mod degraded {
+    pub const WAVE_FAILED: &str = "WaveFailed";
+    /// `spec.crossSite.gateWaves`: the wave's pods do not reach the on-prem pods.
+    pub const CROSS_SITE_UNREACHABLE: &str = "CrossSiteUnreachable";
 }
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -75,7 +83,7 @@ pub struct TerwayRolloutSpec {
     #[serde(default)]
     #[schemars(length(max = 16), inner(length(max = 64)))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.all(c, c in ['all', 'AgentCoverage', 'ScenarioConsistent', 'OnPremCNIExcludedFromCloud', 'TerwayExcludedFromOnPrem', 'RamSecret', 'EniConfig', 'ServiceCIDR', 'CloudNodeKernel', 'CloudNodePreflight', 'OverlayReachesCloud'])",
+        "rule": "self.all(c, c in ['all', 'AgentCoverage', 'ScenarioConsistent', 'OnPremCNIExcludedFromCloud', 'TerwayExcludedFromOnPrem', 'RamSecret', 'EniConfig', 'ServiceCIDR', 'CloudNodeKernel', 'CloudNodePreflight', 'OverlayReachesCloud', 'CIDROverlap', 'BGPPeers', 'CrossSiteConnectivity', 'PathMTU'])",
         "message": "ignoreChecks holds cluster check names or 'all'"
     }]))]
     pub ignore_checks: Vec<String>,
@@ -88,6 +96,9 @@ pub struct TerwayRolloutSpec {
         "message": "readinessTimeout is a duration from 1s to 24h such as 10m, 90s or 1h30m"
     }]))]
     pub readiness_timeout: String,
+    /// Cross-site readiness: declared ranges, the VBR's BGP peers, probing.
+    #[serde(default)]
+    pub cross_site: CrossSite,
 }
 
 impl Default for TerwayRolloutSpec {
@@ -101,6 +112,7 @@ impl Default for TerwayRolloutSpec {
             terway: TerwayRef::default(),
             ignore_checks: vec![],
             readiness_timeout: default_readiness_timeout(),
+            cross_site: CrossSite::default(),
         }
     }
 }

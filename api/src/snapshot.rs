@@ -295,6 +295,7 @@ impl BirdState {
                     }
                 }),
                 imported_routes: p.imported_routes.unwrap_or(0),
+                imported_prefixes: Vec::new(),
             })
             .collect()
     }

@@ -61,7 +61,8 @@ fn defaults_and_a_full_spec_are_valid() {
         "cloudNodeSelector": {"alibabacloud.com/external": "true"},
         "onPremCNI": {"daemonSets": [{"namespace": "kube-system", "name": "calico-node"}], "remediate": "DryRun"},
         "terway": {"namespace": "kube-system", "daemonSetName": "terway-eniip"},
-        "ignoreChecks": ["RamSecret", "all"], "readinessTimeout": "1h30m"
+        "ignoreChecks": ["RamSecret", "PathMTU", "all"], "readinessTimeout": "1h30m",
+        "crossSite": {"onPremNetworks": ["192.168.0.0/16"], "vbrPeers": ["10.255.0.1"], "gateWaves": true, "peersPerNode": 3}
     });
     assert_eq!(errors(&rollout("default", full.clone())), Vec::<String>::new());
     // Every field of the full spec is a field of the type: nothing was pruned.

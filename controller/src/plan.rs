@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use terway_hybrid_api::rollout::{
-    condition, Mode, NodeCounts, Remediate, Wave, GATE_LABEL, GATE_OPEN, MAX_WAVE_NODES,
+    condition, degraded, Mode, NodeCounts, Remediate, Wave, GATE_LABEL, GATE_OPEN, MAX_WAVE_NODES,
 };
 use terway_hybrid_api::{CheckResult, Plugin, Role, Scenario, TerwayRolloutSpec, TerwayRolloutStatus};
 
@@ -353,15 +353,15 @@ fn rollout<'a>(
     } else if c.spec.paused {
         Some(("Paused", "the rollout is paused: open gates stay open, no new one opens".to_owned()))
     } else {
-        halted.as_ref().map(|h| ("WaveFailed", h.clone()))
+        halted.as_ref().map(|h| (degraded::WAVE_FAILED, h.clone()))
     };
 
     if let Some(h) = &halted {
-        out.degraded = Some(("WaveFailed", h.clone()));
+        out.degraded = Some((degraded::WAVE_FAILED, h.clone()));
     }
     // The wave's nodes keep their gate even if a label write failed, but
     // only while the rollout may act at all.
-    if matches!(skip_reason, None | Some(("WaveFailed", _))) {
+    if matches!(skip_reason, None | Some((degraded::WAVE_FAILED, _))) {
         gates.extend(wave_nodes.iter().copied());
     }
     let enforce_gate = c.spec.mode == Mode::Auto && scenario.terway_required() == Some(true);

@@ -334,7 +334,10 @@ pub fn report(name: &str, owner_uid: &str, role: Role, scenario: Scenario, ready
     if !ready {
         checks.push(CheckResult::fail(CheckName::IPForwarding, Severity::Error, "Disabled", "off"));
     }
-    let mut r = NodeNetworkReport::new(name, NodeNetworkReportSpec { node_name: name.to_owned() });
+    let mut r = NodeNetworkReport::new(
+        name,
+        NodeNetworkReportSpec { node_name: name.to_owned(), probe_targets: vec![] },
+    );
     r.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "v1".to_owned(),
         kind: "Node".to_owned(),
@@ -355,6 +358,8 @@ pub fn report(name: &str, owner_uid: &str, role: Role, scenario: Scenario, ready
         last_detected: Time(t0()),
         agent_version: "0.1.0".to_owned(),
         bgp_peers: vec![],
+        cloud_network: None,
+        probes: vec![],
     });
     r
 }
