@@ -71,6 +71,7 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
         last_detected: detected_at,
         agent_version: AGENT_VERSION.to_owned(),
         bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
+        pod_mtu: None,
         cloud_network: None,
         probes: vec![],
     }

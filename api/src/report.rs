@@ -70,6 +70,10 @@ pub struct NodeNetworkReportStatus {
     #[serde(default)]
     #[schemars(length(max = 32))]
     pub bgp_peers: Vec<BgpPeer>,
+    /// The MTU this node's pods use, as the CNI's devices show it (the
+    /// overlay device, else the pods' host-side veths); absent when unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_mtu: Option<u32>,
     /// A cloud node's VPC and vSwitch ranges (ECS metadata).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_network: Option<CloudNetwork>,

@@ -358,6 +358,7 @@ pub fn report(name: &str, owner_uid: &str, role: Role, scenario: Scenario, ready
         last_detected: Time(t0()),
         agent_version: "0.1.0".to_owned(),
         bgp_peers: vec![],
+        pod_mtu: None,
         cloud_network: None,
         probes: vec![],
     });
