@@ -2,8 +2,8 @@
 # The latency the Terway gate's admission webhook adds to a DaemonSet write,
 # on the real control plane (docs/benchmarks.md, "Admission latency").
 #
-# Runs controller/tests/cluster_admission.rs::bench_admission_latency (as
-# root: the test kit needs it): one controller with its webhook on loopback,
+# Runs controller/benches/admission_latency.rs (as root: the test kit needs
+# it): one controller with its webhook on loopback,
 # Terway created as the add-on manager creates it, then BENCH_WRITES (500)
 # server-side applies of an annotation (real writes, stored, no pod roll) to
 # Terway (through the webhook) and, alternately, to another DaemonSet of the
@@ -17,6 +17,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 PATH="$(scripts/control-plane bin-dir):$PATH"
 export PATH
 export BENCH_WRITES="${BENCH_WRITES:-500}"
-cargo test -q -p terway-hybrid-controller --test cluster_admission -- \
-  --ignored --exact bench_admission_latency --nocapture 2>&1 |
+cargo bench -q --profile dev -p terway-hybrid-controller --bench admission_latency 2>&1 |
   grep -E '^(admission-latency|through the webhook|not matched|added by the webhook)'

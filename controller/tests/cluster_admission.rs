@@ -23,8 +23,8 @@
 //!    its pod on a new, ungated cloud node is what the watch's check catches
 //!    (the check's positive control).
 //!
-//! `bench_admission_latency` (ignored; `bench/admission-latency.sh` runs it)
-//! measures the latency the webhook adds to a DaemonSet write.
+//! The latency the webhook adds to a DaemonSet write is a benchmark:
+//! `controller/benches/admission_latency.rs`.
 //!
 //! `cargo test -p terway-hybrid-controller --test cluster_admission` as root.
 
@@ -41,15 +41,17 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
 use kube::Api;
-use serde_json::{json, Value};
+use serde_json::json;
+use terway_hybrid_testkit::admission::{
+    requires_gate, rollout_yaml, terway_affinity, wait_webhooks, webhooks,
+};
 use terway_hybrid_testkit::cluster::{
-    addon_terway, daemonset, Cluster, Controller, ADDON_SECRET, ENI_CONFIG, GATE_LABEL, OFF_CLOUD,
+    addon_terway, daemonset, Cluster, ADDON_SECRET, ENI_CONFIG, GATE_LABEL, OFF_CLOUD,
 };
 use terway_hybrid_testkit::wait_for_described;
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
 const CLI: &str = env!("CARGO_BIN_EXE_terway-hybrid");
-const WEBHOOK_CONFIG: &str = "terway-hybrid-terway-gate";
 
 /// What the watches saw, by resourceVersion (etcd's revision: one order for
 /// every object of this server, which is what "before" means here).
@@ -171,45 +173,6 @@ fn record(cluster: &Cluster, seen: Arc<Mutex<Seen>>) {
     ready.wait();
 }
 
-fn terway_affinity(cluster: &Cluster) -> Value {
-    cluster.get(&["daemonset", "terway-eniip", "--namespace", "kube-system"])["spec"]["template"]["spec"]
-        ["affinity"]
-        .clone()
-}
-
-/// Every required term holds `terway-hybrid.io/terway-gate In [open]`.
-fn requires_gate(affinity: &Value) -> bool {
-    let terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        ["nodeSelectorTerms"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    !terms.is_empty()
-        && terms.iter().all(|t| {
-            t["matchExpressions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|e| e["key"] == GATE_LABEL && e["operator"] == "In" && e["values"] == json!(["open"]))
-        })
-}
-
-fn webhooks(cluster: &Cluster) -> Vec<Value> {
-    cluster.get(&["mutatingwebhookconfiguration", WEBHOOK_CONFIG])["webhooks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn wait_webhooks(cluster: &Cluster, want: usize, c: &Controller) {
-    wait_for_described(
-        &format!("{want} webhook(s) in {WEBHOOK_CONFIG}"),
-        Duration::from_secs(60),
-        || (webhooks(cluster).len() == want).then_some(()),
-        || c.tail(30),
-    );
-}
-
 /// `kubectl replace` (a PUT, as an add-on manager's rewrite) of `yaml`.
 fn replace(cluster: &Cluster, yaml: &str) -> std::process::Output {
     let mut cmd = cluster.cp.kubectl();
@@ -243,13 +206,6 @@ fn served_serial(port: u16) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn rollout_yaml(mode: &str) -> String {
-    format!(
-        "apiVersion: terway-hybrid.io/v1alpha1\nkind: TerwayRollout\nmetadata:\n  name: default\nspec:\n  mode: {mode}\n  \
-         maxUnavailable: 1\n  readinessTimeout: 2m\n"
-    )
 }
 
 #[test]
@@ -460,63 +416,4 @@ fn terway_is_gated_from_its_first_second() {
     // are enough: it met no 403.
     let denied: Vec<_> = cluster.controller_requests().into_iter().filter(|e| e.code == 403).collect();
     assert!(denied.is_empty(), "the controller met 403s: {denied:#?}");
-}
-
-/// The latency the webhook adds to a DaemonSet write: server-side applies of
-/// an annotation (a real write, no pod roll), alternately to Terway (through
-/// the webhook) and to another DaemonSet in the same namespace (not matched),
-/// from one client; p50 and p99 of each. `bench/admission-latency.sh`.
-#[test]
-#[ignore = "a benchmark: bench/admission-latency.sh"]
-fn bench_admission_latency() {
-    terway_hybrid_testkit::require_root();
-    let n: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let cluster = Cluster::new();
-    let cp = cluster.cp;
-    cluster.apply(&rollout_yaml("Auto"));
-    let a = cluster.start_controller(CONTROLLER, "bench");
-    wait_webhooks(&cluster, 1, &a);
-    cluster.apply(&addon_terway("terway-eniip"));
-    cluster.apply(&addon_terway("not-terway"));
-    assert!(requires_gate(&terway_affinity(&cluster)));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (with, without) = rt.block_on(async {
-        let api: Api<DaemonSet> = Api::namespaced(cp.admin_client().await, "kube-system");
-        let mut with = Vec::with_capacity(n);
-        let mut without = Vec::with_capacity(n);
-        for i in 0..n + 20 {
-            for (name, out) in [("terway-eniip", &mut with), ("not-terway", &mut without)] {
-                let body = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
-                    "metadata": {"name": name, "annotations": {"bench": i.to_string()}}});
-                let started = Instant::now();
-                api.patch(name, &PatchParams::apply("bench").force(), &Patch::Apply(&body)).await.unwrap();
-                // The first 20 of each warm connections and caches.
-                if i >= 20 {
-                    out.push(started.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-        }
-        (with, without)
-    });
-    let pct = |v: &[f64], p: f64| {
-        let mut v = v.to_vec();
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
-    };
-    println!("admission-latency writes={n}");
-    println!(
-        "through the webhook (terway-eniip): p50 {:.2} ms  p99 {:.2} ms",
-        pct(&with, 0.5),
-        pct(&with, 0.99)
-    );
-    println!(
-        "not matched (another DaemonSet):   p50 {:.2} ms  p99 {:.2} ms",
-        pct(&without, 0.5),
-        pct(&without, 0.99)
-    );
-    println!(
-        "added by the webhook:              p50 {:.2} ms  p99 {:.2} ms",
-        pct(&with, 0.5) - pct(&without, 0.5),
-        pct(&with, 0.99) - pct(&without, 0.99)
-    );
 }

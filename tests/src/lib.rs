@@ -7,6 +7,7 @@
 //! must fail loudly, never skip.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod bird;
 pub mod cluster;
 pub mod control_plane;
