@@ -24,7 +24,6 @@ pub mod fetch;
 pub mod http;
 pub mod limits;
 pub mod metrics;
-pub mod output;
 pub mod plan;
 pub mod reconcile;
 pub mod run;

@@ -64,50 +64,6 @@ pub struct NodeRow {
     pub labels: Vec<(String, String)>,
 }
 
-impl NodeRow {
-    /// The column titles of [`NodeRow::cells`].
-    pub const HEADER: [&'static str; 7] =
-        ["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"];
-
-    /// The row as the CLI's node tables print it.
-    pub fn cells(&self) -> [String; 7] {
-        node_cells(
-            &self.name,
-            self.role,
-            self.scenario,
-            self.plugin,
-            self.preflight,
-            self.gate,
-            self.terway_ready,
-        )
-    }
-}
-
-/// One line of a node table (columns of [`NodeRow::HEADER`]).
-pub fn node_cells(
-    name: &str,
-    role: Role,
-    scenario: Option<Scenario>,
-    plugin: Option<Plugin>,
-    preflight: bool,
-    gate: bool,
-    terway_ready: Option<bool>,
-) -> [String; 7] {
-    [
-        name.to_owned(),
-        role.to_string(),
-        scenario.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-        plugin.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-        if preflight { "passed" } else { "failed" }.into(),
-        if gate { "open" } else { "-" }.into(),
-        match terway_ready {
-            Some(true) => "Ready".into(),
-            Some(false) => "NotReady".into(),
-            None => "-".into(),
-        },
-    ]
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatePatch {

@@ -27,7 +27,6 @@ use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIE
 use crate::affinity;
 use crate::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
 use crate::fetch::{get_present, installation_resource};
-use crate::output::printable;
 use crate::plan::max_unavailable;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
@@ -37,6 +36,7 @@ use kube::{Api, Client};
 use std::io::Write;
 use std::path::PathBuf;
 use terway_hybrid_api::names::{CALICO_NODE, INSTALLATION_NAME, ROLLOUT_NAME};
+use terway_hybrid_api::text::printable;
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec};
 
 /// Where calico-node lives: manifests (kube-system) or the Tigera operator (calico-system).

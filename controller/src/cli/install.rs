@@ -16,10 +16,9 @@
 //! webhook the DaemonSet controller would put Terway on all of them at once.
 //! `--force` skips that check (docs/troubleshooting.md).
 
-use super::preflight::{colour_line, plan_of, validate_ignores};
+use super::preflight::{check_line, plan_of, validate_ignores};
 use super::term::{paint, GREEN, YELLOW};
 use super::{CliError, Outcome, Source, Term};
-use crate::output::printable;
 use crate::plan::Plan;
 use crate::webhook;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -71,14 +70,7 @@ pub fn steps() -> [(&'static str, Vec<&'static str>); 2] {
 }
 
 fn failing_lines(plan: &Plan, color: bool) -> Vec<String> {
-    plan.checks
-        .iter()
-        .filter(|c| c.is_blocking())
-        .map(|c| {
-            let (reason, message) = (printable(&c.reason), printable(&c.message));
-            colour_line(color, &format!("[ERROR {}] {reason}: {message}", c.name))
-        })
-        .collect()
+    plan.checks.iter().filter(|c| c.is_blocking()).map(|c| check_line(c, color)).collect()
 }
 
 pub async fn run(

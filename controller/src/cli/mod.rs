@@ -25,7 +25,7 @@ pub mod term;
 pub use errors::CliError;
 pub use term::Term;
 
-use crate::output::printable;
+use crate::plan::NodeRow;
 use crate::view::ClusterView;
 use crate::{dump, fetch, limits};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -34,6 +34,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use terway_hybrid_api::text::printable;
+use terway_hybrid_api::{Plugin, Role, Scenario};
 
 /// The field manager of every change the CLI makes.
 pub const FIELD_MANAGER: &str = "terway-hybrid";
@@ -289,6 +291,63 @@ pub fn table(
         out.push('\n');
     }
     out
+}
+
+/// One line of a node table, as `preflight` and `status` print it (and
+/// `status --output json` lists it).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLine {
+    pub name: String,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Plugin>,
+    /// The node's own checks pass (its report says ready).
+    pub preflight: bool,
+    /// The Terway gate is open on the node (`status`: the label now;
+    /// `preflight`: as the plan leaves it).
+    pub gate: bool,
+    /// Terway's pod on the node is Ready (absent: no Terway pod there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terway_ready: Option<bool>,
+}
+
+impl NodeLine {
+    /// The column titles of [`NodeLine::cells`].
+    pub const HEADER: [&'static str; 7] =
+        ["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"];
+
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.role.to_string(),
+            self.scenario.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            self.plugin.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            if self.preflight { "passed" } else { "failed" }.into(),
+            if self.gate { "open" } else { "-" }.into(),
+            match self.terway_ready {
+                Some(true) => "Ready".into(),
+                Some(false) => "NotReady".into(),
+                None => "-".into(),
+            },
+        ]
+    }
+}
+
+impl From<&NodeRow> for NodeLine {
+    fn from(r: &NodeRow) -> Self {
+        NodeLine {
+            name: r.name.clone(),
+            role: r.role,
+            scenario: r.scenario,
+            plugin: r.plugin,
+            preflight: r.preflight,
+            gate: r.gate,
+            terway_ready: r.terway_ready,
+        }
+    }
 }
 
 /// Runs one parsed command line.

@@ -3,16 +3,17 @@
 
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
-    human_duration, parse_duration, print_structured, CliError, Outcome, OutputFormat, Source, Term,
+    human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
+    Source, Term,
 };
-use crate::output::{render, Format};
 use crate::plan::{self, Plan};
 use crate::view::ClusterView;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
-use terway_hybrid_api::{CheckName, TerwayRollout};
+use terway_hybrid_api::text::printable;
+use terway_hybrid_api::{CheckName, CheckResult, CheckStatus, Severity, TerwayRollout};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PreflightArgs {
@@ -89,37 +90,64 @@ pub fn plan_of(mut view: ClusterView, ignore: &[String]) -> Plan {
 /// or YAML.
 pub fn print_plan(term: &mut Term<'_>, plan: &Plan, format: OutputFormat) -> Result<(), CliError> {
     match format {
-        OutputFormat::Table => {
-            let text = render(plan, Format::Table);
-            for line in text.lines() {
-                writeln!(term.out, "{}", colour_line(term.color, line))?;
-            }
-            Ok(())
+        OutputFormat::Table => Ok(term.out.write_all(render_table(plan, term.color).as_bytes())?),
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(plan).expect("a plan serializes") + "\n";
+            Ok(term.out.write_all(text.as_bytes())?)
         }
-        OutputFormat::Json => Ok(term.out.write_all(render(plan, Format::Json).as_bytes())?),
         OutputFormat::Yaml => print_structured(term.out, format, plan),
     }
 }
 
-/// Colours the tag of a `[ERROR Name]` line, and the verdict.
-pub fn colour_line(on: bool, line: &str) -> String {
-    if !on {
-        return line.to_owned();
+/// The preflight as people read it: the scenario, a `[ERROR Name] reason:
+/// message` line per check (kubeadm's style), the node table, the verdict.
+pub fn render_table(plan: &Plan, color: bool) -> String {
+    let required = match plan.terway_required {
+        Some(true) => "Terway required on cloud nodes",
+        Some(false) => "Terway not needed: the overlay reaches cloud nodes",
+        None => "cannot tell whether Terway is needed",
+    };
+    let mut out = format!("Scenario: {} ({required})\n", plan.scenario);
+    for c in &plan.checks {
+        out.push_str(&check_line(c, color));
+        out.push('\n');
     }
-    for (prefix, code) in [("[ERROR ", RED), ("[WARNING ", YELLOW), ("[PASS ", GREEN)] {
-        if line.starts_with(prefix) {
-            if let Some(end) = line.find(']') {
-                return format!("{}{}", paint(true, code, &line[..=end]), &line[end + 1..]);
-            }
-        }
+    if !plan.nodes.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = plan.nodes.iter().map(|n| NodeLine::from(n).cells()).collect();
+        out.push_str(&table(&NodeLine::HEADER, &rows, &|_, _, padded| padded.to_owned()));
     }
-    if line.starts_with("Preflight passed") {
-        return paint(true, GREEN, line);
+    out.push('\n');
+    let failing: Vec<&str> =
+        plan.checks.iter().filter(|c| c.is_blocking()).map(|c| c.name.as_str()).collect();
+    if failing.is_empty() {
+        out.push_str(&paint(color, GREEN, "Preflight passed."));
+    } else {
+        out.push_str(&paint(
+            color,
+            RED,
+            &format!(
+                "Preflight failed: {} check(s) failed. To ignore them: --ignore-preflight-errors={}",
+                failing.len(),
+                failing.join(",")
+            ),
+        ));
     }
-    if line.starts_with("Preflight failed") {
-        return paint(true, RED, line);
-    }
-    line.to_owned()
+    out.push('\n');
+    out
+}
+
+/// `[ERROR Name] reason: message`, the tag coloured when `color`.
+pub fn check_line(c: &CheckResult, color: bool) -> String {
+    let (tag, code) = match (c.status, c.severity) {
+        (CheckStatus::Pass, _) => ("PASS", Some(GREEN)),
+        (CheckStatus::Skip, _) => ("SKIP", None),
+        (CheckStatus::Fail, Severity::Error) => ("ERROR", Some(RED)),
+        (CheckStatus::Fail, Severity::Warning) => ("WARNING", Some(YELLOW)),
+    };
+    let tag = format!("[{tag} {}]", c.name);
+    let tag = code.map_or_else(|| tag.clone(), |code| paint(color, code, &tag));
+    format!("{tag} {}: {}", printable(&c.reason), printable(&c.message))
 }
 
 /// What the progress display shows.

@@ -9,10 +9,9 @@
 
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
-    human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
+    human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
+    Source, Term,
 };
-use crate::output::printable;
-use crate::plan::{self, node_cells};
 use crate::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,7 +21,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, Mode, NodeCounts, Wave, GATE_LABEL, GATE_OPEN};
-use terway_hybrid_api::{Plugin, Role, Scenario};
+use terway_hybrid_api::text::printable;
+use terway_hybrid_api::Scenario;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StatusArgs {
@@ -53,24 +53,6 @@ pub struct RolloutSpecSummary {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusNode {
-    pub name: String,
-    pub role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<Scenario>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<Plugin>,
-    /// The node's own checks pass (its report says ready).
-    pub preflight: bool,
-    /// The Terway gate label is open on the node now.
-    pub gate: bool,
-    /// Terway's pod on the node is Ready (absent: no Terway pod there).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub terway_ready: Option<bool>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     pub rollout: RolloutSpecSummary,
     /// `controller`: conditions and wave as the controller wrote them;
@@ -84,7 +66,7 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<Wave>,
     pub counts: NodeCounts,
-    pub nodes: Vec<StatusNode>,
+    pub nodes: Vec<NodeLine>,
 }
 
 /// The status of a view: the controller's when it wrote one, else computed
@@ -106,19 +88,8 @@ pub fn report(view: &ClusterView, now: Timestamp) -> StatusReport {
         .filter_map(|n| n.metadata.name.as_deref())
         .collect();
     let gate_open = |name: &str| open.contains(name);
-    let nodes: Vec<StatusNode> = plan
-        .nodes
-        .iter()
-        .map(|r| StatusNode {
-            name: r.name.clone(),
-            role: r.role,
-            scenario: r.scenario,
-            plugin: r.plugin,
-            preflight: r.preflight,
-            gate: gate_open(&r.name),
-            terway_ready: r.terway_ready,
-        })
-        .collect();
+    let nodes: Vec<NodeLine> =
+        plan.nodes.iter().map(|r| NodeLine { gate: gate_open(&r.name), ..NodeLine::from(r) }).collect();
     let (source, status) = match written {
         Some(s) => ("controller", s),
         None => {
@@ -219,13 +190,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
     let conditions = table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &rows, &painter);
     out.push_str(&conditions);
     out.push('\n');
-    let rows: Vec<Vec<String>> = r
-        .nodes
-        .iter()
-        .map(|n| {
-            node_cells(&n.name, n.role, n.scenario, n.plugin, n.preflight, n.gate, n.terway_ready).to_vec()
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = r.nodes.iter().map(NodeLine::cells).collect();
     let painter = |row: &[String], col: usize, padded: &str| -> String {
         match (col, row.get(col).map(String::as_str).unwrap_or("")) {
             (4, "failed") | (6, "NotReady") => paint(color, RED, padded),
@@ -233,7 +198,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
             _ => padded.to_owned(),
         }
     };
-    out.push_str(&table(&plan::NodeRow::HEADER, &rows, &painter));
+    out.push_str(&table(&NodeLine::HEADER, &rows, &painter));
     out
 }
 

@@ -64,7 +64,7 @@ impl<'a> Term<'a> {
     pub fn note(&mut self, tag: &str, code: &str, text: &str) -> Result<(), CliError> {
         let tag = paint(self.err_color, code, tag);
         // Errors quote API messages and file contents: printable, line by line.
-        let text: Vec<_> = text.split('\n').map(crate::output::printable).collect();
+        let text: Vec<_> = text.split('\n').map(terway_hybrid_api::text::printable).collect();
         writeln!(self.err, "{tag}: {}", text.join("\n"))?;
         Ok(())
     }
