@@ -578,6 +578,7 @@ fn cilium<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<Datapa
                 "no live cilium_vxlan or cilium_geneve: native routing",
             ));
             evidence.extend(bgp_socket_evidence(s));
+            evidence.extend(cilium_bgp_sessions(s));
             Plugin::CiliumNative
         }
     };
@@ -608,7 +609,28 @@ fn kube_router<'a>(s: &NodeSnapshot, tunnels: &'a [TunnelState<'a>]) -> Option<D
         ));
     }
     evidence.extend(bgp_socket_evidence(s));
+    evidence.push(Evidence::new(
+        "bgp-sessions",
+        "kube-router keeps its BGP sessions in its embedded GoBGP, behind kube-router's own gRPC API: the agent \
+         does not read them (no BIRD socket), so no BGP peers are reported; the TCP 179 sockets are what it sees",
+    ));
     Some(Datapath::new(Plugin::KubeRouter, evidence))
+}
+
+/// Cilium's BGP control plane runs GoBGP inside cilium-agent: its sessions
+/// show only through cilium-agent's API socket, which the agent does not
+/// mount. Said when BGP shows on TCP 179, so a silent peer list is not
+/// read as "no sessions".
+fn cilium_bgp_sessions(s: &NodeSnapshot) -> Option<Evidence> {
+    let b = &s.bgp_sockets;
+    (b.listening || b.established_inbound > 0 || b.established_outbound > 0).then(|| {
+        Evidence::new(
+            "bgp-sessions",
+            "Cilium's BGP control plane keeps its sessions inside cilium-agent (`cilium bgp peers`, through \
+             /var/run/cilium/cilium.sock, which the agent does not mount): no BGP peers are reported; the TCP \
+             179 sockets are what the agent sees",
+        )
+    })
 }
 
 fn is_tunnel_device(device: Option<&str>) -> bool {
@@ -972,6 +994,27 @@ mod tests {
 
         s.bird = BirdState::Answered { path: "/var/run/calico/bird.ctl".to_owned(), protocols: vec![] };
         assert_eq!(classify(&s).evidence[0].signal, "no-peers");
+    }
+
+    /// kube-router and Cilium's BGP sessions are not readable: the evidence
+    /// says so instead of leaving an empty peer list unexplained.
+    #[test]
+    fn unreadable_bgp_sessions_are_said_so() {
+        let says = |d: &Detection| d.evidence.iter().any(|e| e.signal == "bgp-sessions");
+        let kr = node(vec![link("kube-bridge", true, &["10.244.1.1/24"])], vec![]);
+        let d = classify(&kr);
+        assert_eq!(d.plugin, Plugin::KubeRouter, "{d:?}");
+        assert!(says(&d) && d.evidence.iter().any(|e| e.detail.contains("GoBGP")), "{d:?}");
+
+        let mut cilium = node(
+            vec![link("cilium_host", true, &["10.42.5.171/32"])],
+            vec![group(PROTO_KERNEL, "cilium_host", NextHop::Gateway, 1)],
+        );
+        assert!(!says(&classify(&cilium)), "no BGP in sight, nothing to explain");
+        cilium.bgp_sockets.established_outbound = 1;
+        let d = classify(&cilium);
+        assert_eq!(d.plugin, Plugin::CiliumNative, "{d:?}");
+        assert!(says(&d) && d.evidence.iter().any(|e| e.detail.contains("cilium-agent")), "{d:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod collect;
 pub mod ecs;
 pub mod http;
 pub mod metrics;
+pub mod mtu;
 pub mod output;
 pub mod probe;
 pub mod report;
@@ -33,6 +34,7 @@ pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
     let detection = classify(snapshot);
     NodeDetection {
         checks: checks::node_checks(snapshot, &detection, ctx),
+        pod_mtu: mtu::pod_mtu(snapshot, detection.plugin),
         detection,
         kernel_version: snapshot.kernel_version.clone(),
         bgp_peers: snapshot.bird.bgp_peers(),

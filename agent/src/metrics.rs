@@ -17,6 +17,8 @@ pub struct Metrics {
     report_writes: IntCounterVec,
     bgp_session_up: IntGaugeVec,
     bgp_imported_routes: IntGaugeVec,
+    /// No labels: a vector only so that an unseen MTU leaves no series.
+    pod_mtu: IntGaugeVec,
 }
 
 impl Metrics {
@@ -76,6 +78,14 @@ impl Metrics {
             &["peer"],
         )
         .expect("valid metric");
+        let pod_mtu = IntGaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_pod_mtu_bytes",
+                "The MTU this node's pods use, as the CNI's devices show it (absent when unseen)",
+            ),
+            &[],
+        )
+        .expect("valid metric");
         // Both results exist from the start, so rate() works on the first error.
         for result in ["success", "error"] {
             report_writes.with_label_values(&[result]);
@@ -88,6 +98,7 @@ impl Metrics {
             Box::new(report_writes.clone()),
             Box::new(bgp_session_up.clone()),
             Box::new(bgp_imported_routes.clone()),
+            Box::new(pod_mtu.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -102,6 +113,7 @@ impl Metrics {
             report_writes,
             bgp_session_up,
             bgp_imported_routes,
+            pod_mtu,
         }
     }
 
@@ -126,6 +138,10 @@ impl Metrics {
             let routes = i64::try_from(p.imported_routes).unwrap_or(i64::MAX);
             self.bgp_imported_routes.with_label_values(&[p.peer.as_str()]).set(routes);
         }
+        self.pod_mtu.reset();
+        if let Some(mtu) = d.pod_mtu {
+            self.pod_mtu.with_label_values(&[] as &[&str]).set(i64::from(mtu));
+        }
     }
 
     pub fn report_written(&self, result: &str) {
@@ -147,5 +163,38 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terway_hybrid_api::{Confidence, Detection, Plugin};
+
+    fn detection(pod_mtu: Option<u32>) -> NodeDetection {
+        NodeDetection {
+            detection: Detection {
+                scenario: Plugin::CalicoBgp.scenario(),
+                plugin: Plugin::CalicoBgp,
+                confidence: Confidence::High,
+                evidence: vec![],
+                stale: vec![],
+            },
+            checks: vec![],
+            kernel_version: String::new(),
+            bgp_peers: vec![],
+            pod_mtu,
+        }
+    }
+
+    /// The pod MTU is a series while it is seen, and no series (not 0)
+    /// once it is not: an alert comparing it never fires on a made-up value.
+    #[test]
+    fn pod_mtu_series_follows_the_detection() {
+        let m = Metrics::new();
+        m.observe(&detection(Some(1450)), 0.01);
+        assert!(m.render().contains("\nterway_hybrid_agent_pod_mtu_bytes 1450\n"), "{}", m.render());
+        m.observe(&detection(None), 0.01);
+        assert!(!m.render().contains("\nterway_hybrid_agent_pod_mtu_bytes "), "{}", m.render());
     }
 }

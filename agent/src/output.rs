@@ -27,6 +27,9 @@ fn text(d: &NodeDetection) -> String {
     let _ = writeln!(out, "plugin:     {}", det.plugin);
     let _ = writeln!(out, "confidence: {}", det.confidence);
     let _ = writeln!(out, "kernel:     {}", printable(&d.kernel_version));
+    if let Some(mtu) = d.pod_mtu {
+        let _ = writeln!(out, "pod MTU:    {mtu}");
+    }
     let _ = writeln!(out, "evidence:");
     for e in &det.evidence {
         let _ = writeln!(out, "  - [{}] {}", printable(&e.signal), printable(&e.detail));
@@ -76,6 +79,7 @@ mod tests {
             )],
             kernel_version: format!("5.10{esc}"),
             bgp_peers: vec![],
+            pod_mtu: None,
         }
     }
 

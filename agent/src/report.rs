@@ -71,7 +71,7 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
         last_detected: detected_at,
         agent_version: AGENT_VERSION.to_owned(),
         bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
-        pod_mtu: None,
+        pod_mtu: d.pod_mtu,
         cloud_network: None,
         probes: vec![],
     }
@@ -131,6 +131,7 @@ mod tests {
                     imported_prefixes: vec![],
                 })
                 .collect(),
+            pod_mtu: Some(1450),
         }
     }
 
@@ -174,6 +175,7 @@ mod tests {
         assert_eq!(s.bgp_peers.len(), terway_hybrid_api::snapshot::MAX_BGP_PEERS);
         assert_eq!(s.bgp_peers[31].peer, "10.0.0.31", "the first ones, in BIRD's order");
         assert!(s.ready, "a warning does not block");
+        assert_eq!(s.pod_mtu, Some(1450), "carried from the detection");
         assert!(!report_status(&detection(1, true), Role::OnPrem, Time(Timestamp::UNIX_EPOCH)).ready);
     }
 

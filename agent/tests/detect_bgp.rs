@@ -131,16 +131,23 @@ fn calico_bgp_node_with_live_bird_is_bgp() {
     );
 
     // Each session, as `detect --output json` prints it: node 2 announces
-    // its two blocks.
+    // its two blocks, and BIRD lists them as imported from the session.
     let peers = serde_json::to_value(&detection.bgp_peers).unwrap();
     assert_eq!(
         peers,
-        serde_json::json!([{"peer": NODE2_IP, "state": "Established", "importedRoutes": NODE2_BLOCKS.len()}]),
+        serde_json::json!([{
+            "peer": NODE2_IP,
+            "state": "Established",
+            "importedRoutes": NODE2_BLOCKS.len(),
+            "importedPrefixes": NODE2_BLOCKS,
+        }]),
         "{}",
         context()
     );
     let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(raw["bgpPeers"], peers, "the JSON output carries them");
+    // The pods' MTU: the cali* veths' (1500, a veth's default).
+    assert_eq!(raw["podMtu"], 1500, "{}", context());
 
     // BIRD on node 2 stops: the session leaves Established, nothing is
     // imported any more.
@@ -155,4 +162,5 @@ fn calico_bgp_node_with_live_bird_is_bgp() {
         || bird1.show_protocols(),
     );
     assert_eq!((down.peer.as_str(), down.imported_routes), (NODE2_IP, 0), "{down:?}");
+    assert!(down.imported_prefixes.is_empty(), "{down:?}");
 }

@@ -69,4 +69,8 @@ pub struct NodeDetection {
     /// The node's BGP sessions (BIRD), at most 32.
     #[serde(default)]
     pub bgp_peers: Vec<BgpPeer>,
+    /// The MTU this node's pods use, as the CNI's devices show it
+    /// (docs/contracts.md §2); absent when unseen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_mtu: Option<u32>,
 }

@@ -6,6 +6,7 @@
 //! does not answer) are recorded as data here, never raised: they are
 //! evidence too.
 
+use crate::cross_site::MAX_BGP_PREFIXES;
 use crate::detection::BgpPeer;
 use serde::{Deserialize, Serialize};
 
@@ -295,7 +296,7 @@ impl BirdState {
                     }
                 }),
                 imported_routes: p.imported_routes.unwrap_or(0),
-                imported_prefixes: Vec::new(),
+                imported_prefixes: p.imported_prefixes.iter().take(MAX_BGP_PREFIXES).cloned().collect(),
             })
             .collect()
     }
@@ -324,6 +325,11 @@ pub struct BirdProtocol {
     /// Routes exported over all the protocol's channels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exported_routes: Option<u64>,
+    /// BGP only, Established sessions: the first prefixes BIRD shows as
+    /// imported from this session (`show route protocol NAME`), at most
+    /// [`MAX_BGP_PREFIXES`], in BIRD's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imported_prefixes: Vec<String>,
 }
 
 /// TCP sockets on the BGP port (179) in the node's network namespace.

@@ -1,9 +1,11 @@
 //! BIRD's control socket (`/var/run/calico/bird.ctl`): the input is everything
-//! BIRD sends (greeting, then the `show protocols` reply), served on a real
-//! unix socket to the agent's own client (`bird::query`: line protocol,
-//! deadline, line cap, then the protocol table). Property: the answer is
-//! bounded (the reply is capped at 10,000 lines) and every protocol row
-//! parsed from it has a name, a protocol and a state.
+//! BIRD sends (greeting, then the replies to `show protocols`, each session's
+//! `show protocols all NAME` and `show route protocol NAME`), served on a
+//! real unix socket to the agent's own client (`bird::query`: line protocol,
+//! deadline, line cap, then the protocol table, details and prefixes).
+//! Property: the answer is bounded (the reply is capped at 10,000 lines),
+//! every protocol row parsed from it has a name, a protocol and a state, and
+//! every imported prefix is a canonical prefix, at most 16 per session.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::io::{Read, Write};
@@ -11,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, OnceLock};
-use terway_hybrid_agent::collect::fuzzing::bird_query;
+use terway_hybrid_agent::collect::fuzzing::{bird_query, canonical_prefix};
 use terway_hybrid_api::snapshot::BirdState;
 
 struct Server {
@@ -53,6 +55,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(protocols.len() <= 10_000);
             for p in &protocols {
                 assert!(!p.name.is_empty() && !p.proto.is_empty() && !p.state.is_empty());
+                assert!(p.imported_prefixes.len() <= 16);
+                for prefix in &p.imported_prefixes {
+                    assert_eq!(canonical_prefix(prefix).as_ref(), Some(prefix));
+                }
             }
         }
         BirdState::NoAnswer { error, .. } => assert!(error.len() < 1024, "error grows with the input"),

@@ -1,6 +1,8 @@
 //! Asks BIRD, through its control socket, which protocols run and which BGP
-//! sessions are Established (`show protocols`). Works with Calico's BIRD 1.x
-//! fork and BIRD 2: both speak the same line protocol.
+//! sessions are Established (`show protocols`), each session's details
+//! (`show protocols all NAME`) and the first prefixes each Established
+//! session imported (`show route protocol NAME`). Works with Calico's BIRD
+//! 1.x fork and BIRD 2: both speak the same line protocol.
 //!
 //! The whole exchange (connect, greeting, command, reply) shares one
 //! deadline and one byte budget, so a socket that never accepts (backlog
@@ -11,10 +13,12 @@ use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use std::fs;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use terway_hybrid_api::cross_site::MAX_BGP_PREFIXES;
 use terway_hybrid_api::snapshot::{BirdProtocol, BirdState, MAX_BGP_PEERS};
 
 /// For the whole exchange; BIRD answers `show protocols` in milliseconds.
@@ -45,31 +49,93 @@ fn show_protocols(path: &Path, deadline: Instant) -> Result<Vec<BirdProtocol>, S
         Exchange { stream: connect(path, deadline)?, deadline, buf: Vec::new(), scanned: 0, received: 0 };
     // BIRD greets with "0001 BIRD <version> ready." before taking commands.
     conn.read_reply("greeting")?;
-    conn.stream.set_write_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
-    conn.stream.write_all(b"show protocols\n").map_err(|e| format!("send command: {e}"))?;
+    conn.command("show protocols")?;
     let lines = conn.read_reply("show protocols")?;
     let mut protocols = parse_protocols(&lines);
     // The details of each BGP session (neighbour, state, routes), one
     // protocol at a time: `show protocols all` for every protocol at once
     // runs to tens of lines per protocol, too long on a large mesh.
-    let bgp = protocols.iter_mut().filter(|p| p.proto.eq_ignore_ascii_case("bgp") && is_symbol(&p.name));
-    for protocol in bgp.take(MAX_BGP_PEERS) {
-        let mut details = || -> Result<(), String> {
-            conn.stream.set_write_timeout(Some(remaining(deadline)?)).map_err(|e| e.to_string())?;
-            conn.stream
-                .write_all(format!("show protocols all {}\n", protocol.name).as_bytes())
-                .map_err(|e| format!("send command: {e}"))?;
-            add_details(protocol, &conn.read_reply("show protocols all")?);
+    let bgp = |p: &BirdProtocol| p.proto.eq_ignore_ascii_case("bgp") && is_symbol(&p.name);
+    let mut failed = false;
+    for protocol in protocols.iter_mut().filter(|p| bgp(p)).take(MAX_BGP_PEERS) {
+        let details = conn.command(&format!("show protocols all {}", protocol.name)).and_then(|()| {
+            let mut lines = Vec::new();
+            conn.read_reply_with("show protocols all", |code, text| lines.push((code, text.to_owned())))?;
+            add_details(protocol, &lines);
             Ok(())
-        };
+        });
         // The table alone decides the scenario: without details a session
         // is still reported, by its protocol name and table state.
-        if let Err(error) = details() {
+        if let Err(error) = details {
             tracing::debug!(%error, "BIRD: no details of the BGP sessions");
+            failed = true;
+            break;
+        }
+    }
+    // Prefixes last, so a session with a huge table cannot use up the
+    // budget the details of the others need. Only sessions that are up and
+    // imported something: the others have nothing to show. One command per
+    // session rather than one `show route` for all: docs/benchmarks.md
+    // ("BIRD: imported prefixes") has the figures.
+    let wanted = |p: &BirdProtocol| {
+        bgp(p)
+            && p.bgp_state.as_deref().map_or(p.established, |s| s == "Established")
+            && p.imported_routes != Some(0)
+    };
+    for protocol in protocols.iter_mut().filter(|p| !failed && wanted(p)).take(MAX_BGP_PEERS) {
+        let mut prefixes = Prefixes::default();
+        let listed = conn
+            .command(&format!("show route protocol {}", protocol.name))
+            .and_then(|()| conn.read_reply_with("show route", |code, text| prefixes.add(code, text)));
+        // What was read before a cap or the deadline still counts: these
+        // are "the first prefixes", not all of them.
+        protocol.imported_prefixes = prefixes.list;
+        if let Err(error) = listed {
+            tracing::debug!(%error, "BIRD: not every session's imported prefixes");
             break;
         }
     }
     Ok(protocols)
+}
+
+/// The first [`MAX_BGP_PREFIXES`] distinct prefixes of a `show route` reply.
+#[derive(Debug, Default)]
+pub struct Prefixes {
+    pub list: Vec<String>,
+}
+
+impl Prefixes {
+    /// Code 1007 lines are routes. A route line starts with its prefix
+    /// (BIRD 2: `10.20.0.0/16  unicast [vbr1 ...] * (100)`; BIRD 1.x:
+    /// `10.20.0.0/16 via 172.16.0.1 on eth0 [vbr1 ...]`); further routes of
+    /// the same network, next hops (1008) and the `Table master4:` header
+    /// start otherwise and are skipped.
+    pub fn add(&mut self, code: u16, text: &str) {
+        if code != 1007 || self.list.len() >= MAX_BGP_PREFIXES || text.starts_with(char::is_whitespace) {
+            return;
+        }
+        let Some(prefix) = text.split_whitespace().next().and_then(canonical_prefix) else {
+            return;
+        };
+        // At most 16 entries: a linear scan is cheaper than a set.
+        if !self.list.contains(&prefix) {
+            self.list.push(prefix);
+        }
+    }
+}
+
+/// `ADDR/LEN` with a valid address and length, written the standard way;
+/// None for anything else.
+pub fn canonical_prefix(word: &str) -> Option<String> {
+    let (addr, len) = word.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    // Digits only: `u8::from_str` would take a leading `+`.
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then(|| format!("{addr}/{len}"))
 }
 
 /// A BIRD symbol (protocol names are): safe to put in a command line.
@@ -161,6 +227,12 @@ struct Exchange {
 }
 
 impl Exchange {
+    /// Sends one command line (a BIRD symbol at most in it).
+    fn command(&mut self, line: &str) -> Result<(), String> {
+        self.stream.set_write_timeout(Some(remaining(self.deadline)?)).map_err(|e| e.to_string())?;
+        self.stream.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("send command: {e}"))
+    }
+
     /// The next line without its end, or why there is none.
     fn next_line(&mut self, what: &str) -> Result<String, String> {
         loop {
@@ -200,24 +272,32 @@ impl Exchange {
     /// previous code, and `CCCC text` ends it. Returns (code, text) pairs.
     fn read_reply(&mut self, what: &str) -> Result<Vec<(u16, String)>, String> {
         let mut lines = Vec::new();
+        self.read_reply_with(what, |code, text| lines.push((code, text.to_owned())))?;
+        Ok(lines)
+    }
+
+    /// [`Exchange::read_reply`], handing each (code, text) to `line` as it
+    /// arrives instead of keeping them: a caller that wants a few lines of
+    /// a long reply holds only those.
+    fn read_reply_with(&mut self, what: &str, mut line: impl FnMut(u16, &str)) -> Result<(), String> {
         let mut code = 0u16;
-        while lines.len() < MAX_LINES {
-            let line = self.next_line(what)?;
-            match reply_line(&line) {
-                Some(ReplyLine::Continued(text)) => lines.push((code, text.to_owned())),
+        for _ in 0..MAX_LINES {
+            let raw = self.next_line(what)?;
+            match reply_line(&raw) {
+                Some(ReplyLine::Continued(text)) => line(code, text),
                 Some(ReplyLine::More(c, text)) => {
                     code = c;
-                    lines.push((code, text.to_owned()));
+                    line(code, text);
                 }
                 // 8xxx/9xxx are BIRD's errors (e.g. "9001 Access denied").
                 Some(ReplyLine::Last(c, text)) if c >= 8000 => {
                     return Err(format!("{what}: BIRD error {c}: {}", shorten(text)))
                 }
                 Some(ReplyLine::Last(c, text)) => {
-                    lines.push((c, text.to_owned()));
-                    return Ok(lines);
+                    line(c, text);
+                    return Ok(());
                 }
-                None => return Err(format!("{what}: not a BIRD reply line: {:?}", shorten(&line))),
+                None => return Err(format!("{what}: not a BIRD reply line: {:?}", shorten(&raw))),
             }
         }
         Err(format!("{what}: reply longer than {MAX_LINES} lines"))
@@ -398,6 +478,34 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            // Generating 30 free-text lines per case is slow in a debug build.
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever the route lines say, at most MAX_BGP_PREFIXES
+            /// distinct prefixes come out, each a valid prefix in canonical form.
+            #[test]
+            fn prefixes_are_bounded_distinct_and_canonical(lines in proptest::collection::vec(
+                (prop_oneof![Just(1007u16), Just(1008), Just(0)],
+                 prop_oneof![
+                     "(10|fd00:)[0-9a-f.:]{0,12}/[0-9]{1,3}( unicast \\[p 1:00\\])?",
+                     "\\PC{0,40}",
+                 ]),
+                0..30,
+            )) {
+                let mut p = Prefixes::default();
+                for (code, text) in &lines {
+                    p.add(*code, text);
+                }
+                prop_assert!(p.list.len() <= MAX_BGP_PREFIXES);
+                for (i, prefix) in p.list.iter().enumerate() {
+                    prop_assert_eq!(canonical_prefix(prefix), Some(prefix.clone()));
+                    prop_assert!(!p.list[..i].contains(prefix));
+                }
+            }
+
+        }
+
+        proptest! {
             #![proptest_config(ProptestConfig::with_cases(2_000))]
 
             /// Every line BIRD can send parses back to its code and text.
@@ -544,6 +652,127 @@ mod tests {
         let mut p = BirdProtocol::default();
         add_details(&mut p, &[(1006, "Neighbor AS: 64512".into()), (1002, "Routes: 9 imported".into())]);
         assert_eq!(p, BirdProtocol::default());
+    }
+
+    /// A BIRD that answers each expected command with its reply, in order;
+    /// the thread returns the commands it got.
+    fn serve_script(
+        script: Vec<(&'static str, Vec<u8>)>,
+    ) -> (tempfile::TempDir, std::path::PathBuf, thread::JoinHandle<Vec<String>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bird.ctl");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut got = Vec::new();
+            for (want, answer) in script {
+                let mut cmd = String::new();
+                if reader.read_line(&mut cmd).unwrap_or(0) == 0 {
+                    break;
+                }
+                got.push(cmd.trim_end().to_owned());
+                assert_eq!(cmd.trim_end(), want);
+                // The agent may hang up mid-answer (a cap): not the server's failure.
+                let _ = conn.write_all(&answer);
+            }
+            got
+        });
+        (dir, path, handle)
+    }
+
+    /// BIRD 2.0.12's `show route protocol vbr` for two routes of a VBR
+    /// session, the first network with a second (not best) route.
+    const BIRD2_ROUTES: &[u8] = b"1007-Table master4:\n \
+        10.20.0.0/16         unicast [vbr 14:33:25.575] * (100) [AS45104i]\n\
+        1008-\tvia 172.16.0.1 on line\n\
+        1007-                     unicast [vbr 14:33:26.000] (100) [AS45104i]\n\
+        1008-\tvia 172.16.0.1 on line\n\
+        1007-10.21.0.0/24         unicast [vbr 14:33:25.575] * (100) [AS45104i]\n\
+        1008-\tvia 172.16.0.1 on line\n\
+        0000 \n";
+
+    #[test]
+    fn established_sessions_list_their_first_imported_prefixes() {
+        let table = b"2002-Name       Proto      Table      State  Since         Info\n\
+            1002-vbr        BGP        ---        up     13:00:01.000  Established   \n \
+            Mesh_10_0_0_3 BGP      ---        start  13:00:01.000  Active        Socket: Connection refused\n \
+            Mesh_10_0_0_4 BGP      ---        up     13:00:01.000  Established   \n\
+            0000 \n";
+        let details = |state: &str, routes: u32| {
+            format!(
+                "1002-x BGP --- up 13:00:01.000 {state}\n1006-  BGP state:          {state}\n \
+                 Neighbor address: 10.0.0.9\n   Routes:         {routes} imported, 0 exported, 0 preferred\n0000 \n"
+            )
+            .into_bytes()
+        };
+        let (_dir, path, handle) = serve_script(vec![
+            ("show protocols", table.to_vec()),
+            ("show protocols all vbr", details("Established", 3)),
+            ("show protocols all Mesh_10_0_0_3", details("Active", 0)),
+            ("show protocols all Mesh_10_0_0_4", details("Established", 0)),
+            ("show route protocol vbr", BIRD2_ROUTES.to_vec()),
+        ]);
+        let state = query(&path);
+        let commands = handle.join().unwrap();
+        assert_eq!(commands.len(), 5, "nothing asked of a session down or empty: {commands:?}");
+        let peers = state.bgp_peers();
+        assert_eq!(peers[0].imported_prefixes, ["10.20.0.0/16", "10.21.0.0/24"], "{state:?}");
+        assert!(peers[1].imported_prefixes.is_empty() && peers[2].imported_prefixes.is_empty());
+    }
+
+    /// A session with more routes than the reply may hold: the first
+    /// prefixes are kept, and the cap is what stops the reading.
+    #[test]
+    fn a_huge_table_keeps_the_first_prefixes() {
+        let mut routes = b"1007-Table master4:\n".to_vec();
+        for i in 0..(MAX_LINES as u32 + 10) {
+            routes.extend(
+                format!(" 10.{}.{}.0/24 unicast [vbr 1:00] * (100)\n", i >> 8 & 255, i & 255).bytes(),
+            );
+        }
+        let (_dir, path, handle) = serve_script(vec![
+            ("show protocols", b"1002-vbr BGP --- up 13:00 Established\n0000 \n".to_vec()),
+            ("show protocols all vbr", b"1006-  BGP state: Established\n0000 \n".to_vec()),
+            ("show route protocol vbr", routes),
+        ]);
+        let state = query(&path);
+        handle.join().unwrap();
+        let peers = state.bgp_peers();
+        assert_eq!(peers[0].imported_prefixes.len(), MAX_BGP_PREFIXES, "{state:?}");
+        assert_eq!(peers[0].imported_prefixes[0], "10.0.0.0/24");
+        assert_eq!(peers[0].imported_prefixes[15], "10.0.15.0/24");
+    }
+
+    #[test]
+    fn route_lines_of_bird1_and_bird2_and_what_is_not_a_prefix() {
+        let mut p = Prefixes::default();
+        for (code, text) in [
+            (1007, "Table master4:"),
+            (1007, "10.20.0.0/16 via 172.16.0.1 on eth0 [vbr 2026-11-30] * (100/0) [AS45104i]"),
+            (1007, "  10.99.0.0/16 unicast (a later route of the previous network)"),
+            (1008, "10.98.0.0/16 via 1.2.3.4"),
+            (1007, "fd00:20::/48          unicast [vbr6 14:33:25.575] * (100)"),
+            (1007, "10.20.0.0/16 via 172.16.0.2 on eth1 [vbr 2026-11-30] (100/0)"),
+            (1007, "300.1.1.1/8 garbage"),
+            (1007, "1 of 1 routes for 1 networks in table master4"),
+        ] {
+            p.add(code, text);
+        }
+        assert_eq!(p.list, ["10.20.0.0/16", "fd00:20::/48"]);
+    }
+
+    #[test]
+    fn prefixes_are_canonical_or_refused() {
+        assert_eq!(canonical_prefix("10.20.0.0/16").as_deref(), Some("10.20.0.0/16"));
+        assert_eq!(canonical_prefix("fd00:0020::/048").as_deref(), Some("fd00:20::/48"));
+        assert_eq!(canonical_prefix("::/0").as_deref(), Some("::/0"));
+        for bad in
+            ["10.20.0.0", "10.20.0.0/33", "10.20.0.0/+8", "10.20.0.0/", "x/8", "/8", "::/129", "1.2.3.4/0008"]
+        {
+            assert_eq!(canonical_prefix(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use routes::RouteFold;
 /// re-exported as they are, so the targets call exactly what `collect` calls).
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::bird::{parse_protocols, query as bird_query};
+    pub use super::bird::{canonical_prefix, parse_protocols, query as bird_query};
     pub use super::files::{parse_cni_config, parse_subnet_env};
     pub use super::sockets::collect as proc_net_collect;
 }
