@@ -1429,3 +1429,133 @@ fn host_network_rolls_out_in_waves_too() {
     assert!(gated_rows(&p).is_empty());
     assert_eq!(cond(&p, condition::PROGRESSING).1, "PreflightFailed");
 }
+
+// ---- spec.crossSite.gateWaves ----
+
+/// `node`'s agent probes onprem-1's responder pod (assigned, with this result).
+fn pod_probe(view: &mut ClusterView, node: &str, reachable: bool) {
+    use terway_hybrid_api::cross_site::{ProbePath, ProbeResult, ProbeTarget};
+    let address = "10.244.1.10:9799".to_owned();
+    report_mut(view, node).spec.probe_targets =
+        vec![ProbeTarget { node: "onprem-1".into(), address: address.clone(), path: ProbePath::Pod }];
+    report_status_mut(view, node).probes = vec![ProbeResult {
+        node: "onprem-1".into(),
+        address,
+        path: ProbePath::Pod,
+        reachable,
+        rtt_ms: reachable.then_some(3.5),
+        path_mtu: None,
+        route: None,
+        note: (!reachable).then(|| "no answer within 5000 ms".into()),
+        probed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()),
+    }];
+}
+
+/// Five cloud nodes, Auto, gateWaves on, wave 1 (cloud-1, cloud-2) opened at
+/// t0 and applied, and Terway Ready on both.
+fn gated_wave_one_ready() -> ClusterView {
+    let mut view = five_cloud_bgp();
+    spec_mut(&mut view).cross_site.gate_waves = true;
+    let p = step(&view, t0());
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    apply(&mut view, &p);
+    set_all_ready(&mut view, &["cloud-1", "cloud-2"]);
+    view
+}
+
+#[test]
+fn gate_waves_keep_a_ready_wave_open_until_its_pods_reach_on_prem() {
+    let mut view = gated_wave_one_ready();
+    // Terway is Ready, no pod probe result yet: the wave is not done.
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "wave 2 opened before wave 1's pods were probed");
+    assert_eq!(p.status.current_wave, 1);
+    let progressing = condition(&p.status, condition::PROGRESSING);
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "WaveInProgress"));
+    assert!(
+        progressing.message.contains("no pod probe result yet from cloud-1, cloud-2"),
+        "{}",
+        progressing.message
+    );
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+    apply(&mut view, &p);
+    // cloud-1 reaches, cloud-2 does not: still held (and CrossSiteConnectivity fails).
+    pod_probe(&mut view, "cloud-1", true);
+    pod_probe(&mut view, "cloud-2", false);
+    let p = step(&view, at(2));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(check(&p, CrossSiteConnectivity).status, Fail);
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+    apply(&mut view, &p);
+    // Past readinessTimeout: halted like a wave that never got Ready, naming the pair.
+    let p = step(&view, at(11));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    let degraded = condition(&p.status, condition::DEGRADED);
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "CrossSiteUnreachable"));
+    assert!(degraded.message.contains("cloud-2 → onprem-1 (10.244.1.10:9799, pod)"), "{}", degraded.message);
+    assert!(!degraded.message.contains("cloud-1 →"), "{}", degraded.message);
+    assert!(p.events.iter().any(|e| e.warning && e.reason == "CrossSiteUnreachable"));
+    apply(&mut view, &p);
+    // cloud-2's pods reach the on-prem pods: the wave is done, wave 2 opens.
+    pod_probe(&mut view, "cloud-2", true);
+    let p = step(&view, at(12));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
+    assert_eq!(p.status.current_wave, 2);
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+}
+
+#[test]
+fn gate_waves_halt_a_wave_whose_pods_never_report() {
+    let mut view = gated_wave_one_ready();
+    let p = step(&view, at(11));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "CrossSiteUnreachable".to_owned()));
+    assert_eq!(cond(&p, condition::PROGRESSING), ("False".to_owned(), "CrossSiteUnreachable".to_owned()));
+    let degraded = condition(&p.status, condition::DEGRADED);
+    assert!(
+        degraded.message.contains("no pod probe result yet from cloud-1, cloud-2"),
+        "{}",
+        degraded.message
+    );
+    // A Terway that is not Ready still says WaveFailed: it comes first.
+    set_terway_ready(&mut view, "cloud-2", false);
+    let p = step(&view, at(11));
+    assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "WaveFailed".to_owned()));
+}
+
+#[test]
+fn without_gate_waves_pod_probes_do_not_hold_a_wave() {
+    let mut view = gated_wave_one_ready();
+    spec_mut(&mut view).cross_site.gate_waves = false;
+    // CrossSiteConnectivity would stop every wave: ignored here to see the gate alone.
+    spec_mut(&mut view).ignore_checks = vec!["CrossSiteConnectivity".to_owned()];
+    pod_probe(&mut view, "cloud-2", false);
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
+    assert_eq!(p.status.current_wave, 2);
+    // The same with gateWaves: held.
+    spec_mut(&mut view).cross_site.gate_waves = true;
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(p.status.current_wave, 1);
+}
+
+/// The status lost the wave (its write failed): gated nodes whose pods do
+/// not reach the on-prem pods are adopted as the wave, as gated nodes whose
+/// Terway is not Ready are, so no new wave opens past them.
+#[test]
+fn gate_waves_adopt_gated_nodes_whose_pods_fail() {
+    let mut view = gated_wave_one_ready();
+    spec_mut(&mut view).ignore_checks = vec!["CrossSiteConnectivity".to_owned()];
+    pod_probe(&mut view, "cloud-1", true);
+    pod_probe(&mut view, "cloud-2", false);
+    rollout_mut(&mut view).status.as_mut().expect("a status").wave = None;
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(p.status.wave.as_ref().map(|w| w.nodes.clone()), Some(vec!["cloud-2".to_owned()]));
+    // Nodes gated without a pod result (before gateWaves was set) are not adopted.
+    pod_probe(&mut view, "cloud-2", true);
+    report_status_mut(&mut view, "cloud-1").probes.clear();
+    let p = step(&view, at(2));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
+}
