@@ -115,11 +115,14 @@ def add_cross_site(reports, on_prem, cloud, fail):
     by_name = {r["metadata"]["name"]: r for r in reports}
     ips = {n: node_ip(False, i) for i, n in enumerate(on_prem)}
     ips.update({n: node_ip(True, i) for i, n in enumerate(cloud)})
+    index = {n: i for i, n in enumerate(on_prem)}
     for i, n in enumerate(on_prem):
         st = by_name[n]["status"]
         st["podMtu"] = 1450
+        # A full mesh, cut at 31 peers (reports list at most 32 sessions).
+        mesh = [m for m in on_prem if m != n][:31]
         st["bgpPeers"] = [{"peer": ips[m], "state": "Established", "importedRoutes": 1,
-                           "importedPrefixes": [f"10.244.{j}.0/24"]} for j, m in enumerate(on_prem) if m != n]
+                           "importedPrefixes": [f"10.244.{index[m] % 256}.0/24"]} for m in mesh]
         if i == 0:
             vbr = {"peer": VBR, "state": "Active", "importedRoutes": 0} if fail else \
                 {"peer": VBR, "state": "Established", "importedRoutes": 1, "importedPrefixes": [VPC]}
