@@ -15,6 +15,18 @@ TerwayRollout.
 Scenarios: overlay (flannel VXLAN), bgp (Calico BGP), host-network.
 --fail makes the variant that fails preflight, in a way typical of the
 scenario (see FAILURES below).
+
+--cross-site pass|fail (bgp only) adds what the cross-site checks read: BGP
+sessions (a full mesh, and onprem-1 peering with the VBR at 10.100.0.1),
+each node's pod MTU, the cloud nodes' VPC, probe targets and their results,
+and `spec.crossSite.vbrPeers`:
+
+    python3 bench/gen-dump.py --scenario bgp --cross-site pass --out examples/cross-site-pass
+    python3 bench/gen-dump.py --scenario bgp --cross-site fail --out examples/cross-site-fail
+
+fail: the VBR's BGP session is down (Active), traffic falls back to a VPN
+whose path MTU is 1400 while the pods use 1450 and 1500, and cloud-2 cannot
+reach onprem-3 at all.
 """
 
 import argparse
@@ -44,7 +56,7 @@ def node(name, cloud, i, kernel):
     if cloud:
         labels["alibabacloud.com/external"] = "true"
         labels["topology.kubernetes.io/zone"] = "cn-hangzhou-k"
-    ip = f"172.16.{i // 250}.{i % 250 + 2}" if cloud else f"10.10.{i // 250}.{i % 250 + 2}"
+    ip = node_ip(cloud, i)
     return {
         "apiVersion": "v1", "kind": "Node", "metadata": meta(name, labels=labels),
         "spec": {},
@@ -88,6 +100,56 @@ def report(name, cloud, scenario, kernel, ready=True):
                    "role": "cloud" if cloud else "on-prem", "kernelVersion": kernel, "evidence": evidence, "stale": [],
                    "checks": checks, "ready": ready, "lastDetected": TS, "agentVersion": "0.1.0"},
     }
+
+
+VBR = "10.100.0.1"
+VPC = "172.16.0.0/16"
+
+
+def node_ip(cloud, i):
+    return f"172.16.{i // 250}.{i % 250 + 2}" if cloud else f"10.10.{i // 250}.{i % 250 + 2}"
+
+
+def add_cross_site(reports, on_prem, cloud, fail):
+    """What the agents report and the controller assigns for the cross-site checks."""
+    by_name = {r["metadata"]["name"]: r for r in reports}
+    ips = {n: node_ip(False, i) for i, n in enumerate(on_prem)}
+    ips.update({n: node_ip(True, i) for i, n in enumerate(cloud)})
+    index = {n: i for i, n in enumerate(on_prem)}
+    for i, n in enumerate(on_prem):
+        st = by_name[n]["status"]
+        st["podMtu"] = 1450
+        # A full mesh, cut at 31 peers (reports list at most 32 sessions).
+        mesh = [m for m in on_prem if m != n][:31]
+        st["bgpPeers"] = [{"peer": ips[m], "state": "Established", "importedRoutes": 1,
+                           "importedPrefixes": [f"10.244.{index[m] % 256}.0/24"]} for m in mesh]
+        if i == 0:
+            vbr = {"peer": VBR, "state": "Active", "importedRoutes": 0} if fail else \
+                {"peer": VBR, "state": "Established", "importedRoutes": 1, "importedPrefixes": [VPC]}
+            st["bgpPeers"].append(vbr)
+    for n in cloud:
+        st = by_name[n]["status"]
+        st["podMtu"] = 1500
+        st["cloudNetwork"] = {"vpcCidr": VPC, "vswitchCidrs": ["172.16.0.0/24"]}
+    # Each node probes up to 3 nodes of the other site (peersPerNode 3), host path.
+    for mine, theirs in ((on_prem, cloud), (cloud, on_prem)):
+        for i, n in enumerate(mine):
+            peers = [theirs[(i + k) % len(theirs)] for k in range(min(3, len(theirs)))]
+            targets, probes = [], []
+            for m in peers:
+                addr = f"{ips[m]}:9799"
+                targets.append({"node": m, "address": addr, "path": "Host"})
+                down = fail and {n, m} == {"cloud-2", "onprem-3"}
+                probe = {"node": m, "address": addr, "path": "Host", "reachable": not down, "probed": TS}
+                if down:
+                    probe["note"] = "no answer within 5000 ms"
+                else:
+                    probe.update({"rttMs": 4.2, "pathMtu": 1400 if fail else 1500,
+                                  "route": "via 10.10.0.1 dev eth0 proto static" if n in on_prem
+                                  else "via 172.16.0.253 dev eth0 proto dhcp"})
+                probes.append(probe)
+            by_name[n]["spec"]["probeTargets"] = targets
+            by_name[n]["status"]["probes"] = probes
 
 
 def container(name, image):
@@ -143,7 +205,7 @@ LINUX_ONLY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
     {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]}}}
 
 
-def config_yaml(scenario, fail):
+def config_yaml(scenario, fail, cross_site=None):
     sgs = '["sg-bp1aaaaaaaaaaaaaaaaa"]' if not (fail and scenario == "host-network") else '["sg-bp1aaaaaaaaaaaaaaaaa", "default"]'
     docs = [f"""apiVersion: v1
 kind: ConfigMap
@@ -203,7 +265,9 @@ spec:
   mode: Auto
   maxUnavailable: 2
   readinessTimeout: 10m
-""")
+""" + (f"""  crossSite:
+    vbrPeers: ["{VBR}"]
+""" if cross_site else ""))
     return "---\n".join(docs)
 
 
@@ -213,11 +277,14 @@ def main():
     p.add_argument("--on-prem", type=int, default=3)
     p.add_argument("--cloud", type=int, default=2)
     p.add_argument("--fail", action="store_true", help="the failing variant: " + "; ".join(f"{k}: {v}" for k, v in FAILURES.items()))
+    p.add_argument("--cross-site", choices=["pass", "fail"], help="add the cross-site data (bgp only)")
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument("--single-file", action="store_true", help="one JSON List with every object (for the scale benchmark)")
     args = p.parse_args()
     random.seed(7)
     s, fail = args.scenario, args.fail
+    if args.cross_site and s != "bgp":
+        p.error("--cross-site goes with --scenario bgp")
 
     nodes, reports = [], []
     on_prem = [f"onprem-{i + 1}" for i in range(args.on_prem)]
@@ -230,6 +297,9 @@ def main():
         kernel = "4.18.0-348.el8.x86_64" if old else "5.10.134-16.al8.x86_64"
         nodes.append(node(name, True, i, kernel))
         reports.append(report(name, True, s, kernel, ready=not old))
+
+    if args.cross_site:
+        add_cross_site(reports, on_prem, cloud, args.cross_site == "fail")
 
     agent = daemonset("terway-hybrid-agent", "terway-hybrid")
     dss, pods = [agent], [pod(agent, n) for n in on_prem + cloud]
@@ -264,7 +334,7 @@ def main():
                 json.dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}, f, indent=2)
                 f.write("\n")
     with open(os.path.join(args.out, "config.yaml"), "w") as f:
-        f.write(config_yaml(s, fail))
+        f.write(config_yaml(s, fail, args.cross_site))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 //! - [`dump`]: `--from-dump` files into a ClusterView.
 //! - [`cluster`]: indexes over a view (roles, reports, DaemonSets, pods).
 //! - [`checks`]: the cluster checks, pure.
+//! - [`cross_site`]: the cross-site checks and the `gateWaves` verdict, pure.
 //! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
 //! - [`webhook`], [`certs`]: the Terway gate at admission, and its TLS.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod cni_fix;
+pub mod cross_site;
 pub mod dump;
 pub mod fetch;
 pub mod http;

@@ -10,6 +10,7 @@ use crate::affinity;
 use crate::checks::{self, terway_requires_gate};
 use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
 use crate::cni_fix::{self, Target};
+use crate::cross_site::{self, Sites};
 use crate::view::ClusterView;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Affinity;
@@ -106,6 +107,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
     let c = Cluster::new(view);
     let verdict = checks::scenario_consistent(&c);
     let scenario = verdict.scenario;
+    let sites = Sites::new(&c);
     let mut all_checks = vec![
         checks::agent_coverage(&c),
         verdict.check,
@@ -117,6 +119,10 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         checks::cloud_node_kernel(&c, scenario),
         checks::cloud_node_preflight(&c, scenario),
         checks::overlay_reaches_cloud(&c, scenario),
+        // CIDROverlap comes here (CheckName::CLUSTER order).
+        cross_site::bgp_peers(&sites, scenario, &c.spec.cross_site.vbr_peers),
+        cross_site::cross_site_connectivity(&sites),
+        cross_site::path_mtu(&sites, scenario),
     ];
     checks::apply_ignores(&mut all_checks, &c.spec.ignore_checks);
     // The status must stay within the CRD's bounds, or the server refuses
@@ -128,7 +134,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
     let terway_required = scenario.terway_required();
 
     let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
-    let rollout = rollout(&c, &previous, scenario, passed, now);
+    let rollout = rollout(&c, &sites, &previous, scenario, passed, now);
     let remediations = remediations(&c, &all_checks);
 
     let nodes: Vec<NodeRow> = c
@@ -211,6 +217,7 @@ struct Rollout<'a> {
 
 fn rollout<'a>(
     c: &Cluster<'a>,
+    sites: &Sites<'a>,
     previous: &TerwayRolloutStatus,
     scenario: Scenario,
     passed: bool,
@@ -244,7 +251,11 @@ fn rollout<'a>(
     let invalid = spec_problem(&c.spec);
     // An invalid timeout times no wave out: the rollout stops on InvalidSpec instead.
     let timeout = parse_duration(&c.spec.readiness_timeout).filter(|_| invalid.is_none());
-    let mut halted = None;
+    let gate_waves = c.spec.cross_site.gate_waves;
+    // Why the current wave is halted: the Degraded reason and message.
+    let mut halted: Option<(&'static str, String)> = None;
+    // gateWaves: what keeps a wave whose Terway pods are Ready from being done.
+    let mut unreached = String::new();
     let mut wave_open = false;
     let mut wave_nodes: Vec<&str> = vec![];
     // A wave the status lost (its write failed after the gate labels landed),
@@ -254,8 +265,16 @@ fn rollout<'a>(
     let recorded = match &previous.wave {
         Some(wave) => Some(wave),
         None => {
-            let unready: Vec<String> =
+            let mut unready: Vec<String> =
                 c.cloud().filter(|n| gated(n) && !terway_ready(n)).map(|n| n.name().to_owned()).collect();
+            if gate_waves {
+                // gateWaves: a gated node whose pods cannot reach the on-prem
+                // pods is as unhealthy as one whose Terway is not Ready.
+                let ready: Vec<&str> =
+                    c.cloud().filter(|n| gated(n) && terway_ready(n)).map(|n| n.name()).collect();
+                unready.extend(cross_site::failing_pod_probes(sites, &ready).into_iter().map(str::to_owned));
+                unready.sort_unstable();
+            }
             adopted = (!unready.is_empty()).then_some(Wave { nodes: unready, started: Time(now) });
             if adopted.is_some() {
                 out.current_wave = previous.current_wave.max(1);
@@ -271,20 +290,51 @@ fn rollout<'a>(
             .filter(|n| n.role == Role::Cloud && !terway_ready(n))
             .map(|n| n.name())
             .collect();
-        if !unready.is_empty() {
+        // gateWaves: the wave's nodes whose Terway is Ready must also reach
+        // the on-prem pods from their pods (docs/architecture.md, "Waves").
+        let reach = if gate_waves {
+            let ready: Vec<&str> = wave
+                .nodes
+                .iter()
+                .filter_map(|name| c.nodes.get(name.as_str()))
+                .filter(|n| n.role == Role::Cloud && terway_ready(n))
+                .map(|n| n.name())
+                .collect();
+            cross_site::pod_reach(sites, &ready)
+        } else {
+            cross_site::PodReach::default()
+        };
+        if !unready.is_empty() || !reach.healthy() {
             // The wave is kept (in progress or halted) until its nodes are
             // Ready, and its nodes keep their gate even if a label write
             // failed before.
             out.wave = Some(wave.clone());
             wave_nodes = unready.clone();
+            wave_nodes.extend(reach.pending.iter().chain(&reach.failing).copied());
+            if !reach.healthy() {
+                unreached = reach.describe();
+            }
             let age = now.duration_since(wave.started.0);
             if timeout.is_some_and(|t| age > t) {
-                halted = Some(format!(
-                    "wave {}: Terway is not Ready after {} on {}; the rollout is halted until they recover",
-                    out.current_wave,
-                    c.spec.readiness_timeout,
-                    some_of(&unready, 5)
-                ));
+                halted = Some(if !unready.is_empty() {
+                    (
+                        degraded::WAVE_FAILED,
+                        format!(
+                            "wave {}: Terway is not Ready after {} on {}; the rollout is halted until they recover",
+                            out.current_wave,
+                            c.spec.readiness_timeout,
+                            some_of(&unready, 5)
+                        ),
+                    )
+                } else {
+                    (
+                        degraded::CROSS_SITE_UNREACHABLE,
+                        format!(
+                            "wave {}: Terway is Ready, but after {} its pods do not reach the on-prem pods ({});                              the rollout is halted until they do (CrossSiteConnectivity names every failing pair)",
+                            out.current_wave, c.spec.readiness_timeout, unreached
+                        ),
+                    )
+                });
             } else {
                 wave_open = true;
             }
@@ -309,15 +359,15 @@ fn rollout<'a>(
     } else if c.spec.paused {
         Some(("Paused", "the rollout is paused: open gates stay open, no new one opens".to_owned()))
     } else {
-        halted.as_ref().map(|h| (degraded::WAVE_FAILED, h.clone()))
+        halted.clone()
     };
 
     if let Some(h) = &halted {
-        out.degraded = Some((degraded::WAVE_FAILED, h.clone()));
+        out.degraded = Some(h.clone());
     }
     // The wave's nodes keep their gate even if a label write failed, but
     // only while the rollout may act at all.
-    if matches!(skip_reason, None | Some((degraded::WAVE_FAILED, _))) {
+    if matches!(skip_reason, None | Some((degraded::WAVE_FAILED | degraded::CROSS_SITE_UNREACHABLE, _))) {
         gates.extend(wave_nodes.iter().copied());
     }
     let enforce_gate = c.spec.mode == Mode::Auto && scenario.terway_required() == Some(true);
@@ -379,9 +429,14 @@ fn rollout<'a>(
                     true,
                     "WaveInProgress",
                     format!(
-                        "wave {}: opening the Terway gate on {}",
+                        "wave {}: opening the Terway gate on {}{}",
                         out.current_wave,
-                        some_of(&wave.nodes, 5)
+                        some_of(&wave.nodes, 5),
+                        if unreached.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; waiting for their pods to reach the on-prem pods ({unreached})")
+                        }
                     ),
                 ),
                 _ => (false, "Complete", "every cloud node that passes its checks runs Terway".to_owned()),

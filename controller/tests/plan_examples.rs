@@ -1,5 +1,5 @@
 //! Table tests of `plan` built from the shipped example dumps
-//! (`examples/{overlay,bgp,host-network}-{pass,fail}`, written by
+//! (`examples/{overlay,bgp,host-network,cross-site}-{pass,fail}`, written by
 //! `bench/gen-dump.py`): each example as shipped, then every cluster check
 //! passing, failing and skipped through mutations of the loaded view, the
 //! ignore list, the remediations, and the rollout (gate enforcement, waves,
@@ -25,8 +25,36 @@ use terway_hybrid_controller::view::{ClusterView, SecretKeys};
 use CheckName::*;
 use CheckStatus::{Fail, Pass, Skip};
 
-/// The cluster checks, in the order the plan lists them (docs/contracts.md §5).
-const CLUSTER_CHECKS: &[CheckName] = CheckName::CLUSTER;
+/// The cluster checks, in the order the plan lists them (docs/contracts.md §5):
+/// `CheckName::CLUSTER` but CIDROverlap, whose branch adds it (then this is
+/// `CheckName::CLUSTER` again).
+const CLUSTER_CHECKS: &[CheckName] = &[
+    AgentCoverage,
+    ScenarioConsistent,
+    OnPremCNIExcludedFromCloud,
+    TerwayExcludedFromOnPrem,
+    RamSecret,
+    EniConfig,
+    ServiceCIDR,
+    CloudNodeKernel,
+    CloudNodePreflight,
+    OverlayReachesCloud,
+    BGPPeers,
+    CrossSiteConnectivity,
+    PathMTU,
+];
+
+/// PathMTU only warns; every other cluster check is an error.
+fn severity_of(name: CheckName) -> Severity {
+    if name == PathMTU {
+        Severity::Warning
+    } else {
+        Severity::Error
+    }
+}
+
+/// The cross-site checks, which skip when their evidence is missing.
+const CROSS_SITE_CHECKS: [CheckName; 3] = [BGPPeers, CrossSiteConnectivity, PathMTU];
 /// The checks that only apply when Terway is needed.
 const TERWAY_CHECKS: [CheckName; 7] = [
     OnPremCNIExcludedFromCloud,
@@ -53,8 +81,10 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
     //   host-network: eni-config names a security group that is not an sg- ID, and one cloud
     //     node runs kernel 4.18 (which the cluster sees twice: in the Node's kernel, and in
     //     that node's own KernelVersion check, reported through CloudNodePreflight)
+    //   cross-site (--cross-site fail): the VBR session of onprem-1 is down, the fallback VPN's
+    //     path MTU is 1400 while the pods use 1450 and 1500, cloud-2 cannot reach onprem-3
     #[rustfmt::skip]
-    let cases: [Shipped; 6] = [
+    let cases: [Shipped; 8] = [
         ("overlay-pass", Scenario::Overlay, true, &[], &[]),
         ("overlay-fail", Scenario::Overlay, false, &[OverlayReachesCloud],
             &[(OverlayReachesCloud, &["cloud-1", "ImagePullBackOff"])]),
@@ -67,6 +97,14 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
             &[(EniConfig, &["not security group IDs", "default"]),
               (CloudNodeKernel, &["cloud-1 (4.18.0-348.el8.x86_64)"]),
               (CloudNodePreflight, &["cloud-1 (KernelVersion: TooOldForIPvlan)"])]),
+        ("cross-site-pass", Scenario::Bgp, true, &[],
+            &[(BGPPeers, &["7 Established BGP sessions on 3 on-prem nodes, 1 of them to the VBR"]),
+              (CrossSiteConnectivity, &["12 cross-site pairs probed (12 host, 0 pod), all reachable"]),
+              (PathMTU, &["12 cross-site paths"])]),
+        ("cross-site-fail", Scenario::Bgp, false, &[BGPPeers, CrossSiteConnectivity, PathMTU],
+            &[(BGPPeers, &["VBR address 10.100.0.1"]),
+              (CrossSiteConnectivity, &["2 of 12", "cloud-2 → onprem-3 (10.10.0.4:9799, host)", "onprem-3 → cloud-2 (172.16.0.3:9799, host)"]),
+              (PathMTU, &["path MTU 1400 < pod MTU 1500 of cloud-1 (podMtu)", "at most 1400", "--clamp-mss-to-pmtu"])]),
     ];
     for (name, scenario, passed, fails, words) in cases {
         let view = example(name);
@@ -76,9 +114,11 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
         assert_eq!(p.terway_required, scenario.terway_required(), "{name}");
         assert_eq!(p.checks.iter().map(|c| c.name).collect::<Vec<_>>(), CLUSTER_CHECKS, "{name}: check list");
         assert_eq!(failing(&p), fails, "{name}: failing checks");
-        assert_eq!(blocking(&p), fails, "{name}: every failure is an error");
+        let errors: Vec<CheckName> =
+            fails.iter().copied().filter(|n| severity_of(*n) == Severity::Error).collect();
+        assert_eq!(blocking(&p), errors, "{name}: every failure but PathMTU's is an error");
         for c in &p.checks {
-            assert_eq!(c.severity, Severity::Error, "{name}: {} severity", c.name);
+            assert_eq!(c.severity, severity_of(c.name), "{name}: {} severity", c.name);
             assert!(!c.message.is_empty() && !c.reason.is_empty(), "{name}: {} says why", c.name);
         }
         for (check_name, expected) in words {
@@ -306,6 +346,25 @@ fn fail_node_check(view: &mut ClusterView, node: &str) {
     ));
 }
 
+/// Every BGP session of `node` in this state.
+fn set_sessions(view: &mut ClusterView, node: &str, state: &str) {
+    for p in &mut report_status_mut(view, node).bgp_peers {
+        p.state = state.to_owned();
+    }
+}
+
+/// The prefixes onprem-1's VBR session imports.
+fn vbr_imports(view: &mut ClusterView, prefixes: &[&str]) {
+    let s = report_status_mut(view, "onprem-1");
+    let vbr = s.bgp_peers.iter_mut().find(|p| p.peer == "10.100.0.1").expect("the VBR session");
+    vbr.imported_prefixes = prefixes.iter().map(|p| p.to_string()).collect();
+    vbr.imported_routes = prefixes.len() as u64;
+}
+
+fn all_reports(view: &mut ClusterView, f: impl Fn(&mut terway_hybrid_api::NodeNetworkReport)) {
+    view.reports.iter_mut().for_each(f);
+}
+
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     vec![
@@ -523,6 +582,48 @@ fn cases() -> Vec<Case> {
             check: OverlayReachesCloud, status: Skip, reason: "NotApplicable", words: &["bgp"], passed: true },
         Case { what: "the overlay check skips host-network", base: "host-network-pass", mutate: none,
             check: OverlayReachesCloud, status: Skip, reason: "NotApplicable", words: &["host-network"], passed: true },
+        // BGPPeers
+        Case { what: "a full mesh and the VBR session up, the VPC imported", base: "cross-site-pass", mutate: none,
+            check: BGPPeers, status: Pass, reason: "Established", words: &["1 of them to the VBR"], passed: true },
+        Case { what: "the VBR session is down", base: "cross-site-fail", mutate: none,
+            check: BGPPeers, status: Fail, reason: "VBRNotPeered", words: &["VBR address 10.100.0.1", "leased line"], passed: false },
+        Case { what: "an on-prem node's sessions are all down", base: "cross-site-pass", mutate: |v| set_sessions(v, "onprem-2", "Active"),
+            check: BGPPeers, status: Fail, reason: "SessionsDown",
+            words: &["1 of 3 on-prem BGP nodes", "onprem-2 (10.10.0.2 Active, 10.10.0.4 Active)"], passed: false },
+        Case { what: "the VBR sends no route covering the VPC", base: "cross-site-pass", mutate: |v| vbr_imports(v, &["172.16.0.0/24"]),
+            check: BGPPeers, status: Fail, reason: "VPCRouteMissing", words: &["VPC 172.16.0.0/16", "imported: 172.16.0.0/24"], passed: false },
+        Case { what: "no cloud node reports the VPC", base: "cross-site-pass",
+            mutate: |v| all_reports(v, |r| if let Some(s) = r.status.as_mut() { s.cloud_network = None }),
+            check: BGPPeers, status: Skip, reason: "VPCRouteUnverified", words: &["could not be verified"], passed: true },
+        Case { what: "no session reported (an agent that cannot see them)", base: "bgp-pass", mutate: none,
+            check: BGPPeers, status: Skip, reason: "NoSessionsSeen", words: &["onprem-1, onprem-2, onprem-3"], passed: true },
+        Case { what: "BGPPeers skips an overlay", base: "overlay-pass", mutate: none,
+            check: BGPPeers, status: Skip, reason: "NotApplicable", words: &["overlay"], passed: true },
+        // CrossSiteConnectivity
+        Case { what: "every probed pair reachable", base: "cross-site-pass", mutate: none,
+            check: CrossSiteConnectivity, status: Pass, reason: "Reachable", words: &["12 cross-site pairs"], passed: true },
+        Case { what: "cloud-2 and onprem-3 do not reach each other", base: "cross-site-fail", mutate: none,
+            check: CrossSiteConnectivity, status: Fail, reason: "Unreachable", words: &["cloud-2 → onprem-3 (10.10.0.4:9799, host)"], passed: false },
+        Case { what: "targets assigned, no result yet", base: "cross-site-pass",
+            mutate: |v| all_reports(v, |r| if let Some(s) = r.status.as_mut() { s.probes.clear() }),
+            check: CrossSiteConnectivity, status: Fail, reason: "NotProbedYet", words: &["12 probe targets"], passed: false },
+        Case { what: "the failing pair is no longer assigned: its results are stale", base: "cross-site-fail",
+            mutate: |v| for (a, b) in [("cloud-2", "onprem-3"), ("onprem-3", "cloud-2")] {
+                report_mut(v, a).spec.probe_targets.retain(|t| t.node != b) },
+            check: CrossSiteConnectivity, status: Pass, reason: "Reachable", words: &["10 cross-site pairs"], passed: false },
+        Case { what: "no probe target anywhere", base: "bgp-pass", mutate: none,
+            check: CrossSiteConnectivity, status: Skip, reason: "NotProbed", words: &["controller assigns them"], passed: true },
+        // PathMTU (a warning)
+        Case { what: "the paths carry 1500-byte packets", base: "cross-site-pass", mutate: none,
+            check: PathMTU, status: Pass, reason: "PathMTUFits", words: &["12 cross-site paths"], passed: true },
+        Case { what: "a path MTU of 1400 under pod MTUs of 1450 and 1500", base: "cross-site-fail", mutate: none,
+            check: PathMTU, status: Fail, reason: "PathMTUBelowPodMTU", words: &["path MTU 1400 < pod MTU 1500", "veth_mtu"], passed: false },
+        Case { what: "a small path MTU only warns: the preflight passes", base: "cross-site-pass",
+            mutate: |v| all_reports(v, |r| for p in r.status.iter_mut().flat_map(|s| s.probes.iter_mut()) { p.path_mtu = Some(1400) }),
+            check: PathMTU, status: Fail, reason: "PathMTUBelowPodMTU",
+            words: &["12 of 12", "cloud-1 → onprem-1 (10.10.0.2:9799, host) path MTU 1400 < pod MTU 1500 of cloud-1 (podMtu)", "and 7 more"], passed: true },
+        Case { what: "no path MTU measured", base: "bgp-pass", mutate: none,
+            check: PathMTU, status: Skip, reason: "NoPathMTU", words: &[], passed: true },
     ]
 }
 
@@ -536,14 +637,14 @@ fn every_check_passes_and_fails() {
         let c = check(&p, case.check);
         let at = format!("{} / {} ({}): {c:#?}", case.check, case.what, case.base);
         assert_eq!(c.status, case.status, "status of {at}");
-        assert_eq!(c.severity, Severity::Error, "severity of {at}");
+        assert_eq!(c.severity, severity_of(case.check), "severity of {at}");
         assert_eq!(c.reason, case.reason, "reason of {at}");
         for w in case.words {
             assert!(c.message.contains(w), "message of {at} lacks {w:?}");
         }
         assert_eq!(p.passed, case.passed, "passed, {at}; blocking: {:?}", blocking(&p));
         assert_eq!(p.passed, blocking(&p).is_empty(), "{at}");
-        if case.status == Fail {
+        if case.status == Fail && severity_of(case.check) == Severity::Error {
             assert!(blocking(&p).contains(&case.check), "{at}");
             let preflight = condition(&p.status, condition::PREFLIGHT_PASSED);
             assert_eq!(
@@ -569,7 +670,7 @@ fn a_disagreeing_scenario_makes_it_unknown_and_skips_terway_checks() {
     assert_eq!(p.scenario, Scenario::Unknown);
     assert_eq!(p.terway_required, None);
     assert!(!p.passed);
-    for name in TERWAY_CHECKS.into_iter().chain([OverlayReachesCloud]) {
+    for name in TERWAY_CHECKS.into_iter().chain([OverlayReachesCloud, BGPPeers]) {
         assert_eq!(check(&p, name).status, Skip, "{name}");
         assert_eq!(check(&p, name).reason, "NotApplicable", "{name}");
     }
@@ -585,14 +686,22 @@ fn a_disagreeing_scenario_makes_it_unknown_and_skips_terway_checks() {
 fn checks_that_do_not_apply_to_a_scenario_skip() {
     for name in EXAMPLES {
         let p = plan(&example(name), t0());
-        let skipped: Vec<CheckName> = p.checks.iter().filter(|c| c.status == Skip).map(|c| c.name).collect();
+        let skipped: Vec<CheckName> = p
+            .checks
+            .iter()
+            .filter(|c| c.status == Skip && c.reason == "NotApplicable")
+            .map(|c| c.name)
+            .collect();
         let expected: Vec<CheckName> = match p.scenario {
-            Scenario::Overlay => TERWAY_CHECKS.to_vec(),
-            _ => vec![OverlayReachesCloud],
+            Scenario::Overlay => TERWAY_CHECKS.into_iter().chain([BGPPeers]).collect(),
+            Scenario::Bgp => vec![OverlayReachesCloud],
+            _ => vec![OverlayReachesCloud, BGPPeers],
         };
         assert_eq!(skipped, expected, "{name}");
         for c in p.checks.iter().filter(|c| c.status == Skip) {
-            assert_eq!(c.reason, "NotApplicable", "{name} {}", c.name);
+            // The cross-site checks also skip, with their own reason, when
+            // their evidence is missing: never a pass on nothing.
+            assert!(c.reason == "NotApplicable" || CROSS_SITE_CHECKS.contains(&c.name), "{name} {}", c.name);
             assert!(!c.is_blocking());
         }
     }
@@ -630,7 +739,7 @@ fn ignored_checks_warn_and_the_plan_passes() {
     assert_eq!(cond(&p, condition::PREFLIGHT_PASSED), ("True".to_owned(), "AllChecksPass".to_owned()));
 
     // `all`, on every failing example.
-    for name in ["overlay-fail", "bgp-fail", "host-network-fail"] {
+    for name in ["overlay-fail", "bgp-fail", "host-network-fail", "cross-site-fail"] {
         let mut view = example(name);
         assert!(!plan(&view, t0()).passed);
         spec_mut(&mut view).ignore_checks = vec!["all".to_owned()];
@@ -641,10 +750,12 @@ fn ignored_checks_warn_and_the_plan_passes() {
             match c.status {
                 Fail => {
                     assert_eq!(c.severity, Severity::Warning, "{name} {}", c.name);
-                    assert!(c.message.starts_with("(ignored) "), "{name} {}", c.name);
+                    // A warning blocks nothing: there is nothing to ignore.
+                    let ignored = severity_of(c.name) == Severity::Error;
+                    assert_eq!(c.message.starts_with("(ignored) "), ignored, "{name} {}", c.name);
                 }
                 _ => {
-                    assert_eq!(c.severity, Severity::Error, "{name} {}", c.name);
+                    assert_eq!(c.severity, severity_of(c.name), "{name} {}", c.name);
                     assert!(!c.message.starts_with("(ignored)"), "{name} {}", c.name);
                 }
             }
@@ -1317,4 +1428,134 @@ fn host_network_rolls_out_in_waves_too() {
     let p = step(&view, t0());
     assert!(gated_rows(&p).is_empty());
     assert_eq!(cond(&p, condition::PROGRESSING).1, "PreflightFailed");
+}
+
+// ---- spec.crossSite.gateWaves ----
+
+/// `node`'s agent probes onprem-1's responder pod (assigned, with this result).
+fn pod_probe(view: &mut ClusterView, node: &str, reachable: bool) {
+    use terway_hybrid_api::cross_site::{ProbePath, ProbeResult, ProbeTarget};
+    let address = "10.244.1.10:9799".to_owned();
+    report_mut(view, node).spec.probe_targets =
+        vec![ProbeTarget { node: "onprem-1".into(), address: address.clone(), path: ProbePath::Pod }];
+    report_status_mut(view, node).probes = vec![ProbeResult {
+        node: "onprem-1".into(),
+        address,
+        path: ProbePath::Pod,
+        reachable,
+        rtt_ms: reachable.then_some(3.5),
+        path_mtu: None,
+        route: None,
+        note: (!reachable).then(|| "no answer within 5000 ms".into()),
+        probed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()),
+    }];
+}
+
+/// Five cloud nodes, Auto, gateWaves on, wave 1 (cloud-1, cloud-2) opened at
+/// t0 and applied, and Terway Ready on both.
+fn gated_wave_one_ready() -> ClusterView {
+    let mut view = five_cloud_bgp();
+    spec_mut(&mut view).cross_site.gate_waves = true;
+    let p = step(&view, t0());
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    apply(&mut view, &p);
+    set_all_ready(&mut view, &["cloud-1", "cloud-2"]);
+    view
+}
+
+#[test]
+fn gate_waves_keep_a_ready_wave_open_until_its_pods_reach_on_prem() {
+    let mut view = gated_wave_one_ready();
+    // Terway is Ready, no pod probe result yet: the wave is not done.
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"], "wave 2 opened before wave 1's pods were probed");
+    assert_eq!(p.status.current_wave, 1);
+    let progressing = condition(&p.status, condition::PROGRESSING);
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "WaveInProgress"));
+    assert!(
+        progressing.message.contains("no pod probe result yet from cloud-1, cloud-2"),
+        "{}",
+        progressing.message
+    );
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+    apply(&mut view, &p);
+    // cloud-1 reaches, cloud-2 does not: still held (and CrossSiteConnectivity fails).
+    pod_probe(&mut view, "cloud-1", true);
+    pod_probe(&mut view, "cloud-2", false);
+    let p = step(&view, at(2));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(check(&p, CrossSiteConnectivity).status, Fail);
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+    apply(&mut view, &p);
+    // Past readinessTimeout: halted like a wave that never got Ready, naming the pair.
+    let p = step(&view, at(11));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    let degraded = condition(&p.status, condition::DEGRADED);
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "CrossSiteUnreachable"));
+    assert!(degraded.message.contains("cloud-2 → onprem-1 (10.244.1.10:9799, pod)"), "{}", degraded.message);
+    assert!(!degraded.message.contains("cloud-1 →"), "{}", degraded.message);
+    assert!(p.events.iter().any(|e| e.warning && e.reason == "CrossSiteUnreachable"));
+    apply(&mut view, &p);
+    // cloud-2's pods reach the on-prem pods: the wave is done, wave 2 opens.
+    pod_probe(&mut view, "cloud-2", true);
+    let p = step(&view, at(12));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
+    assert_eq!(p.status.current_wave, 2);
+    assert_eq!(cond(&p, condition::DEGRADED), ("False".to_owned(), "AsExpected".to_owned()));
+}
+
+#[test]
+fn gate_waves_halt_a_wave_whose_pods_never_report() {
+    let mut view = gated_wave_one_ready();
+    let p = step(&view, at(11));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "CrossSiteUnreachable".to_owned()));
+    assert_eq!(cond(&p, condition::PROGRESSING), ("False".to_owned(), "CrossSiteUnreachable".to_owned()));
+    let degraded = condition(&p.status, condition::DEGRADED);
+    assert!(
+        degraded.message.contains("no pod probe result yet from cloud-1, cloud-2"),
+        "{}",
+        degraded.message
+    );
+    // A Terway that is not Ready still says WaveFailed: it comes first.
+    set_terway_ready(&mut view, "cloud-2", false);
+    let p = step(&view, at(11));
+    assert_eq!(cond(&p, condition::DEGRADED), ("True".to_owned(), "WaveFailed".to_owned()));
+}
+
+#[test]
+fn without_gate_waves_pod_probes_do_not_hold_a_wave() {
+    let mut view = gated_wave_one_ready();
+    spec_mut(&mut view).cross_site.gate_waves = false;
+    // CrossSiteConnectivity would stop every wave: ignored here to see the gate alone.
+    spec_mut(&mut view).ignore_checks = vec!["CrossSiteConnectivity".to_owned()];
+    pod_probe(&mut view, "cloud-2", false);
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
+    assert_eq!(p.status.current_wave, 2);
+    // The same with gateWaves: held.
+    spec_mut(&mut view).cross_site.gate_waves = true;
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(p.status.current_wave, 1);
+}
+
+/// The status lost the wave (its write failed): gated nodes whose pods do
+/// not reach the on-prem pods are adopted as the wave, as gated nodes whose
+/// Terway is not Ready are, so no new wave opens past them.
+#[test]
+fn gate_waves_adopt_gated_nodes_whose_pods_fail() {
+    let mut view = gated_wave_one_ready();
+    spec_mut(&mut view).ignore_checks = vec!["CrossSiteConnectivity".to_owned()];
+    pod_probe(&mut view, "cloud-1", true);
+    pod_probe(&mut view, "cloud-2", false);
+    rollout_mut(&mut view).status.as_mut().expect("a status").wave = None;
+    let p = step(&view, at(1));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2"]);
+    assert_eq!(p.status.wave.as_ref().map(|w| w.nodes.clone()), Some(vec!["cloud-2".to_owned()]));
+    // Nodes gated without a pod result (before gateWaves was set) are not adopted.
+    pod_probe(&mut view, "cloud-2", true);
+    report_status_mut(&mut view, "cloud-1").probes.clear();
+    let p = step(&view, at(2));
+    assert_eq!(gated_rows(&p), ["cloud-1", "cloud-2", "cloud-3", "cloud-4"]);
 }

@@ -39,10 +39,19 @@
 //!   only with the status, observedGeneration is the rollout's generation) and
 //!   there is exactly one event per condition whose status or reason changed.
 //!
+//! - (h) `spec.crossSite.gateWaves` (the world sets it, and gives cloud nodes
+//!   a pod-path probe of an on-prem node that reaches, fails or has no result
+//!   yet): a wave is not done, so no next one opens, while a node of it whose
+//!   Terway is Ready has no reaching pod probe ((e) and (f) read the wave
+//!   state with that rule), and no wave advances past a failing pod probe;
+//!   with gateWaves off, probes change no rollout decision.
+//!
 //! Simulations (fewer cases): plan, apply the labels, status and gate patch
 //! as the controller does, let Terway pods on gated nodes become Ready or not,
-//! advance the clock, repeat; (a) to (g) at every step; and a failed
-//! wave keeps the rollout halted while its nodes stay not Ready.
+//! advance the clock, repeat; (a) to (h) at every step; a failed
+//! wave keeps the rollout halted while its nodes stay not Ready; and with
+//! gateWaves, gated nodes not yet healthy (Terway Ready and pods reaching the
+//! on-prem pods) never number more than maxUnavailable.
 
 mod common;
 
@@ -84,6 +93,9 @@ struct NodeGen {
     terway: Option<bool>,
     /// A member of the previous status's wave.
     in_wave: bool,
+    /// A cloud node's pod-path probe of an on-prem node: reaches, fails, or
+    /// no result yet (the target is assigned either way).
+    pod_probe: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,6 +129,7 @@ struct World {
     secret: bool,
     previous: Option<Previous>,
     generation: i64,
+    gate_waves: bool,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -145,14 +158,16 @@ fn node_gen() -> impl Strategy<Value = NodeGen> {
         prop::bool::weighted(0.3),
         prop_oneof![1 => Just(None), 2 => Just(Some(false)), 2 => Just(Some(true))],
         prop::bool::weighted(0.3),
+        prop_oneof![1 => Just(None), 1 => Just(Some(true)), 1 => Just(Some(false))],
     )
-        .prop_map(|(cloud, report, agent_ready, gated, terway, in_wave)| NodeGen {
+        .prop_map(|(cloud, report, agent_ready, gated, terway, in_wave, pod_probe)| NodeGen {
             cloud,
             report,
             agent_ready,
             gated,
             terway,
             in_wave,
+            pod_probe,
         })
 }
 
@@ -195,7 +210,7 @@ fn world(nodes: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = World>
         prop_oneof![1 => Just(TerwayKind::Absent), 2 => Just(TerwayKind::WithoutGate), 6 => Just(TerwayKind::RequiresGate)],
         prop::bool::weighted(0.9),
         previous_gen(),
-        1..4i64,
+        (1..4i64, prop::bool::weighted(0.5)),
     )
         .prop_map(
             |(
@@ -210,7 +225,7 @@ fn world(nodes: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = World>
                 terway,
                 secret,
                 previous,
-                generation,
+                (generation, gate_waves),
             )| World {
                 nodes,
                 scenario,
@@ -224,6 +239,7 @@ fn world(nodes: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = World>
                 secret,
                 previous,
                 generation,
+                gate_waves,
             },
         )
 }
@@ -310,6 +326,10 @@ fn build(w: &World) -> ClusterView {
             paused: w.paused,
             ignore_checks: w.ignore.clone(),
             readiness_timeout: w.readiness_timeout.to_owned(),
+            cross_site: terway_hybrid_api::cross_site::CrossSite {
+                gate_waves: w.gate_waves,
+                ..Default::default()
+            },
             ..TerwayRolloutSpec::default()
         },
     );
@@ -338,7 +358,96 @@ fn build(w: &World) -> ClusterView {
         });
     }
     view.rollout = Some(rollout);
+    add_pod_probes(&mut view, w);
     view
+}
+
+/// The address of the on-prem responder the cloud nodes probe.
+const RESPONDER: &str = "10.244.0.10:9799";
+
+/// Each cloud node with a pod probe in the world probes the first on-prem
+/// node's responder: the target assigned, the result as generated.
+fn add_pod_probes(view: &mut ClusterView, w: &World) {
+    use terway_hybrid_api::cross_site::{ProbePath, ProbeResult, ProbeTarget};
+    let Some(peer) = w.nodes.iter().position(|n| !n.cloud).map(name) else { return };
+    for (i, n) in w.nodes.iter().enumerate() {
+        let (true, Some(reachable)) = (n.cloud, n.pod_probe) else { continue };
+        let me = name(i);
+        let Some(r) = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some(me.as_str()))
+        else {
+            continue;
+        };
+        r.spec.probe_targets =
+            vec![ProbeTarget { node: peer.clone(), address: RESPONDER.to_owned(), path: ProbePath::Pod }];
+        if let Some(s) = r.status.as_mut() {
+            s.probes = vec![ProbeResult {
+                node: peer.clone(),
+                address: RESPONDER.to_owned(),
+                path: ProbePath::Pod,
+                reachable,
+                rtt_ms: None,
+                path_mtu: None,
+                route: None,
+                note: None,
+                probed: Time(t0()),
+            }];
+        }
+    }
+}
+
+/// A node's pod probes, from its current report: Some(true) when it has
+/// results and all reach, Some(false) when one fails, None without any.
+fn pod_state(view: &ClusterView, node: &str) -> Option<bool> {
+    let uid = view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(node))?.metadata.uid.clone();
+    let report = view.reports.iter().find(|r| r.metadata.name.as_deref() == Some(node))?;
+    let owner = report.metadata.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.uid.clone());
+    if owner.is_some() && owner != uid {
+        return None;
+    }
+    let probes = &report.status.as_ref()?.probes;
+    let pod: Vec<bool> = probes
+        .iter()
+        .filter(|p| p.path == terway_hybrid_api::cross_site::ProbePath::Pod)
+        .filter(|p| report.spec.probe_targets.iter().any(|t| t.node == p.node && t.address == p.address))
+        .filter(|p| view.nodes.iter().any(|n| n.metadata.name.as_deref() == Some(p.node.as_str())))
+        .map(|p| p.reachable)
+        .collect();
+    (!pod.is_empty()).then(|| pod.iter().all(|r| *r))
+}
+
+/// gateWaves holds the wave back: a node of the recorded wave whose Terway
+/// is Ready has no reaching pod probe (or, without a recorded wave, a gated
+/// cloud node whose Terway is Ready has a failing one: adopted as the wave).
+fn gate_held(view: &ClusterView) -> bool {
+    if !spec(view).cross_site.gate_waves {
+        return false;
+    }
+    let wave = view.rollout.as_ref().and_then(|r| r.status.as_ref()).and_then(|s| s.wave.as_ref());
+    match wave {
+        Some(wave) => wave
+            .nodes
+            .iter()
+            .any(|n| is_cloud(view, n) && terway_ready_in(view, n) && pod_state(view, n) != Some(true)),
+        None => cloud_names(view)
+            .iter()
+            .any(|n| gated_in(view, n) && terway_ready_in(view, n) && pod_state(view, n) == Some(false)),
+    }
+}
+
+/// The nodes of the wave (recorded, or adopted) that gateWaves finds failing.
+fn failing_in_wave(view: &ClusterView) -> Vec<String> {
+    if !spec(view).cross_site.gate_waves {
+        return vec![];
+    }
+    let wave = view.rollout.as_ref().and_then(|r| r.status.as_ref()).and_then(|s| s.wave.as_ref());
+    let candidates: Vec<String> = match wave {
+        Some(wave) => wave.nodes.clone(),
+        None => cloud_names(view).into_iter().filter(|n| gated_in(view, n)).collect(),
+    };
+    candidates
+        .into_iter()
+        .filter(|n| is_cloud(view, n) && terway_ready_in(view, n) && pod_state(view, n) == Some(false))
+        .collect()
 }
 
 // ---- what the input says ----
@@ -382,10 +491,13 @@ fn cloud_names(view: &ClusterView) -> Vec<String> {
 /// The previous wave: `Some(true)` failed (a member still not Ready after the
 /// readiness timeout), `Some(false)` in progress, `None` none or done.
 fn previous_wave_state(view: &ClusterView, now: Timestamp) -> Option<bool> {
-    let status = view.rollout.as_ref()?.status.as_ref()?;
-    let wave = status.wave.as_ref()?;
+    let status = view.rollout.as_ref()?.status.as_ref();
+    let Some(wave) = status.and_then(|s| s.wave.as_ref()) else {
+        // (h) gated nodes whose pods fail are adopted as a wave, started now.
+        return gate_held(view).then_some(false);
+    };
     let unready = wave.nodes.iter().any(|n| is_cloud(view, n) && !terway_ready_in(view, n));
-    if !unready {
+    if !unready && !gate_held(view) {
         return None;
     }
     let timeout = parse_duration(&spec(view).readiness_timeout).unwrap_or(SignedDuration::from_mins(10));
@@ -429,8 +541,12 @@ fn budget(view: &ClusterView, p: &Plan) -> Budget {
         .and_then(|s| s.wave.as_ref())
         .map(|w| w.nodes.clone())
         .unwrap_or_default();
+    // With gateWaves a recorded wave also keeps (re-asserts) the gate of its
+    // nodes whose Terway is Ready but whose pods do not reach yet (with the
+    // gate patch, gates on nodes where Terway is Ready are the patch's).
+    let gate_waves = p.terway_gate.is_none() && gate_held(view);
     let (reasserted, fresh) =
-        new.iter().cloned().partition(|n| recorded.contains(n) && !terway_ready_in(view, n));
+        new.iter().cloned().partition(|n| recorded.contains(n) && (gate_waves || !terway_ready_in(view, n)));
     Budget { max, unready_gated_in, unready_gated_out, new, reasserted, fresh }
 }
 
@@ -557,6 +673,61 @@ fn assert_gates_open_only_when_allowed(
     Ok(())
 }
 
+/// (h) No wave advances while a node of it (Terway Ready) has a failing pod
+/// probe: the wave stays the recorded (or adopted) one, and no gate opens on
+/// a node without a Ready Terway.
+fn assert_no_wave_past_failing_pods(view: &ClusterView, p: &Plan) -> Result<(), TestCaseError> {
+    let failing = failing_in_wave(view);
+    if failing.is_empty() {
+        return Ok(());
+    }
+    let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
+    prop_assert!(
+        p.status.current_wave <= previous.current_wave.max(1),
+        "(h) wave {} follows wave {} whose pods fail on {:?}",
+        p.status.current_wave,
+        previous.current_wave,
+        failing
+    );
+    if let Some(recorded) = &previous.wave {
+        prop_assert_eq!(
+            p.status.wave.as_ref(),
+            Some(recorded),
+            "(h) the wave failing on {:?} is dropped",
+            &failing
+        );
+    }
+    let b = budget(view, p);
+    let admitted: Vec<&String> = b.fresh.iter().filter(|n| !terway_ready_in(view, n)).collect();
+    prop_assert!(admitted.is_empty(), "(h) gates {:?} open past pods failing on {:?}", admitted, failing);
+    Ok(())
+}
+
+/// The view without any probe target or result.
+fn without_probes(view: &ClusterView) -> ClusterView {
+    let mut v = view.clone();
+    for r in &mut v.reports {
+        r.spec.probe_targets.clear();
+        if let Some(s) = r.status.as_mut() {
+            s.probes.clear();
+        }
+    }
+    v
+}
+
+/// What the rollout decided: gates per row, the wave, and the rollout's conditions.
+fn rollout_decision(p: &Plan) -> String {
+    let gates: Vec<(&str, bool)> = p.nodes.iter().map(|r| (r.name.as_str(), r.gate)).collect();
+    let conditions: Vec<(&str, &str, &str, &str)> = p
+        .status
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != condition::PREFLIGHT_PASSED)
+        .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str(), c.message.as_str()))
+        .collect();
+    format!("{gates:?} {:?} {} {conditions:?} {:?}", p.status.wave, p.status.current_wave, p.terway_gate)
+}
+
 /// (g) metav1.Condition semantics against the previous status, and one event
 /// per condition whose status or reason changed.
 fn assert_conditions(view: &ClusterView, p: &Plan, now: Timestamp) -> Result<(), TestCaseError> {
@@ -605,6 +776,7 @@ proptest! {
         assert_safe(&view, &p)?;
         assert_gates_open_only_when_allowed(&view, &p, now)?;
         assert_conditions(&view, &p, now)?;
+        assert_no_wave_past_failing_pods(&view, &p)?;
         // (c)
         let again = plan(&view, now);
         let json = serde_json::to_string(&p).expect("a plan serializes");
@@ -615,6 +787,25 @@ proptest! {
         prop_assert_eq!(&json, &serde_json::to_string(&shuffled).expect("a plan serializes"));
         prop_assert_eq!(&p.status, &shuffled.status);
         prop_assert_eq!(&p.events, &shuffled.events);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2_000))]
+
+    /// (h) With gateWaves off, pod probes change no rollout decision (the
+    /// check that reads them, CrossSiteConnectivity, is ignored in both
+    /// plans: it may fail the preflight, which is its business, not the gate's).
+    #[test]
+    fn gate_waves_off_leaves_the_rollout_as_it_was(w in world(1..=12)) {
+        let mut w = w;
+        w.gate_waves = false;
+        w.ignore.push("CrossSiteConnectivity".to_owned());
+        let view = build(&w);
+        let now = now();
+        let with = plan(&view, now);
+        let without = plan(&without_probes(&view), now);
+        prop_assert_eq!(rollout_decision(&with), rollout_decision(&without));
     }
 }
 
@@ -661,6 +852,15 @@ fn the_generator_reaches_the_interesting_cases() {
             Some(true) => hit("wave failed"),
             None => {}
         }
+        if gate_held(&view) {
+            hit("gateWaves holds the wave");
+            if p.passed && w.auto {
+                hit("gateWaves holds a wave that could advance");
+            }
+        }
+        if !failing_in_wave(&view).is_empty() && p.passed {
+            hit("pods fail in a wave that could advance");
+        }
         let (_, progressing) = cond(&p, condition::PROGRESSING);
         for reason in
             ["WaveInProgress", "ManualMode", "PreflightFailed", "Paused", "TerwayNotInstalled", "Complete"]
@@ -685,6 +885,9 @@ fn the_generator_reaches_the_interesting_cases() {
         "Paused",
         "TerwayNotInstalled",
         "Complete",
+        "gateWaves holds the wave",
+        "gateWaves holds a wave that could advance",
+        "pods fail in a wave that could advance",
     ];
     for k in expected {
         let n = seen.get(k).copied().unwrap_or(0);
@@ -807,6 +1010,7 @@ fn halting_view(nodes: &[(bool, bool)], max_unavailable: i32) -> ClusterView {
                 gated: false,
                 terway: None,
                 in_wave: false,
+                pod_probe: None,
             })
             .collect(),
         scenario: Scenario::Bgp,
@@ -820,6 +1024,7 @@ fn halting_view(nodes: &[(bool, bool)], max_unavailable: i32) -> ClusterView {
         secret: true,
         previous: None,
         generation: 1,
+        gate_waves: false,
     };
     build(&w)
 }
@@ -864,6 +1069,74 @@ proptest! {
             // Healthy nodes become Ready once gated; the others never do.
             advance(&mut view, &p, |i| nodes[i].1);
             prop_assert!(failed.iter().all(|n| !nodes[index_of(n)].1));
+            now += SignedDuration::from_mins(*step);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// gateWaves in a healthy Auto cluster (CrossSiteConnectivity ignored, so
+    /// only the gate holds waves back), each cloud node's pods reaching the
+    /// on-prem pods, failing, or never reporting, and its Terway becoming
+    /// Ready once gated or never: at every step, the gated cloud nodes that
+    /// are not healthy yet (Terway not Ready, or pods not reaching) number at
+    /// most maxUnavailable, and a wave holding such a node is never followed
+    /// by another.
+    #[test]
+    fn gated_waves_never_admit_more_than_max_unavailable_unhealthy_nodes(
+        (nodes, max, mins) in halting_world(),
+        pods in prop::collection::vec(prop_oneof![3 => Just(Some(true)), 1 => Just(Some(false)), 1 => Just(None)], 8),
+    ) {
+        let mut view = halting_view(&nodes, max);
+        spec_mut(&mut view).cross_site.gate_waves = true;
+        spec_mut(&mut view).ignore_checks = vec!["CrossSiteConnectivity".to_owned()];
+        let mut w = World {
+            nodes: nodes.iter().enumerate().map(|(i, &(cloud, _))| NodeGen {
+                cloud,
+                report: ReportKind::Present { scenario: None, ready: true },
+                agent_ready: true,
+                gated: false,
+                terway: None,
+                in_wave: false,
+                pod_probe: pods[i],
+            }).collect(),
+            scenario: Scenario::Bgp,
+            healthy: true,
+            auto: true,
+            max_unavailable: IntOrString::Int(max),
+            paused: false,
+            readiness_timeout: "5m",
+            ignore: vec![],
+            terway: TerwayKind::RequiresGate,
+            secret: true,
+            previous: None,
+            generation: 1,
+            gate_waves: true,
+        };
+        add_pod_probes(&mut view, &w);
+        w.nodes.clear();
+        let mut now = now();
+        let healthy = |view: &ClusterView, n: &str| terway_ready_in(view, n) && pod_state(view, n) == Some(true);
+        for step in &mins {
+            let p = plan(&view, now);
+            assert_safe(&view, &p)?;
+            assert_no_wave_past_failing_pods(&view, &p)?;
+            let m = max_unavailable(&IntOrString::Int(max), cloud_names(&view).len());
+            let unhealthy: Vec<&str> = p
+                .nodes
+                .iter()
+                .filter(|r| r.role == Role::Cloud && r.gate && !healthy(&view, &r.name))
+                .map(|r| r.name.as_str())
+                .collect();
+            prop_assert!(unhealthy.len() <= m, "{:?} gated and not healthy, maxUnavailable {}", unhealthy, m);
+            let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
+            if gate_held(&view) {
+                prop_assert_eq!(p.status.current_wave, previous.current_wave, "a held wave was followed");
+                prop_assert!(budget(&view, &p).fresh.is_empty());
+            }
+            advance(&mut view, &p, |i| nodes[i].1);
             now += SignedDuration::from_mins(*step);
         }
     }

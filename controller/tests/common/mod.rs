@@ -26,8 +26,16 @@ pub const AGENT: &str = "terway-hybrid-agent";
 pub const TERWAY_NS: &str = "kube-system";
 pub const TERWAY: &str = "terway-eniip";
 
-pub const EXAMPLES: [&str; 6] =
-    ["overlay-pass", "overlay-fail", "bgp-pass", "bgp-fail", "host-network-pass", "host-network-fail"];
+pub const EXAMPLES: [&str; 8] = [
+    "overlay-pass",
+    "overlay-fail",
+    "bgp-pass",
+    "bgp-fail",
+    "host-network-pass",
+    "host-network-fail",
+    "cross-site-pass",
+    "cross-site-fail",
+];
 
 /// One minute after the examples' objects were written.
 pub fn t0() -> Timestamp {
