@@ -14,13 +14,14 @@
 //! below the pods' 1450/1500, (d) cloud-2's link silently dropping IP
 //! packets over 1300 bytes, (e) cloud-2 unreachable, (b) the VBR's BIRD
 //! stopped. Each case also writes what the agents found as a
-//! `preflight --from-dump` directory ([`write_dump`]) and runs the preflight
-//! on it.
+//! `preflight --from-dump` directory ([`write_dump`]) and asserts the
+//! verdicts of `BGPPeers`, `CrossSiteConnectivity` and `PathMTU` on it.
 //!
 //! Run as root with bird2 installed, after building the CLI:
 //! `cargo build -p terway-hybrid-controller --bin terway-hybrid &&
 //!  cargo test -p terway-hybrid-agent --test cross_site_netns`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -30,9 +31,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 use terway_hybrid_agent::report::{report_identity, report_status};
-use terway_hybrid_api::cross_site::{ProbePath, ProbeResult, MAX_PROBE_RESULTS};
+use terway_hybrid_api::cross_site::{CloudNetwork, ProbePath, ProbeResult, ProbeTarget, MAX_PROBE_RESULTS};
 use terway_hybrid_api::vocabulary::CLOUD_LABEL;
-use terway_hybrid_api::{CheckName, NodeDetection, Plugin, Role};
+use terway_hybrid_api::{NodeDetection, Plugin, Role};
 use terway_hybrid_testkit::{bird, require_root, veth_pair, wait_for_described, ChildGuard, HostRoot, NetNs};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_terway-hybrid-agent");
@@ -449,6 +450,17 @@ fn write_dump(w: &World, found: &Found, dir: &Path) {
         let probes = &found.probes.iter().find(|(f, _)| f == n.name).unwrap().1;
         status.probes =
             probes.iter().take(MAX_PROBE_RESULTS).map(|(peer, r)| probe_result(peer, r, now)).collect();
+        // What the controller would have asked for: the peers probed.
+        report.spec.probe_targets = status
+            .probes
+            .iter()
+            .map(|p| ProbeTarget { node: p.node.clone(), address: p.address.clone(), path: ProbePath::Host })
+            .collect();
+        // What a cloud agent reads from the ECS metadata service (absent here).
+        if n.role == Role::Cloud {
+            status.cloud_network =
+                Some(CloudNetwork { vpc_cidr: Some(VPC.to_owned()), vswitch_cidrs: vec![] });
+        }
         report.status = Some(status);
         nodes.push(serde_json::to_value(&node).unwrap());
         reports.push(serde_json::to_value(&report).unwrap());
@@ -480,12 +492,10 @@ fn cli() -> PathBuf {
     cli
 }
 
-/// `terway-hybrid preflight --from-dump DIR --output json`: it reads the
-/// dump and prints a plan whose checks are cluster checks. Returns the
-/// cross-site checks the plan does not list (asserted at the end of the
-/// test, after every agent-side case; their verdicts are the checks' own
-/// tests).
-fn preflight(dir: &Path) -> Vec<&'static str> {
+/// `terway-hybrid preflight --from-dump DIR --output json`: the cross-site
+/// checks' verdicts on what the agents found, as `name -> (status, reason,
+/// message)`.
+fn preflight(dir: &Path) -> BTreeMap<String, (String, String, String)> {
     let out = std::process::Command::new(cli())
         .args(["preflight", "--from-dump", dir.to_str().unwrap(), "--output", "json"])
         .output()
@@ -493,11 +503,29 @@ fn preflight(dir: &Path) -> Vec<&'static str> {
     // 0 passed, 1 a check failed; 2 would be unreadable input.
     assert!(matches!(out.status.code(), Some(0 | 1)), "preflight on {}: {out:?}", dir.display());
     let plan = stdout_json("preflight", &out);
-    let names: Vec<&str> =
-        plan["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    let cluster: Vec<&str> = CheckName::CLUSTER.iter().map(|c| c.as_str()).collect();
-    assert!(!names.is_empty() && names.iter().all(|n| cluster.contains(n)), "{plan:#}");
-    ["BGPPeers", "CrossSiteConnectivity", "PathMTU"].into_iter().filter(|n| !names.contains(n)).collect()
+    let verdicts: BTreeMap<String, (String, String, String)> = plan["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            ["BGPPeers", "CrossSiteConnectivity", "PathMTU"].contains(&c["name"].as_str().unwrap_or(""))
+        })
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (field("name"), (field("status"), field("reason"), field("message")))
+        })
+        .collect();
+    assert_eq!(verdicts.len(), 3, "the cross-site checks in {}: {plan:#}", dir.display());
+    verdicts
+}
+
+/// Asserts `check`'s status and that its message names each of `words`.
+fn verdict(v: &BTreeMap<String, (String, String, String)>, check: &str, status: &str, words: &[&str]) {
+    let (got, reason, message) = &v[check];
+    assert_eq!(got, status, "{check}: {reason}: {message}");
+    for w in words {
+        assert!(message.contains(w), "{check} names {w:?}: {reason}: {message}");
+    }
 }
 
 fn peer_of<'a>(d: &'a NodeDetection, peer: &str) -> Option<&'a terway_hybrid_api::BgpPeer> {
@@ -528,7 +556,6 @@ fn two_sites_over_a_leased_line() {
 
     // (a) healthy, (c) the leased line's MTU below the pods'.
     let a = observe(&w);
-    let mut unlisted = Vec::new();
     let dumps = w.logs.path().join("dumps");
     write_dump(&w, &a, &dumps.join("healthy"));
     let why = || format!("{a}\n{}", context(&w));
@@ -563,7 +590,11 @@ fn two_sites_over_a_leased_line() {
         "via op-1 (next hop self): {}",
         why()
     );
-    unlisted.extend(preflight(&dumps.join("healthy")));
+    let v = preflight(&dumps.join("healthy"));
+    verdict(&v, "BGPPeers", "pass", &[]);
+    verdict(&v, "CrossSiteConnectivity", "pass", &[]);
+    // 1400 on the line, 1450 and 1500 in the pods: large packets vanish.
+    verdict(&v, "PathMTU", "fail", &["1400", "1500"]);
 
     // (d) cloud-2's link drops what is over 1300 bytes, without a word:
     // only the size search finds it (and cloud-2's own sends stop at 1296).
@@ -577,7 +608,9 @@ fn two_sites_over_a_leased_line() {
         assert_eq!(d.probe(from, "cloud-1")["pathMtu"], LINE_MTU, "cloud-1 untouched: {}", why());
     }
     assert_eq!(d.probe("cloud-2", "op-1")["pathMtu"], 1296, "{}", why());
-    unlisted.extend(preflight(&dumps.join("silent-1300")));
+    let v = preflight(&dumps.join("silent-1300"));
+    verdict(&v, "CrossSiteConnectivity", "pass", &[]);
+    verdict(&v, "PathMTU", "fail", &["cloud-2", "1296"]);
 
     // (e) cloud-2 gone from the VPC: named, unreachable; cloud-1 still fine.
     w.vbr.ip("link set vc2 down");
@@ -590,7 +623,9 @@ fn two_sites_over_a_leased_line() {
         assert!(r["note"].as_str().is_some_and(|n| !n.is_empty()), "says why: {}", why());
         assert_eq!(e.probe(from, "cloud-1")["reachable"], true, "{}", why());
     }
-    unlisted.extend(preflight(&dumps.join("cloud-2-unreachable")));
+    let v = preflight(&dumps.join("cloud-2-unreachable"));
+    verdict(&v, "CrossSiteConnectivity", "fail", &["cloud-2", "10.20.2.11:9799"]);
+    verdict(&v, "BGPPeers", "pass", &[]);
     w.vbr.ip("link set vc2 up");
 
     // (b) the VBR's BIRD stops: op-1's session leaves Established, the VPC
@@ -620,13 +655,9 @@ fn two_sites_over_a_leased_line() {
             assert_eq!(r["reachable"], false, "{from} -> {to}: {}", why());
         }
     }
-    unlisted.extend(preflight(&dumps.join("vbr-down")));
+    let v = preflight(&dumps.join("vbr-down"));
+    verdict(&v, "BGPPeers", "fail", &[VBR_IP]);
+    verdict(&v, "CrossSiteConnectivity", "fail", &["op-1", "cloud-1"]);
 
     eprintln!("cross-site test took {:?}", start.elapsed());
-    unlisted.sort();
-    unlisted.dedup();
-    assert!(
-        unlisted.is_empty(),
-        "every agent-side case passed, but `preflight --from-dump` lists no {unlisted:?} (the cross-site checks)"
-    );
 }
