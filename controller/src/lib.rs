@@ -26,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod probe_plan;
 pub mod reconcile;
 pub mod run;
 pub mod scheduling;
