@@ -45,6 +45,16 @@ pub struct Member {
     pub pod: Option<IpAddr>,
 }
 
+/// Every node's targets in a view (`spec.crossSite.peersPerNode` of its
+/// TerwayRollout, or the default).
+pub fn targets(view: &ClusterView, port: u16) -> BTreeMap<String, Vec<ProbeTarget>> {
+    let peers_per_node = view.rollout.as_ref().map_or_else(
+        || terway_hybrid_api::CrossSite::default().peers_per_node,
+        |r| r.spec.cross_site.peers_per_node,
+    );
+    assign(&members(view), peers_per_node, port)
+}
+
 /// The members of a view: nodes whose agent has reported (a report with a
 /// status, for the node's present incarnation). A node without an agent can
 /// neither write its results nor answer probes.
@@ -418,6 +428,134 @@ mod tests {
             prop_assert!(n <= churn_bound(k, other, same), "{} nodes changed when {} joined", n, name);
             // And leaves again: back to where it was.
             prop_assert_eq!(&assign(&members, k, 9799), &out);
+        }
+    }
+
+    fn view() -> ClusterView {
+        use k8s_openapi::api::apps::v1::DaemonSet;
+        use k8s_openapi::api::core::v1::{Node, Pod};
+        use terway_hybrid_api::NodeNetworkReport;
+        let node = |name: &str, cloud: bool, gate: bool, ip: &str| -> Node {
+            let mut labels = serde_json::Map::new();
+            if cloud {
+                labels.insert("alibabacloud.com/external".into(), "true".into());
+            }
+            if gate {
+                labels.insert(GATE_LABEL.into(), GATE_OPEN.into());
+            }
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels},
+                "status": {"addresses": [{"type": "Hostname", "address": name},
+                    {"type": "InternalIP", "address": "fd00::1"}, {"type": "InternalIP", "address": ip}]}
+            }))
+            .unwrap()
+        };
+        let report = |name: &str, role: &str, status: bool| -> NodeNetworkReport {
+            let mut r = serde_json::json!({"apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
+                "metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": format!("uid-{name}")}]},
+                "spec": {"nodeName": name}});
+            if status {
+                r["status"] = serde_json::json!({"scenario": "overlay", "plugin": "flannel-vxlan", "confidence": "high",
+                    "role": role, "kernelVersion": "6.1", "evidence": [], "checks": [], "ready": true,
+                    "lastDetected": "2026-01-01T00:00:00Z", "agentVersion": "0"});
+            }
+            serde_json::from_value(r).unwrap()
+        };
+        let pod = |node: &str, ip: &str, ready: bool| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("responder-{node}"), "namespace": "terway-hybrid",
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "terway-hybrid-responder",
+                        "uid": "ds", "controller": true}]},
+                "spec": {"nodeName": node, "containers": []},
+                "status": {"phase": "Running", "podIP": ip,
+                    "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+            }))
+            .unwrap()
+        };
+        let responder: DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "terway-hybrid-responder", "namespace": "terway-hybrid"},
+            "spec": {"selector": {"matchLabels": {"app": "responder"}}, "template": {}}
+        }))
+        .unwrap();
+        ClusterView {
+            nodes: vec![
+                node("idc-0", false, false, "10.0.0.1"),
+                node("idc-1", false, false, "10.0.0.2"),
+                node("idc-2", false, false, "10.0.0.3"),
+                node("ecs-0", true, true, "10.1.0.1"),
+                node("ecs-1", true, false, "10.1.0.2"),
+            ],
+            reports: vec![
+                report("idc-0", "on-prem", true),
+                report("idc-1", "on-prem", false),
+                report("idc-2", "on-prem", true),
+                report("ecs-0", "cloud", true),
+                report("ecs-1", "cloud", true),
+                // A report whose node is gone (the garbage collector's).
+                report("gone", "cloud", true),
+            ],
+            daemon_sets: vec![responder],
+            pods: vec![
+                pod("idc-0", "172.16.0.1", true),
+                pod("idc-2", "172.16.0.3", false),
+                pod("ecs-0", "172.17.0.1", true),
+                pod("ecs-1", "172.17.0.2", true),
+            ],
+            ..ClusterView::default()
+        }
+    }
+
+    /// Who takes part, with which addresses: reported nodes only, the first
+    /// IPv4 InternalIP, a responder pod only when Ready and, on a cloud
+    /// node, behind an open gate.
+    #[test]
+    fn members_of_a_view() {
+        let got: Vec<(String, Option<Ipv4Addr>, Option<IpAddr>)> =
+            members(&view()).into_iter().map(|m| (m.name, m.host, m.pod)).collect();
+        let v4 = |s: &str| Some(s.parse::<Ipv4Addr>().unwrap());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            got,
+            [
+                ("ecs-0".to_owned(), v4("10.1.0.1"), ip("172.17.0.1")),
+                ("ecs-1".to_owned(), v4("10.1.0.2"), None),
+                ("idc-0".to_owned(), v4("10.0.0.1"), ip("172.16.0.1")),
+                ("idc-2".to_owned(), v4("10.0.0.3"), None),
+            ]
+        );
+    }
+
+    /// A write per report whose targets differ, none on a report without a
+    /// status or of a node that is gone, and none once they are written.
+    #[test]
+    fn writes_only_what_differs() {
+        use crate::actions::{probe_actions, Action};
+        let mut view = view();
+        let want = targets(&view, 9799);
+        assert_eq!(want["ecs-0"].iter().filter(|t| t.path == ProbePath::Pod).count(), 2, "{want:?}");
+        let first = probe_actions(&view, &want);
+        let nodes: Vec<&str> = first
+            .iter()
+            .map(|a| match a {
+                Action::ProbeTargets { node, .. } => node.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(nodes, ["idc-0", "idc-2", "ecs-0", "ecs-1"]);
+        for action in first {
+            let Action::ProbeTargets { node, targets } = action else { unreachable!() };
+            let r =
+                view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some(node.as_str())).unwrap();
+            r.spec.probe_targets = targets;
+        }
+        assert_eq!(probe_actions(&view, &targets(&view, 9799)), []);
+        // A node that leaves empties the lists that named it, and only those.
+        view.nodes.retain(|n| n.metadata.name.as_deref() != Some("ecs-1"));
+        let after = probe_actions(&view, &targets(&view, 9799));
+        assert!(!after.is_empty() && after.len() <= 2, "{after:?}");
+        for a in &after {
+            let Action::ProbeTargets { targets, .. } = a else { unreachable!() };
+            assert!(targets.iter().all(|t| t.node != "ecs-1"));
         }
     }
 

@@ -900,6 +900,9 @@ fn the_agent_may_write_only_its_reports_and_never_nodes() {
         ("", "nodes", "get"),
         ("terway-hybrid.io", "nodenetworkreports", "create"),
         ("terway-hybrid.io", "nodenetworkreports", "patch"),
+        // Its own report's spec.probeTargets (fieldSelector metadata.name).
+        ("terway-hybrid.io", "nodenetworkreports", "list"),
+        ("terway-hybrid.io", "nodenetworkreports", "watch"),
         ("terway-hybrid.io", "nodenetworkreports/status", "patch"),
     ]
     .iter()
