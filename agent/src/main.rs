@@ -63,6 +63,12 @@ enum Command {
         /// The most time spent on each peer (peers are probed in parallel).
         #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         timeout_ms: u64,
+        /// Probe from the network namespace of the responder at ADDR:PORT
+        /// (a responder pod run with `respond --delegate-from` this node's
+        /// address) instead of from here: the pod network's path. At most 8
+        /// peers, on the responder's own port, within 10 s each.
+        #[arg(long, value_name = "ADDR:PORT")]
+        via: Option<SocketAddr>,
     },
     /// Answer probes (TCP and UDP) and nothing else, until SIGTERM: what
     /// `run` does on --probe-addr, for a responder that is not the agent
@@ -234,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let snapshot = collect_within_deadline(root.host_root)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
-        Command::Probe { peers, output, timeout_ms } => {
+        Command::Probe { peers, output, timeout_ms, via } => {
             // A peer that is down costs its timeout; the others do not wait
             // for it. The list is the operator's, so a handful of threads.
             const MAX_PEERS: usize = 64;
@@ -244,11 +250,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 peers.len()
             );
             let timeout = Duration::from_millis(timeout_ms);
-            let results: Vec<probe::PeerProbe> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
-                handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
-            });
+            let results: Vec<probe::PeerProbe> = match via {
+                Some(responder) => {
+                    anyhow::ensure!(
+                        peers.len() <= probe::MAX_DELEGATED_PEERS,
+                        "at most {} peers through a responder, got {}",
+                        probe::MAX_DELEGATED_PEERS,
+                        peers.len()
+                    );
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime
+                        .block_on(probe::delegate(responder, &peers, timeout))
+                        .map_err(|e| anyhow::anyhow!("the responder at {responder}: {e}"))?
+                }
+                None => std::thread::scope(|scope| {
+                    let handles: Vec<_> =
+                        peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
+                    handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
+                }),
+            };
             let text = match output {
                 Format::Json => serde_json::to_string_pretty(&results)? + "\n",
                 Format::Text => probe::render_text(&results),
