@@ -118,7 +118,7 @@ pub async fn probe_round(round: &Round, timeout: Duration) -> Vec<ProbeResult> {
     let mut answers = host.iter();
     for t in &round.host {
         match parse(t) {
-            Some(_) => out.push(result_of(t, answers.next().ok_or("no result").map_err(|e| e), &now)),
+            Some(_) => out.push(result_of(t, answers.next().ok_or("no result"), &now)),
             None => out.push(result_of(t, Err("the address is not IP:PORT"), &now)),
         }
     }
