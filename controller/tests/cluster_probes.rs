@@ -111,7 +111,7 @@ fn the_controller_assigns_targets_and_an_agent_probes_its_own_share() {
                 uid: pod["metadata"]["uid"].as_str()?.to_owned(),
             })
         },
-        || String::new(),
+        || cluster.get(&["pods", "--namespace", "terway-hybrid"]).to_string(),
     );
     let work = tempfile::tempdir().unwrap();
     let token = cp.token("terway-hybrid", "terway-hybrid-agent", Some(&pod));
