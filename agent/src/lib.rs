@@ -20,6 +20,7 @@ pub mod output;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod targets;
 pub mod text;
 pub mod watch;
 pub mod writer;

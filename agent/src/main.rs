@@ -63,6 +63,12 @@ enum Command {
         /// The most time spent on each peer (peers are probed in parallel).
         #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         timeout_ms: u64,
+        /// Probe from the network namespace of the responder at ADDR:PORT
+        /// (a responder pod run with `respond --delegate-from` this node's
+        /// address) instead of from here: the pod network's path. At most 8
+        /// peers, on the responder's own port, within 10 s each.
+        #[arg(long, value_name = "ADDR:PORT")]
+        via: Option<SocketAddr>,
     },
     /// Answer probes (TCP and UDP) and nothing else, until SIGTERM: what
     /// `run` does on --probe-addr, for a responder that is not the agent
@@ -70,6 +76,11 @@ enum Command {
     Respond {
         #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9799")]
         probe_addr: SocketAddr,
+        /// Also probe for the agent of this node: accept, only from this
+        /// address (the node's, `status.hostIP`), a request to probe up to 8
+        /// peers on the probe port from here, and answer with the results.
+        #[arg(long, env = "HOST_IP", value_name = "IP")]
+        delegate_from: Option<std::net::IpAddr>,
     },
     /// Print the collected facts (NodeSnapshot) as JSON, e.g. for a bug report.
     Snapshot {
@@ -106,6 +117,11 @@ enum Command {
         /// Detect after the kernel has been quiet this long following a change.
         #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]
         debounce_ms: u64,
+        /// Probe the targets the controller assigned (the report's
+        /// spec.probeTargets) again this often, in seconds, plus up to a tenth
+        /// at random; 0 probes only on start and when they change.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        probe_interval: u64,
         /// The labels that make a node a cloud node: set it to the
         /// TerwayRollout's `cloudNodeSelector` when that is not the default.
         #[arg(long, env = "CLOUD_NODE_SELECTOR", value_name = "KEY=VALUE[,KEY=VALUE]",
@@ -196,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             node_name,
             resync_seconds,
             debounce_ms,
+            probe_interval,
             cloud_node_selector,
         } => {
             let cfg = RunConfig {
@@ -210,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 resync: Duration::from_secs(resync_seconds.max(1)),
                 debounce: Debounce { quiet: Duration::from_millis(debounce_ms), ..Debounce::default() },
                 detection_deadline: run::DETECTION_DEADLINE,
+                probe_interval: Duration::from_secs(probe_interval),
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let result = runtime.block_on(async { anyhow::Ok(run::run(cfg, terminated()?).await?) });
@@ -222,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let snapshot = collect_within_deadline(root.host_root)?;
             emit(&render(&terway_hybrid_agent::detect(&snapshot, &node.context()), output))
         }
-        Command::Probe { peers, output, timeout_ms } => {
+        Command::Probe { peers, output, timeout_ms, via } => {
             // A peer that is down costs its timeout; the others do not wait
             // for it. The list is the operator's, so a handful of threads.
             const MAX_PEERS: usize = 64;
@@ -232,11 +250,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 peers.len()
             );
             let timeout = Duration::from_millis(timeout_ms);
-            let results: Vec<probe::PeerProbe> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
-                handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
-            });
+            let results: Vec<probe::PeerProbe> = match via {
+                Some(responder) => {
+                    anyhow::ensure!(
+                        peers.len() <= probe::MAX_DELEGATED_PEERS,
+                        "at most {} peers through a responder, got {}",
+                        probe::MAX_DELEGATED_PEERS,
+                        peers.len()
+                    );
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime
+                        .block_on(probe::delegate(responder, &peers, timeout))
+                        .map_err(|e| anyhow::anyhow!("the responder at {responder}: {e}"))?
+                }
+                None => std::thread::scope(|scope| {
+                    let handles: Vec<_> =
+                        peers.iter().map(|peer| scope.spawn(move || probe::probe(*peer, timeout))).collect();
+                    handles.into_iter().map(|h| h.join().expect("a probe thread panicked")).collect()
+                }),
+            };
             let text = match output {
                 Format::Json => serde_json::to_string_pretty(&results)? + "\n",
                 Format::Text => probe::render_text(&results),
@@ -248,15 +280,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(Unreachable.into())
             }
         }
-        Command::Respond { probe_addr } => {
+        Command::Respond { probe_addr, delegate_from } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 let shutdown = terminated()?;
-                tracing::info!(addr = %probe_addr, "answering probes (TCP and UDP)");
-                probe::serve(probe_addr, shutdown)
+                let udp = tokio::net::UdpSocket::bind(probe_addr).await;
+                let tcp = tokio::net::TcpListener::bind(probe_addr).await;
+                let (udp, tcp) = (udp.and_then(|u| tcp.map(|t| (u, t))))
+                    .with_context(|| format!("answering probes on {probe_addr}"))?;
+                let delegation = delegate_from.map(|from| probe::Delegation { from, port: probe_addr.port() });
+                tracing::info!(addr = %probe_addr, delegate_from = ?delegate_from, "answering probes (TCP and UDP)");
+                probe::serve_on(udp, tcp, delegation, shutdown)
                     .await
                     .with_context(|| format!("answering probes on {probe_addr}"))
-            })
+            });
+            // A delegated probe still running is left behind: the process ends.
+            runtime.shutdown_background();
+            result
         }
         Command::Snapshot { root } => {
             let snapshot = collect_within_deadline(root.host_root)?;

@@ -2,8 +2,10 @@
 //! metrics of the `prometheus` crate.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+use terway_hybrid_api::cross_site::{ProbePath, ProbeResult};
 use terway_hybrid_api::{CheckStatus, NodeDetection};
 
 /// Cheap to clone: every field is a handle to the same registered metric.
@@ -19,6 +21,9 @@ pub struct Metrics {
     bgp_imported_routes: IntGaugeVec,
     /// No labels: a vector only so that an unseen MTU leaves no series.
     pod_mtu: IntGaugeVec,
+    probe_success: GaugeVec,
+    probe_rtt: GaugeVec,
+    probe_path_mtu: IntGaugeVec,
 }
 
 impl Metrics {
@@ -86,6 +91,28 @@ impl Metrics {
             &[],
         )
         .expect("valid metric");
+        // One series per probed peer: at most 8 (the controller's bound).
+        let probe_success = GaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_probe_success",
+                "Share of this node's probe targets on the other site reachable at the last round (0 to 1)",
+            ),
+            &["peer_site"],
+        )
+        .expect("valid metric");
+        let probe_rtt = GaugeVec::new(
+            Opts::new("terway_hybrid_agent_probe_rtt_seconds", "Round trip to the peer at the last round"),
+            &["peer"],
+        )
+        .expect("valid metric");
+        let probe_path_mtu = IntGaugeVec::new(
+            Opts::new(
+                "terway_hybrid_agent_probe_path_mtu_bytes",
+                "The largest IP packet that reached the peer with fragmentation forbidden",
+            ),
+            &["peer"],
+        )
+        .expect("valid metric");
         // Both results exist from the start, so rate() works on the first error.
         for result in ["success", "error"] {
             report_writes.with_label_values(&[result]);
@@ -99,6 +126,9 @@ impl Metrics {
             Box::new(bgp_session_up.clone()),
             Box::new(bgp_imported_routes.clone()),
             Box::new(pod_mtu.clone()),
+            Box::new(probe_success.clone()),
+            Box::new(probe_rtt.clone()),
+            Box::new(probe_path_mtu.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
@@ -114,6 +144,40 @@ impl Metrics {
             bgp_session_up,
             bgp_imported_routes,
             pod_mtu,
+            probe_success,
+            probe_rtt,
+            probe_path_mtu,
+        }
+    }
+
+    /// Records a probe round: the share reachable (every path), and each
+    /// peer's round trip and path MTU (its host path when it has one, else
+    /// its pod path). A peer no longer probed leaves no series behind.
+    pub fn observe_probes(&self, results: &[ProbeResult], peer_site: &str) {
+        self.probe_success.reset();
+        self.probe_rtt.reset();
+        self.probe_path_mtu.reset();
+        if !results.is_empty() {
+            let reachable = results.iter().filter(|r| r.reachable).count();
+            self.probe_success.with_label_values(&[peer_site]).set(reachable as f64 / results.len() as f64);
+        }
+        // Pod results first, so a host result of the same peer overwrites it.
+        let mut ordered: Vec<&ProbeResult> = results.iter().collect();
+        ordered.sort_by_key(|r| r.path != ProbePath::Pod);
+        for r in ordered {
+            let peer = r.node.as_str();
+            match r.rtt_ms {
+                Some(ms) => self.probe_rtt.with_label_values(&[peer]).set(ms / 1000.0),
+                None => {
+                    let _ = self.probe_rtt.remove_label_values(&[peer]);
+                }
+            }
+            match r.path_mtu {
+                Some(mtu) => self.probe_path_mtu.with_label_values(&[peer]).set(i64::from(mtu)),
+                None => {
+                    let _ = self.probe_path_mtu.remove_label_values(&[peer]);
+                }
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::collect::netlink;
 
@@ -118,7 +118,7 @@ impl MtuSearch {
 }
 
 /// The route the kernel chose for a peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteEvidence {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,7 +132,7 @@ pub struct RouteEvidence {
 }
 
 /// One peer's result (`terway-hybrid-agent probe --output json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerProbe {
     pub peer: SocketAddr,
@@ -141,10 +141,10 @@ pub struct PeerProbe {
     /// The largest IP packet, headers included, that reaches the peer with
     /// fragmentation forbidden.
     pub path_mtu: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteEvidence>,
     /// Why a figure is missing, when one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -347,18 +347,84 @@ pub fn answer(request: &[u8]) -> Option<[u8; REPLY_LEN]> {
 pub async fn serve(addr: SocketAddr, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
     let udp = tokio::net::UdpSocket::bind(addr).await?;
     let tcp = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(udp, tcp, shutdown).await
+    serve_on(udp, tcp, None, shutdown).await
 }
 
-/// [`serve`] on sockets already bound (so a caller learns the ports first).
+/// Who may ask a responder to probe for it, and where it may send
+/// (`respond --delegate-from`, docs/contracts.md §2): the agent of the
+/// responder pod's own node, which is hostNetwork and cannot send from a pod
+/// address itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delegation {
+    /// The node's address (`status.hostIP`): the only source answered.
+    pub from: IpAddr,
+    /// The only port probed: the probe port.
+    pub port: u16,
+}
+
+/// Most peers one delegated request names.
+pub const MAX_DELEGATED_PEERS: usize = 8;
+/// The longest delegated request, and how long its sender has to send it.
+const MAX_DELEGATION_REQUEST: usize = 2048;
+const DELEGATION_READ: Duration = Duration::from_secs(2);
+/// The longest a delegated probe may take (each peer, in parallel).
+pub const MAX_DELEGATED_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest answer a delegating agent reads.
+const MAX_DELEGATION_ANSWER: usize = 64 * 1024;
+
+/// A delegated request: one JSON object on one connection, then EOF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DelegatedRequest {
+    pub peers: Vec<SocketAddr>,
+    pub timeout_ms: u64,
+}
+
+/// The peers a delegated request may probe, and each one's time, or why it
+/// is refused. Pure, so every rule is tested without sockets.
+pub fn check_delegation(request: &[u8], port: u16) -> Result<(Vec<SocketAddr>, Duration), String> {
+    let r: DelegatedRequest = serde_json::from_slice(request)
+        .map_err(|e| format!("not a probe request ({})", e.classify_name()))?;
+    if r.peers.len() > MAX_DELEGATED_PEERS {
+        return Err(format!("{} peers: at most {MAX_DELEGATED_PEERS}", r.peers.len()));
+    }
+    if let Some(p) = r.peers.iter().find(|p| p.port() != port) {
+        return Err(format!("{p}: only port {port} is probed"));
+    }
+    let timeout = Duration::from_millis(r.timeout_ms).clamp(Duration::from_millis(1), MAX_DELEGATED_TIMEOUT);
+    Ok((r.peers, timeout))
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "unexpected fields or values",
+            serde_json::error::Category::Eof => "ends early",
+        }
+    }
+}
+
+/// [`serve`] on sockets already bound (so a caller learns the ports first),
+/// answering delegated requests from `delegation.from` when given: one at
+/// a time (a second one while a round runs is closed unanswered), each read
+/// within 2 s and at most 2 KiB, each peer probed within the request's
+/// timeout (at most 10 s), the answer a JSON list of [`PeerProbe`].
 pub async fn serve_on(
     udp: tokio::net::UdpSocket,
     tcp: tokio::net::TcpListener,
+    delegation: Option<Delegation>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     // The largest UDP payload: a bigger datagram is truncated, and then it
     // is no longer the size the prober sent (its length is in the reply).
     let mut buf = vec![0u8; 65_536];
+    let busy = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -372,8 +438,18 @@ pub async fn serve_on(
                     }
                 }
             }
-            conn = tcp.accept() => {
-                if let Err(e) = conn {
+            conn = tcp.accept() => match conn {
+                Ok((stream, from)) => {
+                    let Some(d) = delegation.filter(|d| same_ip(d.from, from.ip())) else { continue };
+                    let Ok(permit) = busy.clone().try_acquire_owned() else { continue };
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = delegated(stream, d.port).await {
+                            tracing::debug!(error = %e, "delegated probe request");
+                        }
+                    });
+                }
+                Err(e) => {
                     // Out of file descriptors: back off instead of spinning.
                     tracing::debug!(error = %e, "probe responder: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -381,6 +457,97 @@ pub async fn serve_on(
             }
         }
     }
+}
+
+/// An IPv4 peer may show up as `::ffff:a.b.c.d` on a dual-stack socket.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    canon(a) == canon(b)
+}
+
+/// One delegated request: read it (bounded), probe (off the runtime, in
+/// parallel), answer, close.
+async fn delegated(mut stream: tokio::net::TcpStream, port: u16) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::new();
+    let mut limited = (&mut stream).take(MAX_DELEGATION_REQUEST as u64 + 1);
+    match tokio::time::timeout(DELEGATION_READ, limited.read_to_end(&mut request)).await {
+        Ok(r) => r.map(drop)?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request not sent in time")),
+    }
+    if request.len() > MAX_DELEGATION_REQUEST {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too long"));
+    }
+    let (peers, timeout) =
+        check_delegation(&request, port).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let results = probe_all(&peers, timeout).await;
+    let body = serde_json::to_vec(&results).map_err(io::Error::other)?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// Probes every peer at once, each on the blocking pool within `timeout`;
+/// a probe thread that fails (it cannot, short of a bug) gives an
+/// unreachable result saying so.
+pub async fn probe_all(peers: &[SocketAddr], timeout: Duration) -> Vec<PeerProbe> {
+    let handles: Vec<_> =
+        peers.iter().map(|&peer| (peer, tokio::task::spawn_blocking(move || probe(peer, timeout)))).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for (peer, handle) in handles {
+        out.push(handle.await.unwrap_or_else(|e| PeerProbe {
+            peer,
+            reachable: false,
+            rtt_ms: None,
+            path_mtu: None,
+            route: None,
+            note: Some(format!("the probe failed: {e}")),
+        }));
+    }
+    out
+}
+
+/// Asks the responder at `responder` to probe `peers` from its own network
+/// namespace (the pod network) and returns its answer, within `timeout`
+/// plus a margin for the exchange.
+pub async fn delegate(
+    responder: SocketAddr,
+    peers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<Vec<PeerProbe>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = DelegatedRequest { peers: peers.to_vec(), timeout_ms: timeout.as_millis() as u64 };
+    let exchange = async {
+        let mut stream =
+            tokio::net::TcpStream::connect(responder).await.map_err(|e| format!("connect: {e}"))?;
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        stream.write_all(&body).await.map_err(|e| format!("send: {e}"))?;
+        stream.shutdown().await.map_err(|e| format!("send: {e}"))?;
+        let mut answer = Vec::new();
+        (&mut stream)
+            .take(MAX_DELEGATION_ANSWER as u64 + 1)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| format!("receive: {e}"))?;
+        if answer.len() > MAX_DELEGATION_ANSWER {
+            return Err(format!("an answer over {MAX_DELEGATION_ANSWER} bytes"));
+        }
+        if answer.is_empty() {
+            return Err("no answer: the responder refused the request (not from this node's address?)".into());
+        }
+        let results: Vec<PeerProbe> =
+            serde_json::from_slice(&answer).map_err(|e| format!("an answer that is not results ({e})"))?;
+        if results.len() != peers.len() || results.iter().zip(peers).any(|(r, p)| r.peer != *p) {
+            return Err("an answer for other peers".into());
+        }
+        Ok(results)
+    };
+    let margin = DELEGATION_READ + Duration::from_secs(1);
+    tokio::time::timeout(timeout.min(MAX_DELEGATED_TIMEOUT) + margin, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", (timeout + margin).as_secs())))
 }
 
 /// The route the kernel would use for `dst` (`ip route get`).
@@ -556,6 +723,36 @@ mod tests {
         // A probe shorter than the answer gets none.
         assert_eq!(answer(&request[..MIN_REQUEST - 1]), None);
         assert!(answer(&request[..MIN_REQUEST]).is_some());
+    }
+
+    #[test]
+    fn delegated_requests_are_bounded() {
+        let ok = br#"{"peers": ["10.0.0.1:9799", "[fd00::1]:9799"], "timeoutMs": 3000}"#;
+        let (peers, timeout) = check_delegation(ok, 9799).unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(timeout, Duration::from_secs(3));
+        let long = br#"{"peers": [], "timeoutMs": 3600000}"#;
+        assert_eq!(check_delegation(long, 9799).unwrap().1, MAX_DELEGATED_TIMEOUT);
+        let nine = format!(
+            r#"{{"peers": [{}], "timeoutMs": 1}}"#,
+            (1..=9).map(|i| format!("\"10.0.0.{i}:9799\"")).collect::<Vec<_>>().join(",")
+        );
+        assert_eq!(check_delegation(nine.as_bytes(), 9799).unwrap_err(), "9 peers: at most 8");
+        let other_port = br#"{"peers": ["10.0.0.1:22"], "timeoutMs": 1}"#;
+        assert_eq!(check_delegation(other_port, 9799).unwrap_err(), "10.0.0.1:22: only port 9799 is probed");
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            br#"{"peers": ["host:9799"], "timeoutMs": 1}"#,
+            br#"{"peers": [], "timeoutMs": 1, "extra": 1}"#,
+            br#"{"peers": [], "timeoutMs": -1}"#,
+        ] {
+            let e = check_delegation(bad, 9799).unwrap_err();
+            assert!(e.starts_with("not a probe request"), "{e}");
+        }
+        assert!(same_ip("10.0.0.1".parse().unwrap(), "::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!same_ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()));
     }
 
     #[test]

@@ -77,12 +77,22 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
     }
 }
 
-/// A fingerprint of what the status says, ignoring when it was detected:
-/// the agent writes only when this changes, never on a timer alone.
+/// A fingerprint of what the status says, ignoring when it was detected and
+/// what of a probe varies from round to round (its round trip, when it ran,
+/// the wording of its note): the agent writes only when this changes, never
+/// on a timer alone. A probe's target, reachability, path MTU and route
+/// count: 5,000 agents probing every minute must not write every minute.
 pub fn content_hash(status: &NodeNetworkReportStatus) -> u64 {
     let mut without_time = serde_json::to_value(status).expect("a status serializes");
     if let Some(obj) = without_time.as_object_mut() {
         obj.remove("lastDetected");
+        for probe in obj.get_mut("probes").and_then(|p| p.as_array_mut()).into_iter().flatten() {
+            if let Some(p) = probe.as_object_mut() {
+                for varies in ["rttMs", "probed", "note"] {
+                    p.remove(varies);
+                }
+            }
+        }
     }
     let mut h = DefaultHasher::new();
     without_time.to_string().hash(&mut h);
@@ -187,5 +197,40 @@ mod tests {
         assert_eq!(content_hash(&a), content_hash(&b));
         let c = report_status(&d, Role::Cloud, Time(Timestamp::UNIX_EPOCH));
         assert_ne!(content_hash(&a), content_hash(&c));
+    }
+
+    /// Probe results change the hash when a target, its reachability, its
+    /// path MTU or its route does; not when only the round trip, the time
+    /// or the note's wording does.
+    #[test]
+    fn hash_counts_what_a_probe_says_not_its_jitter() {
+        use terway_hybrid_api::cross_site::{ProbePath, ProbeResult};
+        let probe = |node: &str, reachable: bool, mtu: Option<u32>, rtt: f64, at: Timestamp, note: &str| {
+            ProbeResult {
+                node: node.into(),
+                address: "10.1.0.1:9799".into(),
+                path: ProbePath::Host,
+                reachable,
+                rtt_ms: Some(rtt),
+                path_mtu: mtu,
+                route: Some("dev eth0 proto kernel".into()),
+                note: Some(note.into()),
+                probed: Time(at),
+            }
+        };
+        let with = |probes: Vec<ProbeResult>| {
+            let mut s = report_status(&detection(3, false), Role::OnPrem, Time(Timestamp::UNIX_EPOCH));
+            s.probes = probes;
+            content_hash(&s)
+        };
+        let base = with(vec![probe("ecs-1", true, Some(1500), 1.2, Timestamp::UNIX_EPOCH, "")]);
+        assert_eq!(base, with(vec![probe("ecs-1", true, Some(1500), 9.7, Timestamp::now(), "other words")]));
+        assert_ne!(base, with(vec![]), "the target set");
+        assert_ne!(base, with(vec![probe("ecs-2", true, Some(1500), 1.2, Timestamp::UNIX_EPOCH, "")]));
+        assert_ne!(base, with(vec![probe("ecs-1", false, Some(1500), 1.2, Timestamp::UNIX_EPOCH, "")]));
+        assert_ne!(base, with(vec![probe("ecs-1", true, Some(1400), 1.2, Timestamp::UNIX_EPOCH, "")]));
+        let mut rerouted = probe("ecs-1", true, Some(1500), 1.2, Timestamp::UNIX_EPOCH, "");
+        rerouted.route = Some("via 10.0.0.254 dev eth1 proto bird".into());
+        assert_ne!(base, with(vec![rerouted]));
     }
 }

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::report::report_status;
 use crate::watch::{ChangeSource, Debounce, KernelEvents};
 use crate::writer::{self, Desired, NodeSource, ReportWriter};
-use crate::{detect, ecs, probe};
+use crate::{detect, ecs, probe, targets};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub debounce: Debounce,
     /// How long one detection may take ([`DETECTION_DEADLINE`]).
     pub detection_deadline: Duration,
+    /// Probe the report's targets again this often (`--probe-interval`;
+    /// zero: only on start and when they change).
+    pub probe_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +68,15 @@ pub enum RunError {
     Client(#[from] kube::Error),
 }
 
-/// The API side: the agent's Node, and the report writer fed through a channel.
+/// The API side: the agent's Node, the report writer fed through a channel,
+/// and the probing of the report's targets.
 struct Api {
     node: NodeSource,
     desired: watch::Sender<Option<Desired>>,
     writer: tokio::task::JoinHandle<()>,
+    /// This node's role, for the probe metrics' `peer_site`.
+    role: watch::Sender<Option<Role>>,
+    targets_watch: tokio::task::JoinHandle<()>,
 }
 
 pub async fn run(cfg: RunConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -109,7 +116,7 @@ async fn run_detecting(
     let probe_udp = tokio::net::UdpSocket::bind(cfg.probe_addr).await.map_err(bind)?;
     let probe_tcp = tokio::net::TcpListener::bind(cfg.probe_addr).await.map_err(bind)?;
     tracing::info!(addr = %cfg.probe_addr, "answering probes (TCP and UDP)");
-    tokio::spawn(probe::serve_on(probe_udp, probe_tcp, until_true(stopped.clone())));
+    tokio::spawn(probe::serve_on(probe_udp, probe_tcp, None, until_true(stopped.clone())));
     let mut events = KernelEvents::subscribe().map_err(RunError::Subscribe)?;
 
     let api = match client {
@@ -117,13 +124,37 @@ async fn run_detecting(
         Some(client) => {
             let name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
             let (desired, rx) = watch::channel(None);
-            let writer = tokio::spawn(writer::run_writer(
+            let (results, probes) = watch::channel(Vec::new());
+            let writer = tokio::spawn(writer::run_writer_with_probes(
                 ReportWriter::new(client.clone()),
                 rx,
+                probes,
                 stopped.clone(),
                 metrics.clone(),
             ));
-            Some(Api { node: NodeSource::new(client, &name), desired, writer })
+            // The targets of this node's report only: the cost per agent
+            // stays constant however large the cluster grows.
+            let (targets_tx, targets) = watch::channel(None);
+            let targets_watch = tokio::spawn(targets::watch_own_targets(
+                kube::Api::all(client.clone()),
+                name.clone(),
+                targets_tx,
+            ));
+            let (role, role_rx) = watch::channel(cfg.role);
+            let probing = targets::ProbeLoop {
+                node_name: name.clone(),
+                interval: cfg.probe_interval,
+                timeout: targets::PROBE_TIMEOUT,
+            };
+            tokio::spawn(targets::probe_loop(
+                probing,
+                targets,
+                role_rx,
+                results,
+                metrics.clone(),
+                stopped.clone(),
+            ));
+            Some(Api { node: NodeSource::new(client, &name), desired, writer, role, targets_watch })
         }
     };
 
@@ -140,6 +171,9 @@ async fn run_detecting(
                 }
             }
             let role = cfg.role.or(node.as_ref().map(|n| role_of(n, &cfg.cloud_node_selector)));
+            if let Some(api) = &api {
+                api.role.send_if_modified(|r| std::mem::replace(r, role) != role);
+            }
             match detect_once(&cfg, role, &health, &detector).await {
                 Ok((detection, took)) => {
                     metrics.observe(&detection, took.as_secs_f64());
@@ -182,6 +216,7 @@ async fn run_detecting(
     tracing::info!("shutting down");
     let _ = stop.send(true);
     if let Some(api) = api {
+        api.targets_watch.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, api.writer).await.is_err() {
             tracing::warn!("the report write in flight did not finish in {SHUTDOWN_GRACE:?}");
         }
@@ -287,6 +322,7 @@ mod tests {
             resync: Duration::from_secs(300),
             debounce: Debounce::default(),
             detection_deadline: Duration::from_millis(300),
+            probe_interval: Duration::ZERO,
         };
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let blocked = Mutex::new(blocked);

@@ -9,6 +9,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use std::future::Future;
 use std::time::Duration;
+use terway_hybrid_api::cross_site::ProbeResult;
 use terway_hybrid_api::{NodeNetworkReport, NodeNetworkReportStatus};
 use tokio::sync::watch;
 
@@ -60,6 +61,16 @@ pub struct Desired {
     pub status: NodeNetworkReportStatus,
 }
 
+/// The one status written: the latest detection with the latest probe
+/// results. The status is applied whole by one field manager, so its two
+/// sources meet here, in the only task that writes, and neither can
+/// overwrite the other's part with a stale copy.
+pub fn compose(detection: &Desired, probes: &[ProbeResult]) -> Desired {
+    let mut d = detection.clone();
+    d.status.probes = probes.to_vec();
+    d
+}
+
 pub struct ReportWriter {
     reports: Api<NodeNetworkReport>,
     /// The Node uid the report's identity (labels, owner) was applied for.
@@ -107,14 +118,31 @@ impl ReportWriter {
 /// A newer desired content replaces a pending one; failures are retried with
 /// backoff. A write in flight when shutdown comes is finished, not dropped.
 pub async fn run_writer(
+    writer: ReportWriter,
+    desired: watch::Receiver<Option<Desired>>,
+    shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
+) {
+    let (_no_probes, probes) = watch::channel(Vec::new());
+    run_writer_with_probes(writer, desired, probes, shutdown, metrics).await
+}
+
+/// [`run_writer`], the status carrying the latest probe results too
+/// ([`compose`]); a change of either source wakes the writer, and the
+/// content hash decides whether it writes.
+pub async fn run_writer_with_probes(
     mut writer: ReportWriter,
     mut desired: watch::Receiver<Option<Desired>>,
+    mut probes: watch::Receiver<Vec<ProbeResult>>,
     mut shutdown: watch::Receiver<bool>,
     metrics: Metrics,
 ) {
     let mut backoff = Backoff::default();
+    // A closed probe channel (no probing) would make `changed` return at once, forever.
+    let mut probing = true;
     loop {
-        let current = desired.borrow_and_update().clone();
+        let detection = desired.borrow_and_update().clone();
+        let current = detection.map(|d| compose(&d, &probes.borrow_and_update()));
         if let Some(current) = current {
             match writer.write(&current).await {
                 Ok(wrote) => {
@@ -132,13 +160,16 @@ pub async fn run_writer(
                         // Retry with whatever is newest by then.
                         _ = tokio::time::sleep(delay) => continue,
                         changed = desired.changed() => if changed.is_ok() { continue } else { return },
+                        changed = probes.changed(), if probing => probing = changed.is_ok(),
                         _ = shutdown.changed() => return,
                     }
+                    continue;
                 }
             }
         }
         tokio::select! {
             changed = desired.changed() => if changed.is_err() { return },
+            changed = probes.changed(), if probing => probing = changed.is_ok(),
             _ = shutdown.changed() => return,
         }
     }

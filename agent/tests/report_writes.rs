@@ -251,3 +251,72 @@ async fn shutdown_finishes_the_write_in_flight() {
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("the writer stops").unwrap();
     assert_eq!(counter(&metrics, "success"), 1);
 }
+
+fn probe_result(node: &str, reachable: bool, rtt_ms: f64) -> terway_hybrid_api::cross_site::ProbeResult {
+    terway_hybrid_api::cross_site::ProbeResult {
+        node: node.into(),
+        address: "10.1.0.1:9799".into(),
+        path: terway_hybrid_api::cross_site::ProbePath::Host,
+        reachable,
+        rtt_ms: Some(rtt_ms),
+        path_mtu: reachable.then_some(1500),
+        route: Some("dev eth0 proto kernel".into()),
+        note: None,
+        probed: Time(Timestamp::now()),
+    }
+}
+
+/// The detection and the probe results, from two sources, land in one
+/// status: a new detection keeps the latest probes and new probes keep the
+/// latest detection. A round whose only news is round trips and times sends
+/// nothing; a change of reachability does.
+#[tokio::test(start_paused = true)]
+async fn detection_and_probes_compose_into_one_status() {
+    use terway_hybrid_agent::writer::run_writer_with_probes;
+    let (client, mut handle) = mock_client();
+    let (tx, rx) = watch::channel(Some(desired(Plugin::CalicoBgp)));
+    let (probes_tx, probes) = watch::channel(Vec::new());
+    let (_stop, stopped) = watch::channel(false);
+    let task =
+        tokio::spawn(run_writer_with_probes(ReportWriter::new(client), rx, probes, stopped, Metrics::new()));
+
+    let (_, _, body, send) = next(&mut handle).await;
+    assert!(body.get("status").is_none());
+    send.send_response(ok(&body));
+    let (_, _, body, send) = next(&mut handle).await;
+    assert_eq!(body["status"]["plugin"], "calico-bgp");
+    assert!(body["status"].get("probes").is_none(), "no round yet: {body}");
+    send.send_response(ok(&body));
+
+    probes_tx.send_replace(vec![probe_result("ecs-1", true, 1.5)]);
+    let (req, _, body, send) = next(&mut handle).await;
+    assert!(req.uri().path().ends_with("/status"));
+    assert_eq!(body["status"]["plugin"], "calico-bgp", "the detection stays: {body}");
+    assert_eq!(body["status"]["probes"][0]["node"], "ecs-1");
+    assert_eq!(body["status"]["probes"][0]["rttMs"], 1.5);
+    send.send_response(ok(&body));
+
+    // Jitter only: nothing is sent.
+    probes_tx.send_replace(vec![probe_result("ecs-1", true, 7.25)]);
+    assert!(!any_request(&mut handle, Duration::from_secs(120)).await, "a write for round-trip jitter");
+
+    // A new detection keeps the latest probes (with the latest round trip).
+    tx.send_replace(Some(desired(Plugin::FlannelVxlan)));
+    let (_, _, body, send) = next(&mut handle).await;
+    assert_eq!(body["status"]["plugin"], "flannel-vxlan");
+    assert_eq!(body["status"]["probes"][0]["rttMs"], 7.25, "the probes stay: {body}");
+    send.send_response(ok(&body));
+
+    // Reachability changes: written.
+    probes_tx.send_replace(vec![probe_result("ecs-1", false, 0.0)]);
+    let (_, _, body, send) = next(&mut handle).await;
+    assert_eq!(body["status"]["probes"][0]["reachable"], false);
+    assert_eq!(body["status"]["plugin"], "flannel-vxlan");
+    send.send_response(ok(&body));
+
+    // The probing side going away does not spin the writer or stop it.
+    drop(probes_tx);
+    assert!(!any_request(&mut handle, Duration::from_secs(60)).await);
+    drop(tx);
+    task.await.unwrap();
+}

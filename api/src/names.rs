@@ -23,6 +23,9 @@ pub const KUBERNETES_SERVICE_NAME: &str = "kubernetes";
 /// The agent's DaemonSet (any namespace), whose pods say whether a node's
 /// report is current.
 pub const AGENT_DAEMONSET: &str = "terway-hybrid-agent";
+/// The probe responder's DaemonSet (any namespace): its pods answer probes
+/// in the pod network and send the pod-path probes of their node's agent.
+pub const RESPONDER_DAEMONSET: &str = "terway-hybrid-responder";
 /// calico-node, the one CNI DaemonSet an operator (Tigera's) may own.
 pub const CALICO_NODE: &str = "calico-node";
 /// Well-known on-prem CNI DaemonSets, found in any namespace when the

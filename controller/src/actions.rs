@@ -5,6 +5,7 @@
 use crate::plan::{GatePatch, Plan, PlannedEvent, Remediation};
 use crate::view::ClusterView;
 use std::collections::BTreeMap;
+use terway_hybrid_api::cross_site::ProbeTarget;
 use terway_hybrid_api::rollout::{GATE_LABEL, PREFLIGHT_LABEL, SCENARIO_LABEL};
 use terway_hybrid_api::TerwayRolloutStatus;
 
@@ -33,6 +34,12 @@ pub enum Action {
     /// The opt-in on-prem CNI affinity fix (dry run or apply).
     Remediate(Remediation),
     RolloutStatus(Box<TerwayRolloutStatus>),
+    /// Apply `spec.probeTargets` of a node's report (the controller's own
+    /// field of the report; an empty list removes it).
+    ProbeTargets {
+        node: String,
+        targets: Vec<ProbeTarget>,
+    },
     Event(PlannedEvent),
 }
 
@@ -74,6 +81,26 @@ pub fn actions(view: &ClusterView, plan: &Plan) -> Vec<Action> {
         }
     }
     out
+}
+
+/// The probe-target writes a view needs: one per report whose targets
+/// differ from `want`, only on reports the agent has written a status to
+/// (a report without one belongs to an agent that has not reported: it is
+/// not a member of the assignment) and whose node is in the view.
+pub fn probe_actions(view: &ClusterView, want: &BTreeMap<String, Vec<ProbeTarget>>) -> Vec<Action> {
+    let nodes: std::collections::BTreeSet<&str> =
+        view.nodes.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
+    let none = Vec::new();
+    view.reports
+        .iter()
+        .filter(|r| r.status.is_some())
+        .filter_map(|r| {
+            let name = r.metadata.name.as_deref().filter(|n| nodes.contains(n))?;
+            let targets = want.get(name).unwrap_or(&none);
+            (r.spec.probe_targets != *targets)
+                .then(|| Action::ProbeTargets { node: name.to_owned(), targets: targets.clone() })
+        })
+        .collect()
 }
 
 fn only_gate_differs(have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>) -> bool {

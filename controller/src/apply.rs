@@ -14,7 +14,7 @@ use serde_json::json;
 use std::time::Duration;
 use terway_hybrid_api::names::{INSTALLATION_NAME, ROLLOUT_NAME};
 use terway_hybrid_api::rollout::GATE_LABEL;
-use terway_hybrid_api::TerwayRollout;
+use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -107,6 +107,21 @@ impl Applier {
                 call(
                     "update terwayrollout default status".into(),
                     api.patch_status(ROLLOUT_NAME, &Self::ssa(), &Patch::Apply(&body)),
+                )
+                .await
+                .map(drop)
+            }
+            Action::ProbeTargets { node, targets } => {
+                let api: Api<NodeNetworkReport> = Api::all(self.client.clone());
+                // Only spec.probeTargets, under the controller's own manager:
+                // the agent's fields (spec.nodeName, the status) stay its own.
+                // Without targets the field is left out, which removes it.
+                let spec = if targets.is_empty() { json!({}) } else { json!({"probeTargets": targets}) };
+                let body = json!({"apiVersion": NodeNetworkReport::api_version(&()),
+                    "kind": NodeNetworkReport::kind(&()), "metadata": {"name": node}, "spec": spec});
+                call(
+                    format!("set the probe targets of nodenetworkreport {node}"),
+                    api.patch(node, &Self::ssa(), &Patch::Apply(&body)),
                 )
                 .await
                 .map(drop)

@@ -19,6 +19,8 @@ pub struct Cluster<'a> {
     pub on_prem_cnis: Vec<&'a DaemonSet>,
     pub terway: Option<&'a DaemonSet>,
     pub agent: Option<&'a DaemonSet>,
+    /// The probe responder's DaemonSet (docs/contracts.md §7).
+    pub responder: Option<&'a DaemonSet>,
     /// `eni_conf` of the eni-config ConfigMap, parsed once: None without
     /// the ConfigMap, Err (what is wrong) when it cannot be read.
     pub eni_conf: Option<Result<EniConf, String>>,
@@ -168,6 +170,7 @@ impl<'a> Cluster<'a> {
             scope.is_terway(ns, name)
         });
         let agent = view.daemon_sets.iter().find(|d| scope.is_agent(identity(d).1));
+        let responder = view.daemon_sets.iter().find(|d| scope.is_responder(identity(d).1));
         let mut pods = HashMap::new();
         for pod in view.pods.iter().filter(|p| scope.owns(p)) {
             let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else { continue };
@@ -183,7 +186,8 @@ impl<'a> Cluster<'a> {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("");
             pods.insert((ns, owner.name.as_str(), node), pod);
         }
-        let mut cluster = Cluster { view, spec, nodes, on_prem_cnis, terway, agent, eni_conf: None, pods };
+        let mut cluster =
+            Cluster { view, spec, nodes, on_prem_cnis, terway, agent, responder, eni_conf: None, pods };
         cluster.eni_conf = cluster.eni_config().map(|data| match data.get("eni_conf") {
             None => Err("eni-config has no eni_conf key".to_owned()),
             Some(text) => parse_eni_conf(text),

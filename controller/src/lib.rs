@@ -27,6 +27,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod plan;
+pub mod probe_plan;
 pub mod reconcile;
 pub mod run;
 pub mod scheduling;

@@ -1,18 +1,19 @@
 //! One reconcile: view -> plan -> actions -> writes. It never looks at what
 //! triggered it; run it again on the same view and it sends nothing.
 
-use crate::actions::{actions, Action};
+use crate::actions::{actions, probe_actions, Action};
 use crate::apply::Applier;
 use crate::metrics::Metrics;
 use crate::plan::{plan, Plan};
+use crate::probe_plan::{self, DEFAULT_PROBE_PORT};
 use crate::view::ClusterView;
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::time::Instant;
 
-/// Node label writes in flight at once. Each is one small server-side apply
-/// to a different Node; one at a time, a loaded API server (tens of ms per
-/// write) took a minute to label 1,200 joining nodes.
+/// Node label and probe-target writes in flight at once. Each is one small
+/// server-side apply to a different object; one at a time, a loaded API
+/// server (tens of ms per write) took a minute to label 1,200 joining nodes.
 const LABEL_WRITES_IN_FLIGHT: usize = 16;
 
 /// What one reconcile did.
@@ -36,20 +37,34 @@ pub async fn reconcile(
     metrics: &Metrics,
     memo: &mut Memo,
 ) -> (Plan, Outcome) {
+    reconcile_probing(view, applier, metrics, memo, DEFAULT_PROBE_PORT).await
+}
+
+/// [`reconcile`], with the port agents answer probes on (`--probe-port`).
+pub async fn reconcile_probing(
+    view: &ClusterView,
+    applier: &Applier,
+    metrics: &Metrics,
+    memo: &mut Memo,
+    probe_port: u16,
+) -> (Plan, Outcome) {
     let started = Instant::now();
     let plan = plan(view, k8s_openapi::jiff::Timestamp::now());
     let mut outcome = Outcome::default();
     let mut status_failed = false;
-    let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. });
+    let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. } | Action::ProbeTargets { .. });
     let mut first = actions(view, &plan);
+    // Probe targets after the labels: both are per-node writes that go side by side.
+    first.extend(probe_actions(view, &probe_plan::targets(view, probe_port)));
     // What comes before the first label write (creating the TerwayRollout)
     // goes first.
     let later = first.split_off(first.iter().position(is_label).unwrap_or(first.len()));
     for action in first {
         run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
     }
-    // Then the node label writes side by side: each touches one node and
-    // none depends on another's result. The rest keeps its order.
+    // Then the node label and probe-target writes side by side: each
+    // touches one object and none depends on another's result. The rest
+    // keeps its order.
     let (labels, later): (Vec<Action>, Vec<Action>) = later.into_iter().partition(is_label);
     let results: Vec<_> = futures::stream::iter(labels)
         .map(|action| async move { applier.run(&action, view.rollout.as_ref()).await })

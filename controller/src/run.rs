@@ -4,7 +4,7 @@
 use crate::apply::Applier;
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
-use crate::reconcile::{reconcile, Memo};
+use crate::reconcile::{reconcile_probing, Memo};
 use crate::webhook::{self, ClientConfig};
 use crate::{certs, fetch, watch};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -32,6 +32,9 @@ pub struct Config {
     pub resync: Duration,
     /// The Terway gate's admission webhook (docs/architecture.md).
     pub webhook: WebhookConfig,
+    /// The port agents and responder pods answer probes on: the port of
+    /// every probe target (docs/contracts.md §13).
+    pub probe_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -183,7 +186,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                     }
                 }
             }
-            let (plan, outcome) = reconcile(&stores.view(), &applier, &metrics, &mut memo).await;
+            let (plan, outcome) =
+                reconcile_probing(&stores.view(), &applier, &metrics, &mut memo, cfg.probe_port).await;
             tracing::info!(
                 scenario = %plan.scenario, passed = plan.passed, writes = outcome.writes,
                 errors = outcome.errors.len(), wave = plan.status.current_wave, "reconciled"

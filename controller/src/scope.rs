@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::Selector;
 use std::collections::BTreeSet;
-use terway_hybrid_api::names::{AGENT_DAEMONSET, WELL_KNOWN_CNI_DAEMONSETS};
+use terway_hybrid_api::names::{AGENT_DAEMONSET, RESPONDER_DAEMONSET, WELL_KNOWN_CNI_DAEMONSETS};
 use terway_hybrid_api::rollout::NamespacedName;
 use terway_hybrid_api::TerwayRolloutSpec;
 
@@ -57,10 +57,18 @@ impl Scope {
         name == AGENT_DAEMONSET
     }
 
+    /// The probe responder (its pods' addresses are the pod-path targets).
+    pub fn is_responder(&self, name: &str) -> bool {
+        name == RESPONDER_DAEMONSET
+    }
+
     /// The DaemonSet is one the plan reads (and so are its pods).
     pub fn matters(&self, ds: &DaemonSet) -> bool {
         let (namespace, name) = identity(ds);
-        self.is_on_prem_cni(namespace, name) || self.is_terway(namespace, name) || self.is_agent(name)
+        self.is_on_prem_cni(namespace, name)
+            || self.is_terway(namespace, name)
+            || self.is_agent(name)
+            || self.is_responder(name)
     }
 
     /// The pod belongs to a DaemonSet that matters (its controlling owner).
@@ -75,6 +83,7 @@ impl Scope {
                 self.is_on_prem_cni(namespace, &o.name)
                     || self.is_terway(namespace, &o.name)
                     || self.is_agent(&o.name)
+                    || self.is_responder(&o.name)
             })
     }
 
@@ -149,6 +158,7 @@ mod tests {
             ds("kube-system", "calico-node", "calico-node"),
             ds("kube-system", "terway-eniip", "terway-eniip"),
             ds("terway-hybrid", "terway-hybrid-agent", "agent"),
+            ds("terway-hybrid", "terway-hybrid-responder", "responder"),
             ds("kube-system", "kube-proxy", "kube-proxy"),
             ds("other", "terway-eniip", "not-terway"),
         ];
@@ -156,9 +166,15 @@ mod tests {
             scope.pod_queries(&all).into_iter().map(|q| format!("{}?{}", q.namespace, q.selector)).collect();
         assert_eq!(
             queries,
-            ["kube-system?app=calico-node", "kube-system?app=terway-eniip", "terway-hybrid?app=agent"]
+            [
+                "kube-system?app=calico-node",
+                "kube-system?app=terway-eniip",
+                "terway-hybrid?app=agent",
+                "terway-hybrid?app=responder"
+            ]
         );
         assert!(scope.owns(&pod_of("kube-system", "calico-node")));
+        assert!(scope.owns(&pod_of("terway-hybrid", "terway-hybrid-responder")));
         assert!(!scope.owns(&pod_of("kube-system", "kube-proxy")));
         assert!(!scope.owns(&pod_of("other", "terway-eniip")));
     }

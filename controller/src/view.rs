@@ -30,7 +30,7 @@ pub struct ClusterView {
 }
 
 /// Reduces a Pod to what the plan reads (owner, node, readiness, container
-/// states). A DaemonSet pod's spec (volumes, env, probes) is tens of KiB in
+/// states, address). A DaemonSet pod's spec (volumes, env, probes) is tens of KiB in
 /// memory and read by nobody: on a 10,000-node cluster that is gigabytes.
 pub fn slim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
@@ -40,6 +40,8 @@ pub fn slim_pod(pod: &mut Pod) {
     if let Some(status) = pod.status.as_mut() {
         *status = k8s_openapi::api::core::v1::PodStatus {
             phase: status.phase.take(),
+            // The responder pods' addresses are probe targets.
+            pod_ip: status.pod_ip.take(),
             conditions: status.conditions.take(),
             container_statuses: status.container_statuses.take(),
             init_container_statuses: status.init_container_statuses.take(),

@@ -211,9 +211,18 @@ fn errors_total(metrics: &Metrics) -> u64 {
 
 // ---- views ----
 
+/// An example dump whose reports already carry their probe targets: these
+/// tests are about labels, gates and the status (the targets' writes are
+/// tested in `probe_plan` and `cluster_probes.rs`).
 fn example(name: &str) -> ClusterView {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name);
-    dump::load(&dir).unwrap_or_else(|e| panic!("example {name} loads: {e}"))
+    let mut view = dump::load(&dir).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
+    let targets = terway_hybrid_controller::probe_plan::targets(&view, 9799);
+    for r in &mut view.reports {
+        r.spec.probe_targets =
+            targets.get(r.metadata.name.as_deref().unwrap_or("")).cloned().unwrap_or_default();
+    }
+    view
 }
 
 /// bgp-pass, with Terway already requiring the gate (so a wave can open)

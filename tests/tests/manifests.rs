@@ -525,7 +525,12 @@ fn selectors_match_what_they_select() {
             let c = only_container(pod_spec_of_deployment(&d), "Deployment");
             templates.push((d.metadata.name.clone().unwrap_or_default(), labels, c));
         }
-        assert_eq!(templates.len(), 2, "{}: the agent DaemonSet and the controller Deployment", r.dir);
+        assert_eq!(
+            templates.len(),
+            3,
+            "{}: the agent and responder DaemonSets and the controller Deployment",
+            r.dir
+        );
         for pdb in r.typed::<PodDisruptionBudget>() {
             let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()).expect("a PDB selector");
             let hits = templates.iter().filter(|(_, labels, _)| selector_matches(selector, labels)).count();
@@ -900,6 +905,9 @@ fn the_agent_may_write_only_its_reports_and_never_nodes() {
         ("", "nodes", "get"),
         ("terway-hybrid.io", "nodenetworkreports", "create"),
         ("terway-hybrid.io", "nodenetworkreports", "patch"),
+        // Its own report's spec.probeTargets (fieldSelector metadata.name).
+        ("terway-hybrid.io", "nodenetworkreports", "list"),
+        ("terway-hybrid.io", "nodenetworkreports", "watch"),
         ("terway-hybrid.io", "nodenetworkreports/status", "patch"),
     ]
     .iter()

@@ -50,6 +50,10 @@ struct Cli {
     /// Issue a new serving certificate this often, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     webhook_cert_rotate_seconds: u64,
+    /// The port the agents (`run --probe-addr`) and the responder pods
+    /// answer probes on: the port of every probe target the controller assigns.
+    #[arg(long, value_name = "PORT", default_value_t = 9799)]
+    probe_port: u16,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         identity: cli.identity,
         coalesce: Duration::from_millis(500),
         resync: Duration::from_secs(cli.resync_seconds.max(1)),
+        probe_port: cli.probe_port,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

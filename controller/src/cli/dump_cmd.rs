@@ -96,6 +96,7 @@ pub const KEEP: &[(&str, &[&str])] = &[
         &[
             "spec.nodeName",
             "status.phase",
+            "status.podIP",
             "status.conditions[].type",
             "status.conditions[].status",
             "status.containerStatuses[].name",
