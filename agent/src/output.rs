@@ -27,6 +27,11 @@ fn text(d: &NodeDetection) -> String {
     let _ = writeln!(out, "plugin:     {}", det.plugin);
     let _ = writeln!(out, "confidence: {}", det.confidence);
     let _ = writeln!(out, "kernel:     {}", printable(&d.kernel_version));
+    if let Some(n) = &d.cloud_network {
+        let vpc = n.vpc_cidr.as_deref().unwrap_or("-");
+        let vswitches = if n.vswitch_cidrs.is_empty() { "-".to_owned() } else { n.vswitch_cidrs.join(", ") };
+        let _ = writeln!(out, "cloud:      VPC {}, vSwitch {}", printable(vpc), printable(&vswitches));
+    }
     let _ = writeln!(out, "evidence:");
     for e in &det.evidence {
         let _ = writeln!(out, "  - [{}] {}", printable(&e.signal), printable(&e.detail));
@@ -76,6 +81,7 @@ mod tests {
             )],
             kernel_version: format!("5.10{esc}"),
             bgp_peers: vec![],
+            cloud_network: None,
         }
     }
 

@@ -53,6 +53,7 @@ fn desired(plugin: Plugin) -> Desired {
         checks: vec![CheckResult::pass(CheckName::ScenarioDetected, Severity::Error, "Detected", "ok")],
         kernel_version: "5.10.134".into(),
         bgp_peers: vec![],
+        cloud_network: None,
     };
     Desired { node: node(), status: report_status(&detection, Role::Cloud, Time(Timestamp::now())) }
 }

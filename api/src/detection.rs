@@ -1,6 +1,7 @@
 //! Detection: the answer `classify` gives for one node, with its reasons.
 
 use crate::check::CheckResult;
+use crate::cross_site::CloudNetwork;
 use crate::vocabulary::{Confidence, Plugin, Scenario};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,4 +70,7 @@ pub struct NodeDetection {
     /// The node's BGP sessions (BIRD), at most 32.
     #[serde(default)]
     pub bgp_peers: Vec<BgpPeer>,
+    /// A cloud node's VPC and vSwitch CIDRs, from the ECS metadata service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_network: Option<CloudNetwork>,
 }
