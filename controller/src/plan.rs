@@ -6,6 +6,7 @@
 //! and the Events its condition changes deserve. It reads nothing but its
 //! arguments, so the same view always gives the same plan.
 
+use crate::address_plan;
 use crate::affinity;
 use crate::checks::{self, terway_requires_gate};
 use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
@@ -161,6 +162,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         checks::cloud_node_kernel(&c, scenario),
         checks::cloud_node_preflight(&c, scenario),
         checks::overlay_reaches_cloud(&c, scenario),
+        address_plan::check(&c),
     ];
     checks::apply_ignores(&mut all_checks, &c.spec.ignore_checks);
     // The status must stay within the CRD's bounds, or the server refuses

@@ -108,10 +108,16 @@ pub const KEEP: &[(&str, &[&str])] = &[
             "status.initContainerStatuses[].state.waiting.reason",
         ],
     ),
-    // data is reduced by eni_config_data below.
+    // data is reduced by eni_config_data and cni_config_data below.
     ("ConfigMap", &["data"]),
     ("Service", &["spec.clusterIP", "spec.clusterIPs"]),
-    ("Installation", &["spec.calicoNodeDaemonSet.spec.template.spec.affinity"]),
+    (
+        "Installation",
+        &["spec.calicoNodeDaemonSet.spec.template.spec.affinity", "spec.calicoNetwork.ipPools[].cidr"],
+    ),
+    // address_plan.rs: the pod and Service ranges.
+    ("IPPool", &["spec.cidr"]),
+    ("ServiceCIDR", &["spec.cidrs"]),
     // Written by our own agents and controller, of our own types.
     ("NodeNetworkReport", &["spec", "status"]),
     ("TerwayRollout", &["spec", "status"]),
@@ -289,6 +295,19 @@ pub fn objects(view: &ClusterView, secret: Option<&SecretShape>) -> Result<Vec<V
     if let Some(r) = &view.rollout {
         out.push(to_value(r, "terway-hybrid.io/v1alpha1", "TerwayRollout")?);
     }
+    for p in &view.ip_pools {
+        out.push(to_value(p, "crd.projectcalico.org/v1", "IPPool")?);
+    }
+    for s in &view.service_cidrs {
+        out.push(to_value(s, "networking.k8s.io/v1", "ServiceCIDR")?);
+    }
+    for cm in &view.cni_configs {
+        let mut v = to_value(cm, "v1", "ConfigMap")?;
+        if let Some(Value::Object(data)) = v.get_mut("data") {
+            cni_config_data(data);
+        }
+        out.push(v);
+    }
     Ok(out)
 }
 
@@ -307,6 +326,15 @@ fn eni_config_data(data: &mut Map<String, Value>) {
     }
     if let Some(conf) = data.get_mut("10-terway.conf") {
         reduce_json_text(conf, |map| map.retain(|k, _| k == "eniip_virtual_type"));
+    }
+}
+
+/// Keeps the pod-range keys of a CNI ConfigMap (address_plan.rs), and of
+/// flannel's `net-conf.json` only its networks.
+fn cni_config_data(data: &mut Map<String, Value>) {
+    data.retain(|k, _| crate::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
+    if let Some(conf) = data.get_mut("net-conf.json") {
+        reduce_json_text(conf, |map| map.retain(|k, _| k == "Network" || k == "IPv6Network"));
     }
 }
 
