@@ -77,7 +77,7 @@ impl Kind {
     }
 
     /// Only the VPC and its vSwitches come from the cloud reports.
-    fn from_cloud_network(self) -> bool {
+    fn is_cloud_network(self) -> bool {
         matches!(self, Kind::Vpc | Kind::VSwitch)
     }
 }
@@ -407,8 +407,9 @@ impl NetKey {
 /// sweep in address order (see the module's comment). Each distinct
 /// (range, kind) appears once, with its first source and a count of the others.
 pub fn conflicts(ranges: &[Range], rules: Rules) -> Vec<Conflict> {
-    // net -> kind -> (first source, how many)
-    let mut groups: BTreeMap<NetKey, (IpNet, BTreeMap<Kind, (&str, usize)>)> = BTreeMap::new();
+    /// The kinds one range was named as: kind -> (first source, how many).
+    type Kinds<'s> = BTreeMap<Kind, (&'s str, usize)>;
+    let mut groups: BTreeMap<NetKey, (IpNet, Kinds)> = BTreeMap::new();
     for r in ranges {
         let (_, kinds) = groups.entry(NetKey::of(&r.net)).or_insert_with(|| (r.net, BTreeMap::new()));
         kinds.entry(r.kind).or_insert((r.source.as_str(), 0)).1 += 1;
@@ -420,7 +421,7 @@ pub fn conflicts(ranges: &[Range], rules: Rules) -> Vec<Conflict> {
         others: count - 1,
     };
     let mut out = Vec::new();
-    type Group<'g, 's> = (NetKey, IpNet, &'g BTreeMap<Kind, (&'s str, usize)>);
+    type Group<'g, 's> = (NetKey, IpNet, &'g Kinds<'s>);
     let mut holding: Vec<Group> = Vec::new();
     for (key, (net, kinds)) in &groups {
         // What does not hold this range ends before it, and before every later one.
@@ -481,7 +482,7 @@ pub fn check(c: &Cluster) -> CheckResult {
             ),
         );
     }
-    let cloud_known = g.ranges.iter().any(|r| r.kind.from_cloud_network());
+    let cloud_known = g.ranges.iter().any(|r| r.kind.is_cloud_network());
     if !cloud_known {
         let why = if c.cloud().next().is_none() {
             "there is no cloud node".to_owned()
@@ -748,7 +749,8 @@ mod tests {
 
     #[test]
     fn a_malformed_value_is_named_with_its_object_and_field() {
-        let cases: [(fn(&mut ClusterView), &str); 6] = [
+        type Edit = fn(&mut ClusterView);
+        let cases: [(Edit, &str); 6] = [
             (|v| v.ip_pools.push(ip_pool("bad", json!("10.0.0.0/33"))), "IPPool bad spec.cidr \"10.0.0.0/33\" is not a CIDR"),
             (|v| v.ip_pools.push(ip_pool("num", json!(7))), "IPPool num spec.cidr: missing or not a string"),
             (|v| v.cni_configs.push(config_map("kube-flannel", FLANNEL_CONFIG, json!({"net-conf.json": "{\"Network\": "}))),

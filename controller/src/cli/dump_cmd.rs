@@ -434,4 +434,62 @@ mod tests {
                 "containerStatuses": [{"name": "c", "image": "i", "ready": true, "state": {"waiting": {"reason": "ErrImagePull"}}}]}})
         );
     }
+
+    /// The address plan survives `dump` then `--from-dump`, in both
+    /// formats: the ranges CIDROverlap reads come back, to the word of its
+    /// message, and nothing else of the CNI ConfigMaps does.
+    #[test]
+    fn the_address_plan_round_trips_through_a_dump() {
+        use crate::view::slim_cni_config;
+        use terway_hybrid_api::CheckName;
+        let cidr = |view: &ClusterView| {
+            let p = crate::plan::plan(view, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+            p.checks.into_iter().find(|c| c.name == CheckName::CIDROverlap).expect("CIDROverlap")
+        };
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for example in ["cidr-pass", "cidr-fail"] {
+            let mut view = crate::dump::load(&root.join(example)).unwrap();
+            // Cilium's ConfigMap too, with a key the check does not read.
+            let mut cilium: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+                "metadata": {"namespace": "kube-system", "name": "cilium-config"},
+                "data": {"cluster-pool-ipv4-cidr": "10.60.0.0/16 10.61.0.0/16", "custom-secret": "s3cr3t"}}))
+            .unwrap();
+            slim_cni_config(&mut cilium);
+            view.cni_configs.push(cilium);
+            let ranges = |view: &ClusterView| {
+                let g = crate::address_plan::gather(&crate::cluster::Cluster::new(view));
+                let mut all: Vec<String> =
+                    g.ranges.iter().map(|r| format!("{} {:?} {}", r.net, r.kind, r.source)).collect();
+                all.sort();
+                all
+            };
+            let before = cidr(&view);
+            let gathered = ranges(&view);
+            assert!(
+                gathered.iter().any(|r| r.starts_with("10.61.0.0/16 CniPods(Cilium) ConfigMap")),
+                "{gathered:?}"
+            );
+            assert!(
+                gathered.iter().any(|r| r.starts_with("172.16.0.0/12 Vpc NodeNetworkReport")),
+                "{gathered:?}"
+            );
+            for format in [DumpFormat::Yaml, DumpFormat::Json] {
+                let text = render(&objects(&view, None).unwrap(), format).unwrap();
+                assert!(
+                    !text.contains("s3cr3t") && !text.contains("vxlan"),
+                    "{example}: only the ranges: {text}"
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let file =
+                    dir.path().join(if format == DumpFormat::Json { "dump.json" } else { "dump.yaml" });
+                std::fs::write(&file, &text).unwrap();
+                let loaded = crate::dump::load(&file).unwrap();
+                assert_eq!(loaded.ip_pools.len(), view.ip_pools.len(), "{example} {format:?}");
+                assert_eq!(loaded.service_cidrs.len(), 1, "{example} {format:?}");
+                assert_eq!(loaded.cni_configs.len(), view.cni_configs.len(), "{example} {format:?}");
+                assert_eq!(ranges(&loaded), gathered, "{example} {format:?}");
+                assert_eq!(cidr(&loaded), before, "{example} {format:?}");
+            }
+        }
+    }
 }
