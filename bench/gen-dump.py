@@ -283,7 +283,10 @@ def main():
     for i, name in enumerate(on_prem):
         nodes.append(node(name, False, i, "5.4.0-150-generic"))
         if plan:
-            nodes[-1]["spec"]["podCIDRs"] = [f"10.244.{i}.0/24"]
+            # Inside Calico's pool for the first 256 nodes; past them (the
+            # scale dumps), 10.101.0.0/16 on: still apart from everything else.
+            pod_cidr = f"10.244.{i}.0/24" if i < 256 else f"10.{100 + i // 256}.{i % 256}.0/24"
+            nodes[-1]["spec"]["podCIDRs"] = [pod_cidr]
         reports.append(report(name, False, s, "5.4.0-150-generic"))
     for i, name in enumerate(cloud):
         old = fail and s == "host-network" and i == 0

@@ -512,21 +512,35 @@ pub fn check(c: &Cluster) -> CheckResult {
     CheckResult::pass(name, Severity::Error, "Disjoint", message)
 }
 
-/// "192.168.0.0/16 (VPC), 10.244.0.0/16 (Calico pool) and 2 more ranges,
-/// 5 node addresses": the distinct ranges compared, node addresses counted.
+/// "172.16.0.0/12 (VPC), 10.244.0.0/16 (Calico pool), 3 on-prem pod CIDRs
+/// and 5 node addresses": the distinct cluster-wide ranges listed, the
+/// per-node ones (thousands on a big cluster) counted.
 fn summary(ranges: &[Range]) -> String {
-    let mut distinct: BTreeMap<(NetKey, Kind), IpNet> = BTreeMap::new();
-    let mut addresses = BTreeMap::new();
+    let mut distinct: BTreeMap<(Kind, NetKey), IpNet> = BTreeMap::new();
+    let mut pod_cidrs = std::collections::BTreeSet::new();
+    let mut addresses = std::collections::BTreeSet::new();
     for r in ranges {
-        if matches!(r.kind, Kind::OnPremNode | Kind::CloudNode) {
-            addresses.insert(NetKey::of(&r.net), ());
-        } else {
-            distinct.insert((NetKey::of(&r.net), r.kind), r.net);
+        match r.kind {
+            Kind::OnPremNode | Kind::CloudNode => {
+                addresses.insert(NetKey::of(&r.net));
+            }
+            Kind::NodePods => {
+                pod_cidrs.insert(NetKey::of(&r.net));
+            }
+            kind => {
+                distinct.insert((kind, NetKey::of(&r.net)), r.net);
+            }
         }
     }
-    let listed: Vec<String> = distinct.iter().map(|((_, kind), net)| format!("{net} ({kind})")).collect();
-    let ranges = if listed.is_empty() { "no ranges".to_owned() } else { some_of(&listed, LIST) };
-    format!("{ranges} and {} node addresses", addresses.len())
+    let mut listed: Vec<String> = distinct.iter().map(|((kind, _), net)| format!("{net} ({kind})")).collect();
+    // The VPC and vSwitches first: what the check is about.
+    listed.sort_by_key(|l| !(l.ends_with("(VPC)") || l.ends_with("(vSwitch)")));
+    let mut parts = Vec::new();
+    if !listed.is_empty() {
+        parts.push(some_of(&listed, LIST));
+    }
+    parts.push(format!("{} on-prem pod CIDRs", pod_cidrs.len()));
+    format!("{} and {} node addresses", parts.join(", "), addresses.len())
 }
 
 #[cfg(test)]
