@@ -27,6 +27,14 @@ and `spec.crossSite.vbrPeers`:
 fail: the VBR's BGP session is down (Active), traffic falls back to a VPN
 whose path MTU is 1400 while the pods use 1450 and 1500, and cloud-2 cannot
 reach onprem-3 at all.
+
+--address-plan pass|fail adds what CIDROverlap compares: the cloud reports'
+status.cloudNetwork (VPC 172.16.0.0/12, vSwitch 172.16.0.0/16), the on-prem
+nodes' podCIDRs, Calico's IPPool, the ServiceCIDR and the TerwayRollout's
+spec.crossSite.onPremNetworks; `fail` adds the overlaps ADDRESS_PLAN_FAILURE
+names:
+
+    python3 bench/gen-dump.py --scenario bgp --address-plan fail --out examples/cidr-fail
 """
 
 import argparse
@@ -39,6 +47,9 @@ FAILURES = {
     "bgp": "calico-node has no affinity keeping it off cloud nodes, and the RAM Secret is missing",
     "host-network": "eni-config names a security group that is not an sg- ID, and one cloud node runs kernel 4.18",
 }
+ADDRESS_PLAN_FAILURE = ("a Calico IPPool lies inside the VPC, and a leftover flannel network "
+                        "overlaps Calico's pool")
+VPC, VSWITCH = "172.16.0.0/12", "172.16.0.0/16"
 PLUGIN = {"overlay": "flannel-vxlan", "bgp": "calico-bgp", "host-network": "none"}
 TS = "2026-11-20T08:00:00Z"
 
@@ -205,7 +216,49 @@ LINUX_ONLY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
     {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]}}}
 
 
-def config_yaml(scenario, fail, cross_site=None):
+def address_plan_yaml(fail):
+    """The objects that hold pod and Service ranges, beside config.yaml's."""
+    docs = ["""apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata:
+  name: default-ipv4-ippool
+spec:
+  cidr: 10.244.0.0/16
+  ipipMode: Never
+  natOutgoing: true
+""", """apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata:
+  name: kubernetes
+spec:
+  cidrs:
+  - 192.168.0.0/16
+"""]
+    if fail:
+        docs.append("""apiVersion: crd.projectcalico.org/v1
+kind: IPPool
+metadata:
+  name: extra-ippool
+spec:
+  cidr: 172.20.0.0/16
+  ipipMode: Never
+""")
+        docs.append("""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kube-flannel-cfg
+  namespace: kube-flannel
+data:
+  net-conf.json: |
+    {
+      "Network": "10.0.0.0/8",
+      "Backend": {"Type": "vxlan"}
+    }
+""")
+    return "---\n".join(docs)
+
+
+def config_yaml(scenario, fail, on_prem_networks=None, cross_site=None):
     sgs = '["sg-bp1aaaaaaaaaaaaaaaaa"]' if not (fail and scenario == "host-network") else '["sg-bp1aaaaaaaaaaaaaaaaa", "default"]'
     docs = [f"""apiVersion: v1
 kind: ConfigMap
@@ -265,9 +318,9 @@ spec:
   mode: Auto
   maxUnavailable: 2
   readinessTimeout: 10m
-""" + (f"""  crossSite:
-    vbrPeers: ["{VBR}"]
-""" if cross_site else ""))
+""" + ("" if on_prem_networks is None and not cross_site else "  crossSite:\n")
+        + ("" if on_prem_networks is None else f"    onPremNetworks: {json.dumps(on_prem_networks)}\n")
+        + (f'    vbrPeers: ["{VBR}"]\n' if cross_site else ""))
     return "---\n".join(docs)
 
 
@@ -278,6 +331,8 @@ def main():
     p.add_argument("--cloud", type=int, default=2)
     p.add_argument("--fail", action="store_true", help="the failing variant: " + "; ".join(f"{k}: {v}" for k, v in FAILURES.items()))
     p.add_argument("--cross-site", choices=["pass", "fail"], help="add the cross-site data (bgp only)")
+    p.add_argument("--address-plan", choices=["pass", "fail"],
+                   help="add the ranges CIDROverlap compares; fail: " + ADDRESS_PLAN_FAILURE)
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument("--single-file", action="store_true", help="one JSON List with every object (for the scale benchmark)")
     args = p.parse_args()
@@ -289,14 +344,22 @@ def main():
     nodes, reports = [], []
     on_prem = [f"onprem-{i + 1}" for i in range(args.on_prem)]
     cloud = [f"cloud-{i + 1}" for i in range(args.cloud)]
+    plan = args.address_plan
     for i, name in enumerate(on_prem):
         nodes.append(node(name, False, i, "5.4.0-150-generic"))
+        if plan:
+            # Inside Calico's pool for the first 256 nodes; past them (the
+            # scale dumps), 10.101.0.0/16 on: still apart from everything else.
+            pod_cidr = f"10.244.{i}.0/24" if i < 256 else f"10.{100 + i // 256}.{i % 256}.0/24"
+            nodes[-1]["spec"]["podCIDRs"] = [pod_cidr]
         reports.append(report(name, False, s, "5.4.0-150-generic"))
     for i, name in enumerate(cloud):
         old = fail and s == "host-network" and i == 0
         kernel = "4.18.0-348.el8.x86_64" if old else "5.10.134-16.al8.x86_64"
         nodes.append(node(name, True, i, kernel))
         reports.append(report(name, True, s, kernel, ready=not old))
+        if plan:
+            reports[-1]["status"]["cloudNetwork"] = {"vpcCidr": VPC, "vswitchCidrs": [VSWITCH]}
 
     if args.cross_site:
         add_cross_site(reports, on_prem, cloud, args.cross_site == "fail")
@@ -334,7 +397,10 @@ def main():
                 json.dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}, f, indent=2)
                 f.write("\n")
     with open(os.path.join(args.out, "config.yaml"), "w") as f:
-        f.write(config_yaml(s, fail, args.cross_site))
+        f.write(config_yaml(s, fail, ["10.10.0.0/16"] if plan else None, args.cross_site))
+    if plan:
+        with open(os.path.join(args.out, "address-plan.yaml"), "w") as f:
+            f.write(address_plan_yaml(plan == "fail"))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ pub struct NodeContext {
     pub role: Option<Role>,
     /// The ECS metadata probe: the instance ID, or why it failed. None when not probed.
     pub ecs_metadata: Option<Result<String, String>>,
+    /// The VPC's and vSwitch's CIDRs the same service gave (cloud nodes).
+    pub cloud_network: Option<terway_hybrid_api::CloudNetwork>,
 }
 
 pub fn node_checks(snapshot: &NodeSnapshot, detection: &Detection, ctx: &NodeContext) -> Vec<CheckResult> {
@@ -373,7 +375,7 @@ mod tests {
 
     #[test]
     fn ecs_metadata_only_on_cloud_nodes() {
-        let ctx = |role, probe| NodeContext { role, ecs_metadata: probe };
+        let ctx = |role, probe| NodeContext { role, ecs_metadata: probe, cloud_network: None };
         assert_eq!(ecs_metadata(&ctx(Some(Role::OnPrem), None)).status, CheckStatus::Skip);
         assert_eq!(ecs_metadata(&ctx(Some(Role::Cloud), Some(Ok("i-123".into())))).status, CheckStatus::Pass);
         let c = ecs_metadata(&ctx(Some(Role::Cloud), Some(Err("timed out after 1s".into()))));

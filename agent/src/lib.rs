@@ -28,7 +28,17 @@ pub mod writer;
 pub use classify::classify;
 
 use checks::NodeContext;
-use terway_hybrid_api::{NodeDetection, NodeSnapshot};
+use terway_hybrid_api::{NodeDetection, NodeSnapshot, Role};
+
+/// What the agent learns on top of the snapshot: on a cloud node, the ECS
+/// metadata service (instance ID, VPC and vSwitch CIDRs), within its 1 s.
+pub fn node_context(role: Option<Role>, ecs_metadata_url: &str) -> NodeContext {
+    if role != Some(Role::Cloud) {
+        return NodeContext { role, ..NodeContext::default() };
+    }
+    let ecs::EcsMetadata { instance, cloud_network } = ecs::metadata(ecs_metadata_url, ecs::TIMEOUT);
+    NodeContext { role, ecs_metadata: Some(instance), cloud_network }
+}
 
 /// Classifies a snapshot and runs the node checks on it.
 pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
@@ -39,5 +49,6 @@ pub fn detect(snapshot: &NodeSnapshot, ctx: &NodeContext) -> NodeDetection {
         detection,
         kernel_version: snapshot.kernel_version.clone(),
         bgp_peers: snapshot.bird.bgp_peers(),
+        cloud_network: ctx.cloud_network.clone(),
     }
 }

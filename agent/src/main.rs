@@ -152,9 +152,7 @@ struct NodeArgs {
 
 impl NodeArgs {
     fn context(&self) -> NodeContext {
-        let ecs_metadata =
-            (self.role == Some(Role::Cloud)).then(|| ecs::probe(&self.ecs_metadata_url, ecs::TIMEOUT));
-        NodeContext { role: self.role, ecs_metadata }
+        terway_hybrid_agent::node_context(self.role, &self.ecs_metadata_url)
     }
 }
 

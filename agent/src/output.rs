@@ -30,6 +30,11 @@ fn text(d: &NodeDetection) -> String {
     if let Some(mtu) = d.pod_mtu {
         let _ = writeln!(out, "pod MTU:    {mtu}");
     }
+    if let Some(n) = &d.cloud_network {
+        let vpc = n.vpc_cidr.as_deref().unwrap_or("-");
+        let vswitches = if n.vswitch_cidrs.is_empty() { "-".to_owned() } else { n.vswitch_cidrs.join(", ") };
+        let _ = writeln!(out, "cloud:      VPC {}, vSwitch {}", printable(vpc), printable(&vswitches));
+    }
     let _ = writeln!(out, "evidence:");
     for e in &det.evidence {
         let _ = writeln!(out, "  - [{}] {}", printable(&e.signal), printable(&e.detail));
@@ -80,6 +85,7 @@ mod tests {
             kernel_version: format!("5.10{esc}"),
             bgp_peers: vec![],
             pod_mtu: None,
+            cloud_network: None,
         }
     }
 

@@ -15,6 +15,8 @@ use terway_hybrid_api::{
 /// The server-side-apply field manager of every agent write.
 pub const FIELD_MANAGER: &str = "terway-hybrid-agent";
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// `status.cloudNetwork.vswitchCidrs` holds at most this many (the CRD's bound).
+const MAX_VSWITCH_CIDRS: usize = 8;
 
 /// The report's identity: name, label and owner (deleted with its Node).
 /// Applied once per agent start, or when the Node is replaced.
@@ -72,7 +74,11 @@ pub fn report_status(d: &NodeDetection, role: Role, detected_at: Time) -> NodeNe
         agent_version: AGENT_VERSION.to_owned(),
         bgp_peers: d.bgp_peers.iter().take(terway_hybrid_api::snapshot::MAX_BGP_PEERS).cloned().collect(),
         pod_mtu: d.pod_mtu,
-        cloud_network: None,
+        // Only a cloud node has one; the metadata service gives at most two vSwitch CIDRs.
+        cloud_network: d.cloud_network.clone().filter(|_| role == Role::Cloud).map(|mut n| {
+            n.vswitch_cidrs.truncate(MAX_VSWITCH_CIDRS);
+            n
+        }),
         probes: vec![],
     }
 }
@@ -142,6 +148,7 @@ mod tests {
                 })
                 .collect(),
             pod_mtu: Some(1450),
+            cloud_network: None,
         }
     }
 
@@ -232,5 +239,26 @@ mod tests {
         let mut rerouted = probe("ecs-1", true, Some(1500), 1.2, Timestamp::UNIX_EPOCH, "");
         rerouted.route = Some("via 10.0.0.254 dev eth1 proto bird".into());
         assert_ne!(base, with(vec![rerouted]));
+    }
+
+    /// A cloud node reports the network the metadata service gave; an
+    /// on-prem node never carries one, whatever the detection holds.
+    #[test]
+    fn cloud_network_only_on_cloud_nodes() {
+        use terway_hybrid_api::CloudNetwork;
+        let mut d = detection(1, false);
+        d.cloud_network = Some(CloudNetwork {
+            vpc_cidr: Some("192.168.0.0/16".into()),
+            vswitch_cidrs: (0..12).map(|i| format!("192.168.{i}.0/24")).collect(),
+        });
+        let cloud = report_status(&d, Role::Cloud, Time(Timestamp::UNIX_EPOCH)).cloud_network.unwrap();
+        assert_eq!(cloud.vpc_cidr.as_deref(), Some("192.168.0.0/16"));
+        assert_eq!(cloud.vswitch_cidrs.len(), MAX_VSWITCH_CIDRS);
+        assert_eq!(cloud.vswitch_cidrs[0], "192.168.0.0/24");
+        assert_eq!(report_status(&d, Role::OnPrem, Time(Timestamp::UNIX_EPOCH)).cloud_network, None);
+        let before = content_hash(&report_status(&d, Role::Cloud, Time(Timestamp::UNIX_EPOCH)));
+        d.cloud_network.as_mut().unwrap().vpc_cidr = Some("10.0.0.0/8".into());
+        let after = content_hash(&report_status(&d, Role::Cloud, Time(Timestamp::UNIX_EPOCH)));
+        assert_ne!(before, after, "a changed VPC is a change to write");
     }
 }

@@ -5,14 +5,13 @@
 //! The API being down never stops the loop: metrics and probes keep being
 //! served, and the writer retries in the background.
 
-use crate::checks::NodeContext;
 use crate::collect::{self, Progress, Sources};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::report::report_status;
 use crate::watch::{ChangeSource, Debounce, KernelEvents};
 use crate::writer::{self, Desired, NodeSource, ReportWriter};
-use crate::{detect, ecs, probe, targets};
+use crate::{detect, ecs, node_context, probe, targets};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;
@@ -265,9 +264,9 @@ fn detect_blocking(
 ) -> Result<NodeDetection, String> {
     let snapshot = collect::collect_tracked(&cfg.sources, progress).map_err(|e| e.to_string())?;
     progress.set("probing the ECS metadata service");
-    let ecs_metadata = (role == Some(Role::Cloud)).then(|| ecs::probe(&cfg.ecs_metadata_url, ecs::TIMEOUT));
+    let ctx = node_context(role, &cfg.ecs_metadata_url);
     progress.set("classifying");
-    Ok(detect(&snapshot, &NodeContext { role, ecs_metadata }))
+    Ok(detect(&snapshot, &ctx))
 }
 
 async fn until_true(mut rx: watch::Receiver<bool>) {

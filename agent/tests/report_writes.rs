@@ -54,6 +54,7 @@ fn desired(plugin: Plugin) -> Desired {
         kernel_version: "5.10.134".into(),
         bgp_peers: vec![],
         pod_mtu: None,
+        cloud_network: None,
     };
     Desired { node: node(), status: report_status(&detection, Role::Cloud, Time(Timestamp::now())) }
 }

@@ -1,6 +1,7 @@
 //! Detection: the answer `classify` gives for one node, with its reasons.
 
 use crate::check::CheckResult;
+use crate::cross_site::CloudNetwork;
 use crate::vocabulary::{Confidence, Plugin, Scenario};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -73,4 +74,7 @@ pub struct NodeDetection {
     /// (docs/contracts.md §2); absent when unseen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_mtu: Option<u32>,
+    /// A cloud node's VPC and vSwitch CIDRs, from the ECS metadata service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_network: Option<CloudNetwork>,
 }

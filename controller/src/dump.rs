@@ -39,6 +39,7 @@ use terway_hybrid_api::names::{
 
 const TERWAY_HYBRID_API: &str = "terway-hybrid.io/v1alpha1";
 const TIGERA_API: &str = "operator.tigera.io/v1";
+const CALICO_CRD_API: &str = "crd.projectcalico.org/v1";
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Where in a dump something went wrong.
@@ -250,6 +251,9 @@ enum Slot {
     KubernetesService,
     Installation,
     Rollout,
+    IpPool,
+    ServiceCidr,
+    CniConfig,
 }
 
 impl Slot {
@@ -260,6 +264,8 @@ impl Slot {
             (TERWAY_HYBRID_API, "NodeNetworkReport") => Slot::Report,
             ("apps/v1", "DaemonSet") => Slot::DaemonSet,
             ("v1", "Pod") => Slot::Pod,
+            (CALICO_CRD_API, "IPPool") => Slot::IpPool,
+            ("networking.k8s.io/v1", "ServiceCIDR") => Slot::ServiceCidr,
             _ => return None,
         };
         Some(slot)
@@ -271,6 +277,14 @@ impl Slot {
         }
         let slot = match (h.api_version.as_str(), h.kind.as_str()) {
             ("v1", "ConfigMap") if h.is(Some(ENI_CONFIG_NAMESPACE), ENI_CONFIG_NAME) => Slot::EniConfig,
+            ("v1", "ConfigMap")
+                if crate::address_plan::is_cni_config(
+                    h.namespace.as_deref().unwrap_or(""),
+                    h.name.as_deref().unwrap_or(""),
+                ) =>
+            {
+                Slot::CniConfig
+            }
             ("v1", "Secret") if h.is(Some(ADDON_SECRET_NAMESPACE), ADDON_SECRET_NAME) => Slot::AddonSecret,
             ("v1", "Service") if h.is(Some(KUBERNETES_SERVICE_NAMESPACE), KUBERNETES_SERVICE_NAME) => {
                 Slot::KubernetesService
@@ -880,6 +894,21 @@ impl Loader {
             }
             Slot::Installation => self.view.installation.replace(body.decode(ctx).map_err(err)?).is_some(),
             Slot::Rollout => self.view.rollout.replace(body.decode(ctx).map_err(err)?).is_some(),
+            Slot::IpPool => {
+                let mut obj = body.decode(ctx).map_err(err)?;
+                crate::view::slim_ip_pool(&mut obj);
+                self.push(slot, obj, |v| &mut v.ip_pools).map_err(err)?
+            }
+            Slot::ServiceCidr => {
+                let mut obj = body.decode(ctx).map_err(err)?;
+                crate::view::slim_service_cidr(&mut obj);
+                self.push(slot, obj, |v| &mut v.service_cidrs).map_err(err)?
+            }
+            Slot::CniConfig => {
+                let mut obj = body.decode(ctx).map_err(err)?;
+                crate::view::slim_cni_config(&mut obj);
+                self.push(slot, obj, |v| &mut v.cni_configs).map_err(err)?
+            }
         };
         let counter = if replaced { &mut self.summary.duplicates } else { &mut self.summary.loaded };
         *counter.entry(header.summary_key()).or_default() += 1;

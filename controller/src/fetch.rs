@@ -3,10 +3,12 @@
 //! watches keep, chosen by the same [`Scope`]. The Secret is reduced to key
 //! presence here, at the edge: its values go no further.
 
+use crate::address_plan::CNI_CONFIG_MAPS;
 use crate::scope::Scope;
-use crate::view::{ClusterView, SecretKeys};
+use crate::view::{slim_cni_config, slim_ip_pool, ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use terway_hybrid_api::names::{
@@ -30,6 +32,12 @@ fn ctx(what: impl Into<String>) -> impl FnOnce(kube::Error) -> FetchError {
 
 pub fn installation_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("operator.tigera.io", "v1", "Installation"))
+}
+
+/// Calico's IPPool (crd.projectcalico.org/v1), the CRD Calico's manifests
+/// and the Tigera operator install.
+pub fn ip_pool_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("crd.projectcalico.org", "v1", "IPPool"))
 }
 
 pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
@@ -80,6 +88,25 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
         "installations.operator.tigera.io",
     )
     .await?;
+    // Without Calico's CRD, or on a server older than ServiceCIDR (1.33),
+    // the list is a 404: there are none.
+    let mut ip_pools = list_present(
+        Api::<DynamicObject>::all_with(client.clone(), &ip_pool_resource()),
+        "ippools.crd.projectcalico.org",
+    )
+    .await?;
+    ip_pools.iter_mut().for_each(slim_ip_pool);
+    let service_cidrs =
+        list_present(Api::<ServiceCIDR>::all(client.clone()), "servicecidrs.networking.k8s.io").await?;
+    let mut cni_configs = Vec::new();
+    for (namespace, name) in CNI_CONFIG_MAPS {
+        if let Some(mut cm) =
+            get_opt(Api::<ConfigMap>::namespaced(client.clone(), namespace), name, "configmap").await?
+        {
+            slim_cni_config(&mut cm);
+            cni_configs.push(cm);
+        }
+    }
     Ok(ClusterView {
         nodes,
         reports,
@@ -90,7 +117,22 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
         kubernetes_service,
         installation,
         rollout,
+        ip_pools,
+        service_cidrs,
+        cni_configs,
     })
+}
+
+/// Lists every object of a kind; a 404 (the API or its CRD absent) is none.
+async fn list_present<K>(api: Api<K>, resource: &str) -> Result<Vec<K>, FetchError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
+        Err(e) => Err(ctx(format!("list {resource}"))(e)),
+    }
 }
 
 /// Reads one object by name; absent (or its CRD absent) is None. `kind`

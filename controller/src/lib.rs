@@ -6,13 +6,14 @@
 //! - [`affinity`]: the safe on-prem CNI affinity fix, and its verification.
 //! - [`dump`]: `--from-dump` files into a ClusterView.
 //! - [`cluster`]: indexes over a view (roles, reports, DaemonSets, pods).
-//! - [`checks`]: the cluster checks, pure.
+//! - [`checks`]: the cluster checks, pure; [`address_plan`] is `CIDROverlap`.
 //! - [`cross_site`]: the cross-site checks and the `gateWaves` verdict, pure.
 //! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
 //! - [`webhook`], [`certs`]: the Terway gate at admission, and its TLS.
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod address_plan;
 pub mod affinity;
 pub mod apply;
 pub mod certs;

@@ -6,6 +6,7 @@
 //! and the Events its condition changes deserve. It reads nothing but its
 //! arguments, so the same view always gives the same plan.
 
+use crate::address_plan;
 use crate::affinity;
 use crate::checks::{self, terway_requires_gate};
 use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
@@ -119,7 +120,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         checks::cloud_node_kernel(&c, scenario),
         checks::cloud_node_preflight(&c, scenario),
         checks::overlay_reaches_cloud(&c, scenario),
-        // CIDROverlap comes here (CheckName::CLUSTER order).
+        address_plan::check(&c),
         cross_site::bgp_peers(&sites, scenario, &c.spec.cross_site.vbr_peers),
         cross_site::cross_site_connectivity(&sites),
         cross_site::path_mtu(&sites, scenario),

@@ -76,13 +76,22 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let router = http::router(health.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    // Without the Tigera operator's CRD there is nothing to watch.
-    let installation_exists = Api::<DynamicObject>::all_with(client.clone(), &fetch::installation_resource())
-        .list(&ListParams::default().limit(1))
-        .await
-        .is_ok();
+    // Without the Tigera operator's CRD, Calico's, or the ServiceCIDR API
+    // (before Kubernetes 1.33) there is nothing to watch.
+    let serves = |resource: kube::api::ApiResource| {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        async move { api.list(&ListParams::default().limit(1)).await.is_ok() }
+    };
+    let optional = watch::Optional {
+        installation: serves(fetch::installation_resource()).await,
+        ip_pools: serves(fetch::ip_pool_resource()).await,
+        service_cidrs: serves(
+            kube::api::ApiResource::erase::<k8s_openapi::api::networking::v1::ServiceCIDR>(&()),
+        )
+        .await,
+    };
     let changed = Arc::new(Notify::new());
-    let (stores, driver) = watch::start(client.clone(), installation_exists, changed.clone());
+    let (stores, driver) = watch::start(client.clone(), optional, changed.clone());
     let driver = tokio::spawn(driver);
 
     // The webhook: its CA (shared by the replicas through the Secret), a
@@ -153,7 +162,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let webhook_server =
         tokio::spawn(webhook::serve(webhook_listener, resolver, webhook::router(spec_source)));
     health.set_synced();
-    tracing::info!(installation_exists, "watches synced");
+    tracing::info!(?optional, "watches synced");
     let mut applied_webhook: Option<(serde_json::Value, Instant)> = None;
     loop {
         let is_leader = *leader.borrow_and_update();

@@ -4,6 +4,7 @@
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::DynamicObject;
 use std::collections::BTreeMap;
 use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
@@ -27,6 +28,45 @@ pub struct ClusterView {
     pub installation: Option<DynamicObject>,
     /// TerwayRollout `default`; absent means the defaults.
     pub rollout: Option<TerwayRollout>,
+    /// Calico's `IPPool`s (crd.projectcalico.org/v1), reduced by [`slim_ip_pool`];
+    /// none without the CRD.
+    pub ip_pools: Vec<DynamicObject>,
+    /// `ServiceCIDR`s (networking.k8s.io/v1); none where the server has no such API.
+    pub service_cidrs: Vec<ServiceCIDR>,
+    /// The CNI ConfigMaps that hold pod ranges (`address_plan::CNI_CONFIG_MAPS`:
+    /// flannel's `kube-flannel-cfg`, Cilium's `cilium-config`), reduced by
+    /// [`slim_cni_config`].
+    pub cni_configs: Vec<ConfigMap>,
+}
+
+/// Reduces a Calico IPPool to its name and `spec.cidr`: its other fields
+/// (node selectors, modes) are not read.
+pub fn slim_ip_pool(pool: &mut DynamicObject) {
+    pool.metadata.managed_fields = None;
+    pool.metadata.annotations = None;
+    let cidr = pool.data.get("spec").and_then(|s| s.get("cidr")).cloned();
+    pool.data = match cidr {
+        Some(cidr) => serde_json::json!({"spec": {"cidr": cidr}}),
+        None => serde_json::json!({}),
+    };
+}
+
+/// Reduces a CNI ConfigMap to the keys `CIDROverlap` reads
+/// (`address_plan::CNI_CONFIG_KEYS`): cilium-config holds a hundred others.
+pub fn slim_cni_config(cm: &mut ConfigMap) {
+    cm.metadata.managed_fields = None;
+    cm.metadata.annotations = None;
+    cm.binary_data = None;
+    if let Some(data) = cm.data.as_mut() {
+        data.retain(|k, _| crate::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
+    }
+}
+
+/// Reduces a ServiceCIDR to its ranges.
+pub fn slim_service_cidr(s: &mut ServiceCIDR) {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    s.status = None;
 }
 
 /// Reduces a Pod to what the plan reads (owner, node, readiness, container

@@ -5,15 +5,21 @@
 //! DaemonSets the [`Scope`] names (one watch per DaemonSet, by its own
 //! selector, re-scoped by [`Stores::rescope`] when the TerwayRollout or the
 //! DaemonSets change), the singletons (eni-config, the RAM Secret,
-//! default/kubernetes, Installation default) by name. The Secret is reduced
-//! to key presence as each event arrives: its values are never stored.
+//! default/kubernetes, Installation default, the CNI ConfigMaps) by name.
+//! The Secret is reduced to key presence as each event arrives: its values
+//! are never stored. Calico's IPPools and the ServiceCIDRs are watched where
+//! the server serves them ([`Optional`]).
 
-use crate::fetch::installation_resource;
+use crate::address_plan::CNI_CONFIG_MAPS;
+use crate::fetch::{installation_resource, ip_pool_resource};
 use crate::scope::{PodQuery, Scope};
-use crate::view::{slim_node, slim_pod, ClusterView, SecretKeys};
+use crate::view::{
+    slim_cni_config, slim_ip_pool, slim_node, slim_pod, slim_service_cidr, ClusterView, SecretKeys,
+};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -57,6 +63,24 @@ pub struct Stores {
     addon_secret: Singleton<SecretKeys>,
     kubernetes_service: Singleton<Service>,
     installation: Singleton<DynamicObject>,
+    /// Which of the APIs that a server may lack are watched.
+    optional: Optional,
+    ip_pools: Store<DynamicObject>,
+    service_cidrs: Store<ServiceCIDR>,
+    /// One per [`CNI_CONFIG_MAPS`] entry.
+    cni_configs: Vec<Singleton<ConfigMap>>,
+}
+
+/// The APIs a server may not serve, each watched only where it does (the
+/// controller asks at start: run.rs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Optional {
+    /// Installation (operator.tigera.io/v1): the Tigera operator's CRD.
+    pub installation: bool,
+    /// IPPool (crd.projectcalico.org/v1): Calico's CRD.
+    pub ip_pools: bool,
+    /// ServiceCIDR (networking.k8s.io/v1): Kubernetes 1.33 and later.
+    pub service_cidrs: bool,
 }
 
 impl Stores {
@@ -77,6 +101,9 @@ impl Stores {
                 .into_iter()
                 .find(|r| r.metadata.name.as_deref() == Some(ROLLOUT_NAME))
                 .map(|r| (*r).clone()),
+            ip_pools: owned(self.ip_pools.state()),
+            service_cidrs: owned(self.service_cidrs.state()),
+            cni_configs: self.cni_configs.iter().filter_map(read).collect(),
         }
     }
 
@@ -100,6 +127,13 @@ impl Stores {
         let _ = self.reports.wait_until_ready().await;
         let _ = self.daemon_sets.wait_until_ready().await;
         let _ = self.rollouts.wait_until_ready().await;
+        // A store that is not watched never becomes ready.
+        if self.optional.ip_pools {
+            let _ = self.ip_pools.wait_until_ready().await;
+        }
+        if self.optional.service_cidrs {
+            let _ = self.service_cidrs.wait_until_ready().await;
+        }
         self.rescope();
         self.pods_ready().await;
     }
@@ -165,7 +199,7 @@ fn read<T: Clone>(slot: &Singleton<T>) -> Option<T> {
 /// [`Stores::rescope`], each on its own task.
 pub fn start(
     client: Client,
-    installation_exists: bool,
+    optional: Optional,
     changed: Arc<Notify>,
 ) -> (Stores, impl std::future::Future<Output = ()>) {
     let mut drivers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
@@ -249,7 +283,7 @@ pub fn start(
         changed.clone(),
     )));
     let installation = Singleton::default();
-    if installation_exists {
+    if optional.installation {
         drivers.push(Box::pin(singleton(
             Api::<DynamicObject>::all_with(client.clone(), &installation_resource()),
             by_name(INSTALLATION_NAME),
@@ -257,6 +291,39 @@ pub fn start(
             Some,
             changed.clone(),
         )));
+    }
+    let pools = reflector::store::Writer::new(ip_pool_resource());
+    let ip_pools = pools.as_reader();
+    if optional.ip_pools {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &ip_pool_resource());
+        let stream = watcher(api, watcher::Config::default()).modify(slim_ip_pool).default_backoff();
+        drivers.push(Box::pin(drive(reflector::reflector(pools, stream), changed.clone())));
+    }
+    let service_cidrs = if optional.service_cidrs {
+        reflect(
+            Api::<ServiceCIDR>::all(client.clone()),
+            watcher::Config::default(),
+            slim_service_cidr,
+            changed.clone(),
+            &mut drivers,
+        )
+    } else {
+        reflector::store().0
+    };
+    let mut cni_configs = Vec::new();
+    for (namespace, name) in CNI_CONFIG_MAPS {
+        let slot = Singleton::default();
+        drivers.push(Box::pin(singleton(
+            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            by_name(name),
+            slot.clone(),
+            |mut cm: ConfigMap| {
+                slim_cni_config(&mut cm);
+                Some(cm)
+            },
+            changed.clone(),
+        )));
+        cni_configs.push(slot);
     }
     let stores = Stores {
         client,
@@ -270,6 +337,10 @@ pub fn start(
         addon_secret,
         kubernetes_service,
         installation,
+        optional,
+        ip_pools,
+        service_cidrs,
+        cni_configs,
     };
     (stores, futures::future::join_all(drivers).map(drop))
 }

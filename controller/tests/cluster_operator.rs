@@ -5,6 +5,10 @@
 //! 1. A BGP cluster with calico-node on every node: the preflight fails the
 //!    same way in the controller's status, `terway-hybrid preflight` live,
 //!    and `preflight --from-dump` on `terway-hybrid dump` of the server.
+//!    The address plan is there too, for `CIDROverlap` (a Calico IPPool of
+//!    a stand-in CRD, flannel's ConfigMap, the ServiceCIDR the API server
+//!    makes, the cloud reports' `status.cloudNetwork`): all three read it
+//!    alike, to the word.
 //! 2. `fix calico-affinity --yes` (its server-side dry run, then the apply):
 //!    the DaemonSet controller takes calico-node off the cloud nodes.
 //! 3. `ram-secret create` makes the Secret; the preflight passes.
@@ -20,8 +24,10 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use serde_json::Value;
-use terway_hybrid_testkit::cluster::{daemonset, granted_rules, json_of, used_rules, Cluster, ENI_CONFIG};
+use serde_json::{json, Value};
+use terway_hybrid_testkit::cluster::{
+    cloud_status, daemonset, granted_rules, json_of, used_rules, Cluster, ENI_CONFIG,
+};
 use terway_hybrid_testkit::wait_for_described;
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
@@ -41,6 +47,31 @@ fn verdicts(checks: &Value) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// Calico's IPPool CRD, a stand-in of ours (the same group, version, kind,
+/// scope and `spec.cidr`): the real one ships in Calico's manifests.
+const IPPOOL_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  \
+    name: ippools.crd.projectcalico.org\nspec:\n  group: crd.projectcalico.org\n  scope: Cluster\n  names:\n    \
+    plural: ippools\n    singular: ippool\n    kind: IPPool\n    listKind: IPPoolList\n  \
+    versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        \
+    type: object\n        properties:\n          spec:\n            type: object\n            \
+    x-kubernetes-preserve-unknown-fields: true\n";
+
+/// flannel's ConfigMap as kube-flannel.yml ships it (a leftover here: its
+/// network is apart from Calico's pool).
+const FLANNEL_CONFIG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-flannel-cfg\n  \
+    namespace: kube-flannel\ndata:\n  net-conf.json: |\n    {\"Network\": \"10.200.0.0/16\", \
+    \"Backend\": {\"Type\": \"vxlan\"}}\n  cni-conf.json: |\n    {\"name\": \"cbr0\"}\n";
+
+/// The CIDROverlap verdict of a preflight: (status, reason, message).
+fn cidr_overlap(checks: &Value) -> (String, String, String) {
+    let c = checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "CIDROverlap"))
+        .unwrap_or_else(|| panic!("no CIDROverlap in {checks}"));
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    (s("status"), s("reason"), s("message"))
+}
+
 fn failing(checks: &Value) -> BTreeSet<String> {
     verdicts(checks).into_iter().filter(|(_, status, _)| status == "fail").map(|(name, _, _)| name).collect()
 }
@@ -52,6 +83,28 @@ fn operator_story_preflight_fix_secret_install() {
     let cp = cluster.cp;
     let (onprem, cloud) = cluster.add_sites(3, 2);
     cluster.apply(ENI_CONFIG);
+    // The address plan CIDROverlap reads (the ServiceCIDR `kubernetes` is
+    // the API server's own, from --service-cluster-ip-range).
+    cluster.apply(IPPOOL_CRD);
+    cp.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "--timeout",
+        "60s",
+        "crd/ippools.crd.projectcalico.org",
+    ]);
+    cluster.apply(
+        "apiVersion: crd.projectcalico.org/v1\nkind: IPPool\nmetadata:\n  name: default-ipv4-ippool\nspec:\n  \
+         cidr: 10.244.0.0/16\n  ipipMode: Never\n  natOutgoing: true\n",
+    );
+    cluster.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-flannel\n");
+    cluster.apply(FLANNEL_CONFIG);
+    for n in &cloud {
+        let mut status = cloud_status();
+        status["cloudNetwork"] = json!({"vpcCidr": "172.16.0.0/12", "vswitchCidrs": ["172.16.1.0/24"]});
+        cluster.report(n, status);
+    }
     // calico-node as the manifest ships it: on every Linux node.
     cluster.apply(&daemonset("kube-system", "calico-node", ""));
     let all: BTreeSet<String> = onprem.iter().chain(&cloud).cloned().collect();
@@ -98,6 +151,17 @@ fn operator_story_preflight_fix_secret_install() {
     let expected_failures: BTreeSet<String> =
         ["OnPremCNIExcludedFromCloud", "RamSecret"].iter().map(|s| s.to_string()).collect();
     assert_eq!(failing(&live["checks"]), expected_failures, "{live:#}");
+    let (status, reason, message) = cidr_overlap(&live["checks"]);
+    assert_eq!((status.as_str(), reason.as_str()), ("pass", "Disjoint"), "{message}");
+    for compared in [
+        "172.16.0.0/12 (VPC)",
+        "172.16.1.0/24 (vSwitch)",
+        "10.244.0.0/16 (Calico pool)",
+        "10.200.0.0/16 (flannel network)",
+        "10.96.0.0/16 (Service range)",
+    ] {
+        assert!(message.contains(compared), "CIDROverlap compared no {compared}: {message}");
+    }
     let dump = cluster.work.path().join("cluster.yaml");
     let out = cluster.cli(CLI, &["dump", "-o", dump.to_str().unwrap()], None, None);
     assert!(out.status.success(), "dump: {}", String::from_utf8_lossy(&out.stderr));
@@ -106,13 +170,21 @@ fn operator_story_preflight_fix_secret_install() {
     assert_eq!(offline.status.code(), Some(1), "{}", String::from_utf8_lossy(&offline.stderr));
     let offline = json_of(&String::from_utf8_lossy(&offline.stdout));
     assert_eq!(verdicts(&offline["checks"]), verdicts(&live["checks"]), "dump and live disagree");
+    assert_eq!(cidr_overlap(&offline["checks"]), cidr_overlap(&live["checks"]), "dump and live disagree");
+    let dumped = std::fs::read_to_string(&dump).unwrap();
+    for kept in ["kind: IPPool", "kind: ServiceCIDR", "name: kube-flannel-cfg", "vpcCidr: 172.16.0.0/12"] {
+        assert!(dumped.contains(kept), "the dump lacks {kept}");
+    }
+    assert!(!dumped.contains("cbr0"), "the dump keeps only the CNI ConfigMap keys the check reads");
     assert_eq!(offline["nodes"], live["nodes"], "dump and live disagree on nodes");
     let rollout = wait_for_described(
         "the controller's preflight to match the CLI's",
         Duration::from_secs(30),
         || {
             let r = cluster.rollout()?;
-            (verdicts(&r["status"]["checks"]) == verdicts(&live["checks"])).then_some(r)
+            let same = verdicts(&r["status"]["checks"]) == verdicts(&live["checks"])
+                && cidr_overlap(&r["status"]["checks"]) == cidr_overlap(&live["checks"]);
+            same.then_some(r)
         },
         || (rollout.clone(), live.clone()),
     );

@@ -83,6 +83,8 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
     //     that node's own KernelVersion check, reported through CloudNodePreflight)
     //   cross-site (--cross-site fail): the VBR session of onprem-1 is down, the fallback VPN's
     //     path MTU is 1400 while the pods use 1450 and 1500, cloud-2 cannot reach onprem-3
+    // bench/gen-dump.py --address-plan (bgp, the cloud reports carry status.cloudNetwork):
+    //   fail: a Calico IPPool lies inside the VPC, and a leftover flannel network overlaps Calico's pool
     #[rustfmt::skip]
     let cases: [Shipped; 8] = [
         ("overlay-pass", Scenario::Overlay, true, &[], &[]),
@@ -105,6 +107,14 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
             &[(BGPPeers, &["VBR address 10.100.0.1"]),
               (CrossSiteConnectivity, &["2 of 12", "cloud-2 → onprem-3 (10.10.0.4:9799, host)", "onprem-3 → cloud-2 (172.16.0.3:9799, host)"]),
               (PathMTU, &["path MTU 1400 < pod MTU 1500 of cloud-1 (podMtu)", "at most 1400", "--clamp-mss-to-pmtu"])]),
+        ("cidr-pass", Scenario::Bgp, true, &[],
+            &[(CIDROverlap, &["172.16.0.0/12 (VPC)", "10.244.0.0/16 (Calico pool)", "192.168.0.0/16 (Service range)",
+                              "10.10.0.0/16 (on-prem network)", "5 node addresses"])]),
+        ("cidr-fail", Scenario::Bgp, false, &[CIDROverlap],
+            &[(CIDROverlap, &["VPC 172.16.0.0/12 (NodeNetworkReport cloud-1 status.cloudNetwork.vpcCidr and 1 more) \
+                               overlaps Calico pool 172.20.0.0/16 (IPPool extra-ippool spec.cidr)",
+                              "flannel network 10.0.0.0/8 (ConfigMap kube-flannel/kube-flannel-cfg net-conf.json Network) \
+                               overlaps Calico pool 10.244.0.0/16 (IPPool default-ipv4-ippool spec.cidr)"])]),
     ];
     for (name, scenario, passed, fails, words) in cases {
         let view = example(name);
@@ -568,6 +578,33 @@ fn cases() -> Vec<Case> {
             words: &["1 of 2 cloud nodes", "cloud-2 (KernelVersion: TooOldForIPvlan)"], passed: false },
         Case { what: "a failing on-prem node is not a cloud node", base: "bgp-pass", mutate: |v| fail_node_check(v, "onprem-1"),
             check: CloudNodePreflight, status: Pass, reason: "AllPass", words: &[], passed: true },
+        // CIDROverlap
+        Case { what: "the address plan is disjoint", base: "cidr-pass", mutate: none,
+            check: CIDROverlap, status: Pass, reason: "Disjoint", words: &["172.16.0.0/12 (VPC)", "no overlap"], passed: true },
+        Case { what: "the dump has no cloudNetwork", base: "bgp-pass", mutate: none,
+            check: CIDROverlap, status: Skip, reason: "CloudNetworkUnknown",
+            words: &["no cloud node's report carries status.cloudNetwork", "were not compared with the VPC"], passed: true },
+        Case { what: "a Calico pool in the VPC, and flannel over Calico", base: "cidr-fail", mutate: none,
+            check: CIDROverlap, status: Fail, reason: "Overlap", words: &["IPPool extra-ippool", "kube-flannel-cfg"], passed: false },
+        Case { what: "an on-prem node address in the vSwitch", base: "cidr-pass", mutate: |v| set_internal_ip(v, "onprem-2", "172.16.9.9"),
+            check: CIDROverlap, status: Fail, reason: "Overlap",
+            words: &["vSwitch 172.16.0.0/16 (NodeNetworkReport cloud-1 status.cloudNetwork.vswitchCidrs and 1 more) \
+                      overlaps on-prem node address 172.16.9.9/32 (Node onprem-2 InternalIP)"], passed: false },
+        Case { what: "the declared on-prem networks reach into the VPC", base: "cidr-pass",
+            mutate: |v| spec_mut(v).cross_site.on_prem_networks = vec!["172.16.0.0/14".to_owned()],
+            check: CIDROverlap, status: Fail, reason: "Overlap",
+            words: &["overlaps on-prem network 172.16.0.0/14 (TerwayRollout default spec.crossSite.onPremNetworks)"], passed: false },
+        Case { what: "a declared network that is no CIDR", base: "cidr-pass",
+            mutate: |v| spec_mut(v).cross_site.on_prem_networks = vec!["10.10.0.0/16".to_owned(), "idc-lan".to_owned()],
+            check: CIDROverlap, status: Fail, reason: "Unreadable",
+            words: &["TerwayRollout default spec.crossSite.onPremNetworks \"idc-lan\" is not a CIDR"], passed: false },
+        Case { what: "one cloud node without its network", base: "cidr-pass",
+            mutate: |v| report_status_mut(v, "cloud-2").cloud_network = None,
+            check: CIDROverlap, status: Pass, reason: "Disjoint", words: &["the vSwitches of cloud-2"], passed: true },
+        Case { what: "the Service range in the VPC", base: "cidr-pass",
+            mutate: |v| v.service_cidrs[0].spec.as_mut().expect("spec").cidrs = Some(vec!["172.31.0.0/16".to_owned()]),
+            check: CIDROverlap, status: Fail, reason: "Overlap",
+            words: &["overlaps Service range 172.31.0.0/16 (ServiceCIDR kubernetes spec.cidrs)"], passed: false },
         // OverlayReachesCloud
         Case { what: "flannel runs Ready on cloud nodes", base: "overlay-pass", mutate: none,
             check: OverlayReachesCloud, status: Pass, reason: "OverlayReady", words: &["all 2 cloud nodes"], passed: true },
@@ -686,6 +723,10 @@ fn a_disagreeing_scenario_makes_it_unknown_and_skips_terway_checks() {
 fn checks_that_do_not_apply_to_a_scenario_skip() {
     for name in EXAMPLES {
         let p = plan(&example(name), t0());
+        // CIDROverlap skips when the dump has no cloud network (none of these
+        // examples carries one), whatever the scenario.
+        let cidr = check(&p, CIDROverlap);
+        assert_eq!((cidr.status, cidr.reason.as_str()), (Skip, "CloudNetworkUnknown"), "{name}");
         let skipped: Vec<CheckName> = p
             .checks
             .iter()
@@ -698,7 +739,7 @@ fn checks_that_do_not_apply_to_a_scenario_skip() {
             _ => vec![OverlayReachesCloud, BGPPeers],
         };
         assert_eq!(skipped, expected, "{name}");
-        for c in p.checks.iter().filter(|c| c.status == Skip) {
+        for c in p.checks.iter().filter(|c| c.status == Skip && c.name != CIDROverlap) {
             // The cross-site checks also skip, with their own reason, when
             // their evidence is missing: never a pass on nothing.
             assert!(c.reason == "NotApplicable" || CROSS_SITE_CHECKS.contains(&c.name), "{name} {}", c.name);

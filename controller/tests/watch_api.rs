@@ -32,9 +32,14 @@ const NODES: &str = "/api/v1/nodes";
 const REPORTS: &str = "/apis/terway-hybrid.io/v1alpha1/nodenetworkreports";
 const DAEMON_SETS: &str = "/apis/apps/v1/daemonsets";
 const ROLLOUTS: &str = "/apis/terway-hybrid.io/v1alpha1/terwayrollouts";
-const CONFIG_MAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
-const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets";
-const SERVICES: &str = "/api/v1/namespaces/default/services";
+const CONFIG_MAPS: &str = "/api/v1/namespaces/kube-system/configmaps?metadata.name=eni-config";
+const SECRETS: &str = "/api/v1/namespaces/kube-system/secrets?metadata.name=alibaba-addon-secret";
+const SERVICES: &str = "/api/v1/namespaces/default/services?metadata.name=kubernetes";
+/// The CNI ConfigMaps `CIDROverlap` reads (address_plan::CNI_CONFIG_MAPS).
+const FLANNEL_CONFIG_MAPS: &str = "/api/v1/namespaces/kube-flannel/configmaps?metadata.name=kube-flannel-cfg";
+const FLANNEL_CONFIG_MAPS_KUBE_SYSTEM: &str =
+    "/api/v1/namespaces/kube-system/configmaps?metadata.name=kube-flannel-cfg";
+const CILIUM_CONFIG_MAPS: &str = "/api/v1/namespaces/kube-system/configmaps?metadata.name=cilium-config";
 
 /// A request as the mock API server saw it.
 #[derive(Debug, Clone)]
@@ -49,9 +54,10 @@ impl Seen {
         self.query.get("watch").map(String::as_str) == Some("true")
     }
 
-    /// Which collection: the path, plus the label selector for pods.
+    /// Which collection: the path, plus the label selector for pods or the
+    /// field selector for an object watched by name.
     fn key(&self) -> String {
-        match self.query.get("labelSelector") {
+        match self.query.get("labelSelector").or(self.query.get("fieldSelector")) {
             Some(sel) => format!("{}?{sel}", self.path),
             None => self.path.clone(),
         }
@@ -187,6 +193,16 @@ fn node_named(view: &ClusterView, from: &str, to: &str, rv: &str) -> Value {
     with_rv(object, rv)
 }
 
+/// Cilium's ConfigMap: one key `CIDROverlap` reads among many it does not.
+fn cilium_config() -> Value {
+    with_rv(
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+            "data": {"cluster-pool-ipv4-cidr": "10.0.0.0/8", "enable-bpf-masquerade": "true", "tunnel": "vxlan"}}),
+        "100",
+    )
+}
+
 fn secret() -> Value {
     let secret = Secret {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
@@ -246,6 +262,9 @@ fn collections(view: &ClusterView) -> HashMap<String, Collection> {
         (CONFIG_MAPS.to_owned(), all(objects(&view.eni_config))),
         (SECRETS.to_owned(), all(vec![secret()])),
         (SERVICES.to_owned(), all(objects(&view.kubernetes_service))),
+        (FLANNEL_CONFIG_MAPS.to_owned(), all(vec![])),
+        (FLANNEL_CONFIG_MAPS_KUBE_SYSTEM.to_owned(), all(vec![])),
+        (CILIUM_CONFIG_MAPS.to_owned(), all(vec![cilium_config()])),
     ]);
     for (ns, name) in daemon_set_names(view) {
         collections.insert(pods_key(&ns, &name), all(pods_of(view, &name)));
@@ -311,7 +330,8 @@ fn start(
     let (commands, rx) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve(handle, shared.clone(), rx));
     let changed = Arc::new(Notify::new());
-    let (stores, driver) = watch::start(Client::new(service, "default"), false, changed.clone());
+    let (stores, driver) =
+        watch::start(Client::new(service, "default"), watch::Optional::default(), changed.clone());
     (commands, stores, changed, tokio::spawn(driver), server)
 }
 
@@ -326,15 +346,34 @@ async fn lists_then_resumes_an_ended_watch_and_relists_after_410() {
     //    list's resourceVersion.
     tokio::time::timeout(Duration::from_secs(20), stores.wait_until_ready()).await.expect("the stores sync");
     let view = until(&stores, &changed, "the singletons", |v| {
-        v.eni_config.is_some() && v.addon_secret.is_some() && v.kubernetes_service.is_some()
+        v.eni_config.is_some()
+            && v.addon_secret.is_some()
+            && v.kubernetes_service.is_some()
+            && !v.cni_configs.is_empty()
     })
     .await;
+    // The CNI ConfigMap that exists, reduced to the key the check reads.
+    let cni: Vec<Value> = view.cni_configs.iter().map(|c| serde_json::to_value(c).unwrap()).collect();
+    assert_eq!(cni.len(), 1, "{cni:?}");
+    assert_eq!(cni[0]["metadata"]["name"], "cilium-config");
+    assert_eq!(cni[0]["data"], json!({"cluster-pool-ipv4-cidr": "10.0.0.0/8"}));
     assert_eq!(names(&view), ["cloud-1", "cloud-2", "onprem-1", "onprem-2", "onprem-3"]);
     assert_eq!(view.reports.len(), 5);
     assert_eq!(view.daemon_sets.len(), 3);
     assert_eq!(view.pods.len(), example.pods.len(), "every relevant DaemonSet's pods listed");
     assert_eq!(view.rollout.as_ref().and_then(|r| r.metadata.name.as_deref()), Some("default"));
-    for key in [NODES, REPORTS, DAEMON_SETS, ROLLOUTS, CONFIG_MAPS, SECRETS, SERVICES] {
+    for key in [
+        NODES,
+        REPORTS,
+        DAEMON_SETS,
+        ROLLOUTS,
+        CONFIG_MAPS,
+        SECRETS,
+        SERVICES,
+        FLANNEL_CONFIG_MAPS,
+        FLANNEL_CONFIG_MAPS_KUBE_SYSTEM,
+        CILIUM_CONFIG_MAPS,
+    ] {
         let seen = requests(&shared, key);
         let list = &seen[0];
         assert!(!list.is_watch(), "{key}: the first request is a list: {list:?}");

@@ -109,10 +109,16 @@ pub const KEEP: &[(&str, &[&str])] = &[
             "status.initContainerStatuses[].state.waiting.reason",
         ],
     ),
-    // data is reduced by eni_config_data below.
+    // data is reduced by eni_config_data and cni_config_data below.
     ("ConfigMap", &["data"]),
     ("Service", &["spec.clusterIP", "spec.clusterIPs"]),
-    ("Installation", &["spec.calicoNodeDaemonSet.spec.template.spec.affinity"]),
+    (
+        "Installation",
+        &["spec.calicoNodeDaemonSet.spec.template.spec.affinity", "spec.calicoNetwork.ipPools[].cidr"],
+    ),
+    // address_plan.rs: the pod and Service ranges.
+    ("IPPool", &["spec.cidr"]),
+    ("ServiceCIDR", &["spec.cidrs"]),
     // Written by our own agents and controller, of our own types.
     ("NodeNetworkReport", &["spec", "status"]),
     ("TerwayRollout", &["spec", "status"]),
@@ -290,6 +296,19 @@ pub fn objects(view: &ClusterView, secret: Option<&SecretShape>) -> Result<Vec<V
     if let Some(r) = &view.rollout {
         out.push(to_value(r, "terway-hybrid.io/v1alpha1", "TerwayRollout")?);
     }
+    for p in &view.ip_pools {
+        out.push(to_value(p, "crd.projectcalico.org/v1", "IPPool")?);
+    }
+    for s in &view.service_cidrs {
+        out.push(to_value(s, "networking.k8s.io/v1", "ServiceCIDR")?);
+    }
+    for cm in &view.cni_configs {
+        let mut v = to_value(cm, "v1", "ConfigMap")?;
+        if let Some(Value::Object(data)) = v.get_mut("data") {
+            cni_config_data(data);
+        }
+        out.push(v);
+    }
     Ok(out)
 }
 
@@ -308,6 +327,15 @@ fn eni_config_data(data: &mut Map<String, Value>) {
     }
     if let Some(conf) = data.get_mut("10-terway.conf") {
         reduce_json_text(conf, |map| map.retain(|k, _| k == "eniip_virtual_type"));
+    }
+}
+
+/// Keeps the pod-range keys of a CNI ConfigMap (address_plan.rs), and of
+/// flannel's `net-conf.json` only its networks.
+fn cni_config_data(data: &mut Map<String, Value>) {
+    data.retain(|k, _| crate::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
+    if let Some(conf) = data.get_mut("net-conf.json") {
+        reduce_json_text(conf, |map| map.retain(|k, _| k == "Network" || k == "IPv6Network"));
     }
 }
 
@@ -406,5 +434,63 @@ mod tests {
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
                 "containerStatuses": [{"name": "c", "image": "i", "ready": true, "state": {"waiting": {"reason": "ErrImagePull"}}}]}})
         );
+    }
+
+    /// The address plan survives `dump` then `--from-dump`, in both
+    /// formats: the ranges CIDROverlap reads come back, to the word of its
+    /// message, and nothing else of the CNI ConfigMaps does.
+    #[test]
+    fn the_address_plan_round_trips_through_a_dump() {
+        use crate::view::slim_cni_config;
+        use terway_hybrid_api::CheckName;
+        let cidr = |view: &ClusterView| {
+            let p = crate::plan::plan(view, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+            p.checks.into_iter().find(|c| c.name == CheckName::CIDROverlap).expect("CIDROverlap")
+        };
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for example in ["cidr-pass", "cidr-fail"] {
+            let mut view = crate::dump::load(&root.join(example)).unwrap();
+            // Cilium's ConfigMap too, with a key the check does not read.
+            let mut cilium: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+                "metadata": {"namespace": "kube-system", "name": "cilium-config"},
+                "data": {"cluster-pool-ipv4-cidr": "10.60.0.0/16 10.61.0.0/16", "custom-secret": "s3cr3t"}}))
+            .unwrap();
+            slim_cni_config(&mut cilium);
+            view.cni_configs.push(cilium);
+            let ranges = |view: &ClusterView| {
+                let g = crate::address_plan::gather(&crate::cluster::Cluster::new(view));
+                let mut all: Vec<String> =
+                    g.ranges.iter().map(|r| format!("{} {:?} {}", r.net, r.kind, r.source)).collect();
+                all.sort();
+                all
+            };
+            let before = cidr(&view);
+            let gathered = ranges(&view);
+            assert!(
+                gathered.iter().any(|r| r.starts_with("10.61.0.0/16 CniPods(Cilium) ConfigMap")),
+                "{gathered:?}"
+            );
+            assert!(
+                gathered.iter().any(|r| r.starts_with("172.16.0.0/12 Vpc NodeNetworkReport")),
+                "{gathered:?}"
+            );
+            for format in [DumpFormat::Yaml, DumpFormat::Json] {
+                let text = render(&objects(&view, None).unwrap(), format).unwrap();
+                assert!(
+                    !text.contains("s3cr3t") && !text.contains("vxlan"),
+                    "{example}: only the ranges: {text}"
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let file =
+                    dir.path().join(if format == DumpFormat::Json { "dump.json" } else { "dump.yaml" });
+                std::fs::write(&file, &text).unwrap();
+                let loaded = crate::dump::load(&file).unwrap();
+                assert_eq!(loaded.ip_pools.len(), view.ip_pools.len(), "{example} {format:?}");
+                assert_eq!(loaded.service_cidrs.len(), 1, "{example} {format:?}");
+                assert_eq!(loaded.cni_configs.len(), view.cni_configs.len(), "{example} {format:?}");
+                assert_eq!(ranges(&loaded), gathered, "{example} {format:?}");
+                assert_eq!(cidr(&loaded), before, "{example} {format:?}");
+            }
+        }
     }
 }
