@@ -248,6 +248,7 @@ mod tests {
             kernel_version: String::new(),
             bgp_peers: vec![],
             pod_mtu,
+            cloud_network: None,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::report::report_status;
 use crate::watch::{ChangeSource, Debounce, KernelEvents};
 use crate::writer::{self, Desired, NodeSource, ReportWriter};
-use crate::{detect, ecs, node_context, probe, targets};
+use crate::{detect, node_context, probe, targets};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::BTreeMap;

@@ -22,7 +22,7 @@ fn member(i: usize, role: Role) -> Member {
         role,
         host: Some(Ipv4Addr::from(0x0a00_0000 + i as u32)),
         // Every fifth node runs a responder pod (a rollout under way).
-        pod: (i % 5 == 0).then(|| IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i as u32))),
+        pod: i.is_multiple_of(5).then(|| IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i as u32))),
     }
 }
 
@@ -31,10 +31,13 @@ fn changed(a: &BTreeMap<String, Vec<ProbeTarget>>, b: &BTreeMap<String, Vec<Prob
 }
 
 fn main() {
-    println!("{:>7}  {:>12}  {:>12}  {:>13}  {:>22}", "nodes", "median", "max", "targets", "changed by one joining");
+    println!(
+        "{:>7}  {:>12}  {:>12}  {:>13}  {:>22}",
+        "nodes", "median", "max", "targets", "changed by one joining"
+    );
     for nodes in [1_000, 5_000, 10_000, 20_000] {
         let members: Vec<Member> = (0..nodes)
-            .map(|i| member(i, if i % 2 == 0 { Role::OnPrem } else { Role::Cloud }))
+            .map(|i| member(i, if i.is_multiple_of(2) { Role::OnPrem } else { Role::Cloud }))
             .collect();
         let mut times: Vec<Duration> = Vec::with_capacity(RUNS);
         let mut out = BTreeMap::new();

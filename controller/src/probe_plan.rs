@@ -592,22 +592,18 @@ mod tests {
         assert_eq!(position("ecs-0"), 0x6b95_3f04_cf13_d4ec);
     }
 
-    /// 5,000 nodes: near-linear cost, every node covered, and a joining
-    /// node moves a handful of others.
+    /// 5,000 nodes: every node covered, and a joining node moves a handful
+    /// of others (the cost is `controller/benches/probe_plan.rs`'s).
     #[test]
     fn five_thousand_nodes() {
         let members = cluster(2_500, 2_500, &[]);
-        let started = std::time::Instant::now();
         let out = assign(&members, 3, 9799);
-        let took = started.elapsed();
         check_bounds(&members, 3, &out);
         check_coverage(&members, &out);
         assert_eq!(out.len(), 5_000);
         let mut joined = members.clone();
         joined.push(member("ecs-new", Role::Cloud, 99_999, true, false));
         let n = changed(&out, &assign(&joined, 3, 9799), "ecs-new");
-        eprintln!("5,000 nodes: assigned in {took:?}; a joining node changed {n} others");
         assert!(n <= churn_bound(3, 2_500, 2_501), "{n} nodes changed");
-        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
     }
 }

@@ -211,7 +211,10 @@ fn served_serial(port: u16) -> String {
 #[test]
 fn terway_is_gated_from_its_first_second() {
     terway_hybrid_testkit::require_root();
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
+    // kwok nodes have no agents: answer the controller's probe targets as
+    // healthy agents would (CrossSiteConnectivity wants their results).
+    cluster.answer_probes();
     let cp = cluster.cp;
     let (_onprem, cloud) = cluster.add_sites(1, 4);
     cluster.apply(ENI_CONFIG);

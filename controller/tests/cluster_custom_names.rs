@@ -28,7 +28,10 @@ const CONTROLLER: &str = env!("CARGO_BIN_EXE_terway-hybrid-controller");
 #[test]
 fn custom_daemonset_names_are_watched_and_a_wave_that_never_gets_ready_halts() {
     terway_hybrid_testkit::require_root();
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
+    // kwok nodes have no agents: answer the controller's probe targets as
+    // healthy agents would (CrossSiteConnectivity wants their results).
+    cluster.answer_probes();
     let cp = cluster.cp;
     // The manifests let the controller patch the DaemonSets it knows by
     // name; a custom name is added to that rule, as docs/architecture.md

@@ -79,7 +79,10 @@ fn failing(checks: &Value) -> BTreeSet<String> {
 #[test]
 fn operator_story_preflight_fix_secret_install() {
     terway_hybrid_testkit::require_root();
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
+    // kwok nodes have no agents: answer the controller's probe targets as
+    // healthy agents would (CrossSiteConnectivity wants their results).
+    cluster.answer_probes();
     let cp = cluster.cp;
     let (onprem, cloud) = cluster.add_sites(3, 2);
     cluster.apply(ENI_CONFIG);

@@ -122,7 +122,10 @@ fn analyse(log: &[(Instant, Change)]) -> (usize, BTreeMap<String, usize>) {
 #[test]
 fn auto_rollout_in_waves_survives_a_leader_kill_and_an_apiserver_restart() {
     terway_hybrid_testkit::require_root();
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
+    // kwok nodes have no agents: answer the controller's probe targets as
+    // healthy agents would (CrossSiteConnectivity wants their results).
+    cluster.answer_probes();
     let cp = cluster.cp;
     let (onprem, cloud) = cluster.add_sites(2, 10);
     cluster.apply(ENI_CONFIG);

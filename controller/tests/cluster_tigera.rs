@@ -42,7 +42,10 @@ const INSTALLATION_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: Custo
 #[test]
 fn the_fix_goes_to_the_installation_and_a_repeated_event_is_a_series() {
     terway_hybrid_testkit::require_root();
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
+    // kwok nodes have no agents: answer the controller's probe targets as
+    // healthy agents would (CrossSiteConnectivity wants their results).
+    cluster.answer_probes();
     let cp = cluster.cp;
     let (onprem, _cloud) = cluster.add_sites(2, 2);
     cluster.apply(ENI_CONFIG);

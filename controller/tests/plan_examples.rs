@@ -25,24 +25,8 @@ use terway_hybrid_controller::view::{ClusterView, SecretKeys};
 use CheckName::*;
 use CheckStatus::{Fail, Pass, Skip};
 
-/// The cluster checks, in the order the plan lists them (docs/contracts.md §5):
-/// `CheckName::CLUSTER` but CIDROverlap, whose branch adds it (then this is
-/// `CheckName::CLUSTER` again).
-const CLUSTER_CHECKS: &[CheckName] = &[
-    AgentCoverage,
-    ScenarioConsistent,
-    OnPremCNIExcludedFromCloud,
-    TerwayExcludedFromOnPrem,
-    RamSecret,
-    EniConfig,
-    ServiceCIDR,
-    CloudNodeKernel,
-    CloudNodePreflight,
-    OverlayReachesCloud,
-    BGPPeers,
-    CrossSiteConnectivity,
-    PathMTU,
-];
+/// The cluster checks, in the order the plan lists them (docs/contracts.md §5).
+const CLUSTER_CHECKS: &[CheckName] = CheckName::CLUSTER;
 
 /// PathMTU only warns; every other cluster check is an error.
 fn severity_of(name: CheckName) -> Severity {
@@ -86,7 +70,7 @@ fn shipped_examples_pass_or_fail_as_gen_dump_describes() {
     // bench/gen-dump.py --address-plan (bgp, the cloud reports carry status.cloudNetwork):
     //   fail: a Calico IPPool lies inside the VPC, and a leftover flannel network overlaps Calico's pool
     #[rustfmt::skip]
-    let cases: [Shipped; 8] = [
+    let cases: [Shipped; 10] = [
         ("overlay-pass", Scenario::Overlay, true, &[], &[]),
         ("overlay-fail", Scenario::Overlay, false, &[OverlayReachesCloud],
             &[(OverlayReachesCloud, &["cloud-1", "ImagePullBackOff"])]),

@@ -31,6 +31,50 @@ pub struct Cluster {
     pub work: tempfile::TempDir,
     /// The controller's ServiceAccount token, as its pod would mount it.
     pub controller_kubeconfig: PathBuf,
+    /// Set by [`Cluster::answer_probes`].
+    probe_answers: Option<ProbeAnswers>,
+}
+
+/// The agents' half of cross-site probing, for kwok nodes (which have no
+/// agent and no network): while it lives, every report's
+/// `spec.probeTargets` is answered in `status.probes`, all reachable over a
+/// 1500-byte path, as healthy agents on a healthy network would write it.
+struct ProbeAnswers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ProbeAnswers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The status a healthy agent writes for `report` once it probed its
+/// targets; None when it already says so (or there is nothing to answer).
+pub fn answered_status(report: &Value) -> Option<Value> {
+    let targets = report["spec"]["probeTargets"].as_array().filter(|t| !t.is_empty())?;
+    let status = report.get("status").filter(|s| s.is_object())?;
+    let key = |v: &Value| (v["node"].clone(), v["address"].clone(), v["path"].clone());
+    let want: BTreeSet<String> = targets.iter().map(|t| format!("{:?}", key(t))).collect();
+    let have: BTreeSet<String> =
+        status["probes"].as_array().into_iter().flatten().map(|p| format!("{:?}", key(p))).collect();
+    if want == have {
+        return None;
+    }
+    let probes: Vec<Value> = targets
+        .iter()
+        .map(|t| {
+            json!({"node": t["node"], "address": t["address"], "path": t["path"], "reachable": true,
+                "rttMs": 1.5, "pathMtu": 1500, "route": "dev eth0 proto kernel", "probed": "2026-11-30T08:00:00Z"})
+        })
+        .collect();
+    let mut status = status.clone();
+    status["probes"] = Value::Array(probes);
+    Some(status)
 }
 
 /// The field managers of an object fetched with `--show-managed-fields`.
@@ -72,7 +116,51 @@ impl Cluster {
         let work = tempfile::tempdir().unwrap();
         let token = cp.token("terway-hybrid", "terway-hybrid-controller", None);
         let controller_kubeconfig = cp.token_kubeconfig(&token, &work.path().join("controller.kubeconfig"));
-        Cluster { cp, work, controller_kubeconfig }
+        Cluster { cp, work, controller_kubeconfig, probe_answers: None }
+    }
+
+    /// Answers the probe targets the controller assigns, from now until the
+    /// cluster is dropped (see [`ProbeAnswers`]): a story about the rollout
+    /// on kwok nodes needs the `CrossSiteConnectivity` evidence agents give.
+    pub fn answer_probes(&mut self) {
+        if self.probe_answers.is_some() {
+            return;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cp = self.cp;
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = cp.kubectl().args(["get", "nodenetworkreports", "-o", "json"]).output();
+                let reports: Value = out
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                    .unwrap_or(Value::Null);
+                for report in reports["items"].as_array().into_iter().flatten() {
+                    if let Some(status) = answered_status(report) {
+                        let body = json!({"apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
+                            "metadata": {"name": report["metadata"]["name"]}, "status": status});
+                        // A report deleted meanwhile, or a restarting server:
+                        // the next round answers again.
+                        let mut cmd = cp.kubectl();
+                        cmd.args([
+                            "apply",
+                            "--server-side",
+                            "--force-conflicts",
+                            "--field-manager",
+                            "terway-hybrid-agent",
+                            "--subresource=status",
+                            "-f",
+                            "-",
+                        ]);
+                        let _ = crate::control_plane::run_with_stdin(&mut cmd, &body.to_string());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        self.probe_answers = Some(ProbeAnswers { stop, thread: Some(thread) });
     }
 
     pub fn get(&self, args: &[&str]) -> Value {
@@ -455,4 +543,26 @@ pub fn used_rules<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> BTree
         used.insert((resource, event.verb.clone()));
     }
     used
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_only_what_is_not_answered() {
+        let target = json!({"node": "cloud-1", "address": "10.0.0.7:9799", "path": "Host"});
+        let report =
+            |targets: Value, status: Value| json!({"spec": {"probeTargets": targets}, "status": status});
+        // Nothing assigned, or no status yet: nothing to write.
+        assert_eq!(answered_status(&report(json!([]), json!({"ready": true}))), None);
+        assert_eq!(answered_status(&report(json!([target]), Value::Null)), None);
+        // Assigned and unanswered: the status keeps its fields and gains the probe.
+        let answered = answered_status(&report(json!([target]), json!({"ready": true}))).unwrap();
+        assert_eq!(answered["ready"], true);
+        assert_eq!(answered["probes"][0]["node"], "cloud-1");
+        assert_eq!(answered["probes"][0]["reachable"], true);
+        // Answered already: no second write.
+        assert_eq!(answered_status(&report(json!([target]), answered)), None);
+    }
 }
