@@ -211,9 +211,11 @@ fn errors_total(metrics: &Metrics) -> u64 {
 
 // ---- views ----
 
-/// An example dump whose reports already carry their probe targets: these
-/// tests are about labels, gates and the status (the targets' writes are
-/// tested in `probe_plan` and `cluster_probes.rs`).
+/// An example dump whose reports already carry their probe targets, and
+/// their results as healthy agents write them: these tests are about
+/// labels, gates and the status (the targets' writes are tested in
+/// `probe_plan` and `cluster_probes.rs`, the checks of the results in
+/// `cross_site`).
 fn example(name: &str) -> ClusterView {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name);
     let mut view = dump::load(&dir).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
@@ -221,6 +223,26 @@ fn example(name: &str) -> ClusterView {
     for r in &mut view.reports {
         r.spec.probe_targets =
             targets.get(r.metadata.name.as_deref().unwrap_or("")).cloned().unwrap_or_default();
+        if let Some(status) = r.status.as_mut() {
+            status.probes = r
+                .spec
+                .probe_targets
+                .iter()
+                .map(|t| terway_hybrid_api::ProbeResult {
+                    node: t.node.clone(),
+                    address: t.address.clone(),
+                    path: t.path,
+                    reachable: true,
+                    rtt_ms: Some(1.5),
+                    path_mtu: Some(1500),
+                    route: None,
+                    note: None,
+                    probed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    ),
+                })
+                .collect();
+        }
     }
     view
 }
