@@ -49,13 +49,25 @@ pub async fn reconcile_probing(
     probe_port: u16,
 ) -> (Plan, Outcome) {
     let started = Instant::now();
-    let plan = plan(view, k8s_openapi::jiff::Timestamp::now());
+    let probe_writes = probe_actions(view, &probe_plan::targets(view, probe_port));
+    // The plan judges the cluster as it will be once these targets land: a
+    // target about to be assigned has no result yet, so neither
+    // CrossSiteConnectivity nor a wave may pass on the strength of never
+    // having asked.
+    let assigned;
+    let judged = if probe_writes.is_empty() {
+        view
+    } else {
+        assigned = with_targets(view, &probe_writes);
+        &assigned
+    };
+    let plan = plan(judged, k8s_openapi::jiff::Timestamp::now());
     let mut outcome = Outcome::default();
     let mut status_failed = false;
     let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. } | Action::ProbeTargets { .. });
     let mut first = actions(view, &plan);
     // Probe targets after the labels: both are per-node writes that go side by side.
-    first.extend(probe_actions(view, &probe_plan::targets(view, probe_port)));
+    first.extend(probe_writes);
     // What comes before the first label write (creating the TerwayRollout)
     // goes first.
     let later = first.split_off(first.iter().position(is_label).unwrap_or(first.len()));
@@ -85,6 +97,24 @@ pub async fn reconcile_probing(
     }
     metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
     (plan, outcome)
+}
+
+/// `view` with the probe-target writes in `writes` applied to its reports.
+fn with_targets(view: &ClusterView, writes: &[Action]) -> ClusterView {
+    let new: std::collections::HashMap<&str, &Vec<terway_hybrid_api::ProbeTarget>> = writes
+        .iter()
+        .filter_map(|a| match a {
+            Action::ProbeTargets { node, targets } => Some((node.as_str(), targets)),
+            _ => None,
+        })
+        .collect();
+    let mut view = view.clone();
+    for r in &mut view.reports {
+        if let Some(targets) = r.metadata.name.as_deref().and_then(|n| new.get(n)) {
+            r.spec.probe_targets = (*targets).clone();
+        }
+    }
+    view
 }
 
 /// One write, in order: a remediation already sent is not sent again, and

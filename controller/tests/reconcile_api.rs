@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL};
-use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
+use terway_hybrid_api::{CheckName, CheckStatus, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 use terway_hybrid_controller::apply::Applier;
 use terway_hybrid_controller::metrics::Metrics;
 use terway_hybrid_controller::plan::Plan;
@@ -705,4 +705,34 @@ async fn a_gate_on_an_on_prem_node_is_removed_by_merge_patch() {
     assert_status_apply(&seen[1], &plan);
     assert_eq!(cond(&plan.status, condition::DEGRADED).1, "OnPremGated");
     assert!(ON_PREM.iter().all(|n| !plan.nodes.iter().any(|r| r.name == *n && r.gate)));
+}
+
+/// A reconcile that assigns probe targets judges the cluster as it will be
+/// once they land: their results are not in, so CrossSiteConnectivity fails
+/// (`NotProbedYet`) and no gate opens, though the preflight would pass on
+/// the view as it is (no targets: nothing was ever asked).
+#[tokio::test]
+async fn targets_being_assigned_open_no_wave() {
+    let (client, mut handle) = mock_client();
+    let (applier, metrics, mut memo) = (applier(client), Metrics::new(), Memo::default());
+    let mut view = bgp_view(1);
+    for r in &mut view.reports {
+        r.spec.probe_targets.clear();
+        if let Some(s) = r.status.as_mut() {
+            s.probes.clear();
+        }
+    }
+    let as_is = terway_hybrid_controller::plan::plan(&view, k8s_openapi::jiff::Timestamp::now());
+    assert!(as_is.passed, "without targets the check skips: {:#?}", as_is.checks);
+
+    // (The mock answers the reports' applies 404: it serves what the
+    // label and status tests need; the targets' writes are cluster_probes'.)
+    let (plan, _, seen) =
+        reconcile_with(&view, &applier, &metrics, &mut memo, &mut handle, |s| Some(answer(s, &view))).await;
+    let check = plan.checks.iter().find(|c| c.name == CheckName::CrossSiteConnectivity).unwrap();
+    assert_eq!((check.status, check.reason.as_str()), (CheckStatus::Fail, "NotProbedYet"), "{check:?}");
+    assert!(!plan.passed);
+    assert!(!seen.iter().any(gate_in_body), "a gate opened while the targets were being assigned");
+    let targets_written = seen.iter().filter(|s| s.path.contains("nodenetworkreports")).count();
+    assert_eq!(targets_written, view.reports.len(), "every report gets its targets");
 }

@@ -53,25 +53,34 @@ impl Drop for ProbeAnswers {
     }
 }
 
-/// The status a healthy agent writes for `report` once it probed its
-/// targets; None when it already says so (or there is nothing to answer).
-pub fn answered_status(report: &Value) -> Option<Value> {
+/// Whether the agent of node `from` reaches `target` (a `spec.probeTargets` entry).
+pub type Reachable = dyn Fn(&str, &Value) -> bool + Send + Sync;
+
+/// The status an agent writes for `report` once it probed its targets
+/// (each reachable as `reachable` says); None when it already says so (or
+/// there is nothing to answer).
+pub fn answered_status(report: &Value, reachable: &Reachable) -> Option<Value> {
     let targets = report["spec"]["probeTargets"].as_array().filter(|t| !t.is_empty())?;
     let status = report.get("status").filter(|s| s.is_object())?;
-    let key = |v: &Value| (v["node"].clone(), v["address"].clone(), v["path"].clone());
-    let want: BTreeSet<String> = targets.iter().map(|t| format!("{:?}", key(t))).collect();
-    let have: BTreeSet<String> =
-        status["probes"].as_array().into_iter().flatten().map(|p| format!("{:?}", key(p))).collect();
-    if want == have {
-        return None;
-    }
+    let from = report["metadata"]["name"].as_str().unwrap_or_default();
+    let key = |v: &Value| format!("{:?}", (&v["node"], &v["address"], &v["path"], &v["reachable"]));
     let probes: Vec<Value> = targets
         .iter()
         .map(|t| {
-            json!({"node": t["node"], "address": t["address"], "path": t["path"], "reachable": true,
-                "rttMs": 1.5, "pathMtu": 1500, "route": "dev eth0 proto kernel", "probed": "2026-11-30T08:00:00Z"})
+            if reachable(from, t) {
+                json!({"node": t["node"], "address": t["address"], "path": t["path"], "reachable": true,
+                    "rttMs": 1.5, "pathMtu": 1500, "route": "dev eth0 proto kernel", "probed": "2026-11-30T08:00:00Z"})
+            } else {
+                json!({"node": t["node"], "address": t["address"], "path": t["path"], "reachable": false,
+                    "note": "no answer within 5s", "probed": "2026-11-30T08:00:00Z"})
+            }
         })
         .collect();
+    let want: BTreeSet<String> = probes.iter().map(key).collect();
+    let have: BTreeSet<String> = status["probes"].as_array().into_iter().flatten().map(key).collect();
+    if want == have {
+        return None;
+    }
     let mut status = status.clone();
     status["probes"] = Value::Array(probes);
     Some(status)
@@ -123,6 +132,16 @@ impl Cluster {
     /// cluster is dropped (see [`ProbeAnswers`]): a story about the rollout
     /// on kwok nodes needs the `CrossSiteConnectivity` evidence agents give.
     pub fn answer_probes(&mut self) {
+        self.answer_probes_with(|_, _| true);
+    }
+
+    /// Stops answering probe targets (the results written stay).
+    pub fn stop_probe_answers(&mut self) {
+        self.probe_answers = None;
+    }
+
+    /// [`Cluster::answer_probes`], each target reachable as `reachable` says.
+    pub fn answer_probes_with(&mut self, reachable: impl Fn(&str, &Value) -> bool + Send + Sync + 'static) {
         if self.probe_answers.is_some() {
             return;
         }
@@ -138,7 +157,7 @@ impl Cluster {
                     .and_then(|o| serde_json::from_slice(&o.stdout).ok())
                     .unwrap_or(Value::Null);
                 for report in reports["items"].as_array().into_iter().flatten() {
-                    if let Some(status) = answered_status(report) {
+                    if let Some(status) = answered_status(report, &reachable) {
                         let body = json!({"apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
                             "metadata": {"name": report["metadata"]["name"]}, "status": status});
                         // A report deleted meanwhile, or a restarting server:
@@ -154,7 +173,13 @@ impl Cluster {
                             "-f",
                             "-",
                         ]);
-                        let _ = crate::control_plane::run_with_stdin(&mut cmd, &body.to_string());
+                        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+                        if let Ok(mut child) = cmd.spawn() {
+                            if let Some(mut stdin) = child.stdin.take() {
+                                let _ = stdin.write_all(body.to_string().as_bytes());
+                            }
+                            let _ = child.wait();
+                        }
                     }
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -552,17 +577,21 @@ mod tests {
     #[test]
     fn answers_only_what_is_not_answered() {
         let target = json!({"node": "cloud-1", "address": "10.0.0.7:9799", "path": "Host"});
-        let report =
-            |targets: Value, status: Value| json!({"spec": {"probeTargets": targets}, "status": status});
+        let report = |targets: Value, status: Value| json!({"metadata": {"name": "idc-1"}, "spec": {"probeTargets": targets}, "status": status});
+        let all = |_: &str, _: &Value| true;
         // Nothing assigned, or no status yet: nothing to write.
-        assert_eq!(answered_status(&report(json!([]), json!({"ready": true}))), None);
-        assert_eq!(answered_status(&report(json!([target]), Value::Null)), None);
+        assert_eq!(answered_status(&report(json!([]), json!({"ready": true})), &all), None);
+        assert_eq!(answered_status(&report(json!([target]), Value::Null), &all), None);
         // Assigned and unanswered: the status keeps its fields and gains the probe.
-        let answered = answered_status(&report(json!([target]), json!({"ready": true}))).unwrap();
+        let answered = answered_status(&report(json!([target]), json!({"ready": true})), &all).unwrap();
         assert_eq!(answered["ready"], true);
         assert_eq!(answered["probes"][0]["node"], "cloud-1");
         assert_eq!(answered["probes"][0]["reachable"], true);
         // Answered already: no second write.
-        assert_eq!(answered_status(&report(json!([target]), answered)), None);
+        assert_eq!(answered_status(&report(json!([target]), answered.clone()), &all), None);
+        // The same target now unreachable from idc-1: a new answer.
+        let none = |from: &str, _: &Value| from != "idc-1";
+        let lost = answered_status(&report(json!([target]), answered), &none).unwrap();
+        assert_eq!(lost["probes"][0]["reachable"], false);
     }
 }

@@ -417,7 +417,7 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)))
 }
 
-pub(crate) fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
     use std::io::Write;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
