@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("a snapshot we wrote must parse");
     assert_eq!(snapshot, again, "JSON round trip changed the snapshot");
     for role in [None, Some(Role::Cloud), Some(Role::OnPrem)] {
-        let ctx = NodeContext { role, ecs_metadata: None };
+        let ctx = NodeContext { role, ecs_metadata: None, cloud_network: None };
         let d = terway_hybrid_agent::detect(&snapshot, &ctx);
         let text = render(&d, Format::Text);
         let json = render(&d, Format::Json);
