@@ -26,11 +26,11 @@ const LIST: usize = 5;
 const QUOTE: usize = 64;
 
 /// Terway's pod MTU on a cloud node when the node does not report one:
-/// Terway gives pods the MTU of the ENI, and an Alibaba Cloud ENI's MTU is
-/// 1500 unless jumbo frames are enabled on the instance (Alibaba Cloud
-/// documentation, "Jumbo frames": "the default MTU of an ENI is 1500 bytes";
-/// Terway's `eni_conf` has no MTU setting of its own in eniip mode). Jumbo
-/// instances report their real `podMtu`, which takes precedence.
+/// Terway gives pods the MTU of the ENI, and every ECS instance supports an
+/// MTU of 1,500; some families (8th generation and later) also 8,500 with
+/// jumbo frames (Alibaba Cloud, "Configure jumbo frames and change the
+/// MTU", https://www.alibabacloud.com/help/en/ecs/user-guide/mtus/). A node
+/// that reports its `podMtu` (its pods' veths seen) is taken at its word.
 pub const TERWAY_DEFAULT_POD_MTU: u32 = 1500;
 
 /// The smallest and largest MTU a check believes: IPv4's minimum (RFC 791)
