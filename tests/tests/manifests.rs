@@ -983,17 +983,23 @@ fn secrets_are_readable_only_by_name() {
             }
         }
         assert_eq!(secret_rules, 3, "{}: the add-on Secret's rule and the webhook CA's two", r.dir);
-        // The ConfigMap is granted by name too.
+        // ConfigMaps are granted by name too: eni-config in kube-system; the
+        // two CNI ConfigMaps whose ranges CIDROverlap reads (flannel's lives
+        // in kube-flannel or kube-system) anywhere, list and watch only.
         let eni = terway_hybrid_api::names::ENI_CONFIG_NAME.to_owned();
+        let cni: Vec<String> = ["kube-flannel-cfg", "cilium-config"].map(str::to_owned).to_vec();
         let grants = grants_of(r, NAMESPACE, CONTROLLER);
         for (ns, (_, res, verb, names)) in grants.iter().filter(|(_, (_, res, _, _))| res == "configmaps") {
-            assert_eq!(
-                ns.as_deref(),
-                Some("kube-system"),
-                "{}: ConfigMaps {verb} only in kube-system",
-                r.dir
-            );
-            assert_eq!(names, &vec![eni.clone()], "{}: {res} {verb} only {eni}", r.dir);
+            match ns.as_deref() {
+                Some("kube-system") => {
+                    assert_eq!(names, &vec![eni.clone()], "{}: {res} {verb} only {eni}", r.dir)
+                }
+                None => {
+                    assert_eq!(names, &cni, "{}: cluster-wide {res} {verb} only by name", r.dir);
+                    assert!(["list", "watch"].contains(&verb.as_str()), "{}: {res} {verb}", r.dir);
+                }
+                other => panic!("{}: ConfigMaps {verb} in {other:?}", r.dir),
+            }
         }
     }
 }
