@@ -170,35 +170,16 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    fn serve(answer: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            // Read the whole request: closing on unread data would reset the connection.
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = conn.write_all(answer.as_bytes());
-        });
-        format!("http://{addr}/latest/meta-data/instance-id")
-    }
-
     #[test]
     fn instance_id_from_a_200() {
-        let url = serve("HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\ni-bp1234567890abcdefg\n");
+        let url = serve_paths(vec![("instance-id", Some("i-bp1234567890abcdefg\n"))]);
         // A generous deadline: the test machine may be busy.
         assert_eq!(probe(&url, Duration::from_secs(10)).unwrap(), "i-bp1234567890abcdefg");
     }
 
     #[test]
     fn other_status_is_an_error() {
-        let url = serve("HTTP/1.1 404 Not Found\r\n\r\n");
+        let url = serve_paths(vec![]);
         assert_eq!(probe(&url, Duration::from_secs(10)).unwrap_err(), "HTTP 404");
     }
 
