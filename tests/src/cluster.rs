@@ -150,7 +150,11 @@ impl Cluster {
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = cp.kubectl().args(["get", "nodenetworkreports", "-o", "json"]).output();
+                // Each call bounded, so dropping the cluster never waits on a stuck server.
+                let out = cp
+                    .kubectl()
+                    .args(["get", "nodenetworkreports", "-o", "json", "--request-timeout=5s"])
+                    .output();
                 let reports: Value = out
                     .ok()
                     .filter(|o| o.status.success())
@@ -170,6 +174,7 @@ impl Cluster {
                             "--field-manager",
                             "terway-hybrid-agent",
                             "--subresource=status",
+                            "--request-timeout=5s",
                             "-f",
                             "-",
                         ]);
