@@ -6,22 +6,21 @@
 //! and the Events its condition changes deserve. It reads nothing but its
 //! arguments, so the same view always gives the same plan.
 
+mod rollout;
+
 use crate::address_plan;
-use crate::affinity;
-use crate::checks::{self, terway_requires_gate};
-use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
+use crate::checks;
+use crate::cluster::{pod_ready, Cluster};
 use crate::cni_fix::{self, Target};
 use crate::cross_site::{self, Sites};
 use crate::view::ClusterView;
-use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Affinity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use rollout::terway_ready;
 use serde::Serialize;
-use terway_hybrid_api::rollout::{
-    condition, degraded, Mode, NodeCounts, Remediate, Wave, GATE_LABEL, GATE_OPEN, MAX_WAVE_NODES,
-};
+use terway_hybrid_api::rollout::{condition, NodeCounts, Remediate, GATE_LABEL, GATE_OPEN};
 use terway_hybrid_api::{CheckResult, Plugin, Role, Scenario, TerwayRolloutSpec, TerwayRolloutStatus};
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +134,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
     let terway_required = scenario.terway_required();
 
     let previous = view.rollout.as_ref().and_then(|r| r.status.clone()).unwrap_or_default();
-    let rollout = rollout(&c, &sites, &previous, scenario, passed, now);
+    let rollout = rollout::rollout(&c, &sites, &previous, scenario, passed, now);
     let remediations = remediations(&c, &all_checks);
 
     let nodes: Vec<NodeRow> = c
@@ -180,7 +179,16 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         .collect();
 
     let generation = view.rollout.as_ref().and_then(|r| r.metadata.generation);
-    let conditions = conditions(&previous, &c, scenario, &all_checks, passed, &rollout, generation, now);
+    let degraded = (rollout.degraded.clone())
+        .unwrap_or_else(|| Verdict::new(false, "AsExpected", "nothing is wrong with the rollout"));
+    let verdicts = [
+        (condition::SCENARIO_DETECTED, scenario_detected(scenario, &all_checks)),
+        (condition::PREFLIGHT_PASSED, preflight_passed(&all_checks)),
+        (condition::PROGRESSING, rollout.progressing.clone()),
+        (condition::AVAILABLE, available(&c, scenario)),
+        (condition::DEGRADED, degraded),
+    ];
+    let conditions = conditions(&previous.conditions, verdicts, generation, now);
     let events = events(&previous.conditions, &conditions);
     let status = TerwayRolloutStatus {
         scenario: Some(scenario),
@@ -202,260 +210,6 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         remediations,
         status,
         events,
-    }
-}
-
-/// What the rollout step decided.
-struct Rollout<'a> {
-    /// Cloud nodes whose gate should be open (kept and newly opened).
-    gates: Vec<&'a str>,
-    current_wave: u32,
-    wave: Option<Wave>,
-    gate_patch: Option<GatePatch>,
-    progressing: (bool, &'static str, String),
-    degraded: Option<(&'static str, String)>,
-}
-
-fn rollout<'a>(
-    c: &Cluster<'a>,
-    sites: &Sites<'a>,
-    previous: &TerwayRolloutStatus,
-    scenario: Scenario,
-    passed: bool,
-    now: Timestamp,
-) -> Rollout<'a> {
-    let gated = |n: &NodeInfo| n.label(GATE_LABEL) == Some(GATE_OPEN);
-    let terway_ready = |n: &NodeInfo| c.terway.and_then(|t| c.pod_of(t, n.name())).is_some_and(pod_ready);
-    // Absolute: the gate is never open on an on-prem node; one found open is closed.
-    let on_prem_gated: Vec<&str> = c.on_prem().filter(|n| gated(n)).map(|n| n.name()).collect();
-    let mut gates: Vec<&str> = c.cloud().filter(|n| gated(n)).map(|n| n.name()).collect();
-    let mut out = Rollout {
-        gates: vec![],
-        current_wave: previous.current_wave,
-        wave: None,
-        gate_patch: None,
-        progressing: (false, "", String::new()),
-        degraded: None,
-    };
-    if !on_prem_gated.is_empty() {
-        out.degraded = Some((
-            "OnPremGated",
-            format!(
-                "the Terway gate was open on on-prem nodes {}; the controller closed it",
-                some_of(&on_prem_gated, 5)
-            ),
-        ));
-    }
-
-    // The current wave: done when all its nodes run a Ready Terway pod;
-    // failed when its readiness timeout passed first.
-    let invalid = spec_problem(&c.spec);
-    // An invalid timeout times no wave out: the rollout stops on InvalidSpec instead.
-    let timeout = parse_duration(&c.spec.readiness_timeout).filter(|_| invalid.is_none());
-    let gate_waves = c.spec.cross_site.gate_waves;
-    // Why the current wave is halted: the Degraded reason and message.
-    let mut halted: Option<(&'static str, String)> = None;
-    // gateWaves: what keeps a wave whose Terway pods are Ready from being done.
-    let mut unreached = String::new();
-    let mut wave_open = false;
-    let mut wave_nodes: Vec<&str> = vec![];
-    // A wave the status lost (its write failed after the gate labels landed),
-    // or Terway failing later on a gated node: gated cloud nodes whose Terway
-    // is not Ready are adopted as the wave, so they are timed like one.
-    let adopted;
-    let recorded = match &previous.wave {
-        Some(wave) => Some(wave),
-        None => {
-            let mut unready: Vec<String> =
-                c.cloud().filter(|n| gated(n) && !terway_ready(n)).map(|n| n.name().to_owned()).collect();
-            if gate_waves {
-                // gateWaves: a gated node whose pods cannot reach the on-prem
-                // pods is as unhealthy as one whose Terway is not Ready.
-                let ready: Vec<&str> =
-                    c.cloud().filter(|n| gated(n) && terway_ready(n)).map(|n| n.name()).collect();
-                unready.extend(cross_site::failing_pod_probes(sites, &ready).into_iter().map(str::to_owned));
-                unready.sort_unstable();
-            }
-            adopted = (!unready.is_empty()).then_some(Wave { nodes: unready, started: Time(now) });
-            if adopted.is_some() {
-                out.current_wave = previous.current_wave.max(1);
-            }
-            adopted.as_ref()
-        }
-    };
-    if let Some(wave) = recorded {
-        let unready: Vec<&str> = wave
-            .nodes
-            .iter()
-            .filter_map(|name| c.nodes.get(name.as_str()))
-            .filter(|n| n.role == Role::Cloud && !terway_ready(n))
-            .map(|n| n.name())
-            .collect();
-        // gateWaves: the wave's nodes whose Terway is Ready must also reach
-        // the on-prem pods from their pods (docs/architecture.md, "Waves").
-        let reach = if gate_waves {
-            let ready: Vec<&str> = wave
-                .nodes
-                .iter()
-                .filter_map(|name| c.nodes.get(name.as_str()))
-                .filter(|n| n.role == Role::Cloud && terway_ready(n))
-                .map(|n| n.name())
-                .collect();
-            cross_site::pod_reach(sites, &ready)
-        } else {
-            cross_site::PodReach::default()
-        };
-        if !unready.is_empty() || !reach.healthy() {
-            // The wave is kept (in progress or halted) until its nodes are
-            // Ready, and its nodes keep their gate even if a label write
-            // failed before.
-            out.wave = Some(wave.clone());
-            wave_nodes = unready.clone();
-            wave_nodes.extend(reach.pending.iter().chain(&reach.failing).copied());
-            if !reach.healthy() {
-                unreached = reach.describe();
-            }
-            let age = now.duration_since(wave.started.0);
-            if timeout.is_some_and(|t| age > t) {
-                halted = Some(if !unready.is_empty() {
-                    (
-                        degraded::WAVE_FAILED,
-                        format!(
-                            "wave {}: Terway is not Ready after {} on {}; the rollout is halted until they recover",
-                            out.current_wave,
-                            c.spec.readiness_timeout,
-                            some_of(&unready, 5)
-                        ),
-                    )
-                } else {
-                    (
-                        degraded::CROSS_SITE_UNREACHABLE,
-                        format!(
-                            "wave {}: Terway is Ready, but after {} its pods do not reach the on-prem pods ({});                              the rollout is halted until they do (CrossSiteConnectivity names every failing pair)",
-                            out.current_wave, c.spec.readiness_timeout, unreached
-                        ),
-                    )
-                });
-            } else {
-                wave_open = true;
-            }
-        }
-    }
-
-    let skip_reason = if let Some(problem) = invalid {
-        Some(("InvalidSpec", format!("{problem}: fix the TerwayRollout; no new gate opens")))
-    } else if c.spec.mode != Mode::Auto {
-        Some(("ManualMode", "mode is Manual: the controller checks and reports, it opens no gate".to_owned()))
-    } else if scenario == Scenario::Unknown {
-        Some(("ScenarioUnknown", "the on-prem scenario is not known yet: no gate opens".to_owned()))
-    } else if scenario.terway_required() != Some(true) {
-        Some(("TerwayNotRequired", format!("the {scenario} scenario does not need Terway")))
-    } else if !passed {
-        Some(("PreflightFailed", "the preflight fails: no new gate opens".to_owned()))
-    } else if c.terway.is_none() {
-        Some((
-            "TerwayNotInstalled",
-            format!("{}/{} is not installed", c.spec.terway.namespace, c.spec.terway.daemon_set_name),
-        ))
-    } else if c.spec.paused {
-        Some(("Paused", "the rollout is paused: open gates stay open, no new one opens".to_owned()))
-    } else {
-        halted.clone()
-    };
-
-    if let Some(h) = &halted {
-        out.degraded = Some(h.clone());
-    }
-    // The wave's nodes keep their gate even if a label write failed, but
-    // only while the rollout may act at all.
-    if matches!(skip_reason, None | Some((degraded::WAVE_FAILED | degraded::CROSS_SITE_UNREACHABLE, _))) {
-        gates.extend(wave_nodes.iter().copied());
-    }
-    let enforce_gate = c.spec.mode == Mode::Auto && scenario.terway_required() == Some(true);
-    if let (Some(terway), true) = (c.terway, enforce_gate) {
-        if !terway_requires_gate(terway) {
-            // Without the gate requirement Terway goes everywhere its own
-            // selector allows, at once: enforce it in Auto mode whatever else
-            // holds the waves back (a failing preflight most of all). Cloud
-            // nodes where Terway already serves (Ready) keep it: their gate
-            // opens with the patch, or the patch would evict their pod
-            // networking. A pod that is not Ready serves nobody yet.
-            out.gate_patch = Some(gate_patch(terway));
-            gates.extend(c.cloud().filter(|n| terway_ready(n)).map(|n| n.name()));
-            if previous
-                .conditions
-                .iter()
-                .any(|c| c.type_ == condition::PROGRESSING && c.reason == "WaveInProgress")
-                || previous.current_wave > 0
-            {
-                out.degraded = Some((
-                    "GateRemoved",
-                    format!(
-                        "{} lost its required {GATE_LABEL}={GATE_OPEN} affinity (reverted by an add-on manager?); \
-                         the controller adds it back",
-                        qualified(terway)
-                    ),
-                ));
-            }
-        }
-    }
-
-    match skip_reason {
-        Some((reason, message)) => out.progressing = (false, reason, message),
-        None if out.gate_patch.is_some() => {
-            out.progressing =
-                (true, "EnforcingGate", format!("adding the {GATE_LABEL} requirement to Terway"));
-        }
-        None => {
-            let unready_gated = c.cloud().filter(|n| gated(n) && !terway_ready(n)).count();
-            let budget =
-                max_unavailable(&c.spec.max_unavailable, c.cloud().count()).saturating_sub(unready_gated);
-            let eligible: Vec<&str> = c
-                .cloud()
-                .filter(|n| !gated(n) && n.node_checks_pass())
-                .map(|n| n.name())
-                .take(budget.min(MAX_WAVE_NODES))
-                .collect();
-            if !wave_open && !eligible.is_empty() {
-                out.current_wave = previous.current_wave + 1;
-                out.wave = Some(Wave {
-                    nodes: eligible.iter().map(|s| (*s).to_owned()).collect(),
-                    started: Time(now),
-                });
-                gates.extend(eligible.iter().copied());
-                wave_open = true;
-            }
-            out.progressing = match (&out.wave, wave_open) {
-                (Some(wave), true) => (
-                    true,
-                    "WaveInProgress",
-                    format!(
-                        "wave {}: opening the Terway gate on {}{}",
-                        out.current_wave,
-                        some_of(&wave.nodes, 5),
-                        if unreached.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; waiting for their pods to reach the on-prem pods ({unreached})")
-                        }
-                    ),
-                ),
-                _ => (false, "Complete", "every cloud node that passes its checks runs Terway".to_owned()),
-            };
-        }
-    }
-    gates.sort_unstable();
-    gates.dedup();
-    out.gates = gates;
-    out
-}
-
-fn gate_patch(terway: &DaemonSet) -> GatePatch {
-    let current = affinity::daemon_set_affinity(terway);
-    GatePatch {
-        namespace: terway.metadata.namespace.clone().unwrap_or_default(),
-        name: terway.metadata.name.clone().unwrap_or_default(),
-        affinity: affinity::require_gate(current),
     }
 }
 
@@ -572,92 +326,82 @@ fn remediations(c: &Cluster, checks: &[CheckResult]) -> Vec<Remediation> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A condition's status, reason and message, as one decision gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Verdict {
+    fn new(status: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
+        Verdict { status, reason, message: message.into() }
+    }
+}
+
+fn scenario_detected(scenario: Scenario, checks: &[CheckResult]) -> Verdict {
+    if scenario != Scenario::Unknown {
+        return Verdict::new(true, "Detected", format!("the on-prem network is {scenario}"));
+    }
+    let consistent = checks.iter().find(|c| c.name == terway_hybrid_api::CheckName::ScenarioConsistent);
+    Verdict::new(false, "ScenarioUnknown", consistent.map(|c| c.message.clone()).unwrap_or_default())
+}
+
+fn preflight_passed(checks: &[CheckResult]) -> Verdict {
+    let failing: Vec<&str> = checks.iter().filter(|c| c.is_blocking()).map(|c| c.name.as_str()).collect();
+    if failing.is_empty() {
+        Verdict::new(true, "AllChecksPass", "every cluster check passes")
+    } else {
+        Verdict::new(false, "ChecksFailed", format!("failing: {}", failing.join(", ")))
+    }
+}
+
+fn available(c: &Cluster, scenario: Scenario) -> Verdict {
+    let cloud = c.cloud().count();
+    let ready_cloud =
+        c.cloud().filter(|n| n.label(GATE_LABEL) == Some(GATE_OPEN) && terway_ready(c, n)).count();
+    match scenario.terway_required() {
+        Some(false) => Verdict::new(true, "TerwayNotRequired", "overlay: the CNI reaches cloud nodes"),
+        _ if cloud == 0 => Verdict::new(false, "NoCloudNodes", "no cloud node joined yet"),
+        _ if ready_cloud == cloud => {
+            Verdict::new(true, "AllCloudNodesReady", format!("Terway is Ready on all {cloud} cloud nodes"))
+        }
+        _ => Verdict::new(
+            false,
+            "CloudNodesPending",
+            format!("Terway is Ready on {ready_cloud} of {cloud} cloud nodes"),
+        ),
+    }
+}
+
+/// The verdicts as `metav1.Condition`s, sorted by type: the transition time
+/// moves only when the status does.
 fn conditions(
-    previous: &TerwayRolloutStatus,
-    c: &Cluster,
-    scenario: Scenario,
-    checks: &[CheckResult],
-    passed: bool,
-    rollout: &Rollout,
+    previous: &[Condition],
+    verdicts: [(&str, Verdict); 5],
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
-    let failing: Vec<&str> = checks.iter().filter(|c| c.is_blocking()).map(|c| c.name.as_str()).collect();
-    let consistent = checks.iter().find(|c| c.name == terway_hybrid_api::CheckName::ScenarioConsistent);
-    let cloud = c.cloud().count();
-    let ready_cloud = c
-        .cloud()
-        .filter(|n| n.label(GATE_LABEL) == Some(GATE_OPEN))
-        .filter(|n| c.terway.and_then(|t| c.pod_of(t, n.name())).is_some_and(pod_ready))
-        .count();
-    let mut out = vec![
-        if scenario == Scenario::Unknown {
-            (
-                condition::SCENARIO_DETECTED,
-                false,
-                "ScenarioUnknown",
-                consistent.map(|c| c.message.clone()).unwrap_or_default(),
-            )
-        } else {
-            (condition::SCENARIO_DETECTED, true, "Detected", format!("the on-prem network is {scenario}"))
-        },
-        if passed {
-            (condition::PREFLIGHT_PASSED, true, "AllChecksPass", "every cluster check passes".to_owned())
-        } else {
-            (condition::PREFLIGHT_PASSED, false, "ChecksFailed", format!("failing: {}", failing.join(", ")))
-        },
-        (condition::PROGRESSING, rollout.progressing.0, rollout.progressing.1, rollout.progressing.2.clone()),
-        match scenario.terway_required() {
-            Some(false) => (
-                condition::AVAILABLE,
-                true,
-                "TerwayNotRequired",
-                "overlay: the CNI reaches cloud nodes".to_owned(),
-            ),
-            _ if cloud == 0 => {
-                (condition::AVAILABLE, false, "NoCloudNodes", "no cloud node joined yet".to_owned())
+    let mut out: Vec<Condition> = verdicts
+        .into_iter()
+        .map(|(type_, verdict)| {
+            let status = if verdict.status { "True" } else { "False" };
+            let last_transition_time = previous
+                .iter()
+                .find(|p| p.type_ == type_ && p.status == status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            Condition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                reason: verdict.reason.to_owned(),
+                message: verdict.message,
+                last_transition_time,
+                observed_generation: generation,
             }
-            _ if ready_cloud == cloud => (
-                condition::AVAILABLE,
-                true,
-                "AllCloudNodesReady",
-                format!("Terway is Ready on all {cloud} cloud nodes"),
-            ),
-            _ => (
-                condition::AVAILABLE,
-                false,
-                "CloudNodesPending",
-                format!("Terway is Ready on {ready_cloud} of {cloud} cloud nodes"),
-            ),
-        },
-        match &rollout.degraded {
-            Some((reason, message)) => (condition::DEGRADED, true, *reason, message.clone()),
-            None => {
-                (condition::DEGRADED, false, "AsExpected", "nothing is wrong with the rollout".to_owned())
-            }
-        },
-    ]
-    .into_iter()
-    .map(|(type_, ok, reason, message)| {
-        let status = if ok { "True" } else { "False" };
-        // metav1.Condition: the transition time moves only when the status does.
-        let last_transition_time = previous
-            .conditions
-            .iter()
-            .find(|p| p.type_ == type_ && p.status == status)
-            .map(|p| p.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            last_transition_time,
-            observed_generation: generation,
-        }
-    })
-    .collect::<Vec<_>>();
+        })
+        .collect();
     out.sort_by(|a, b| a.type_.cmp(&b.type_));
     out
 }
