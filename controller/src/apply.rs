@@ -2,6 +2,7 @@
 //! under the controller's field manager. Each action is one request.
 
 use crate::actions::{Action, FIELD_MANAGER};
+use crate::api_error::ApiError;
 use crate::cni_fix::{self, Target};
 use crate::fetch::installation_resource;
 use crate::plan::{PlannedEvent, Remediation};
@@ -20,12 +21,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{what}: {source}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error("{what}: no answer within {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout { what: String },
 }
@@ -35,7 +32,7 @@ async fn call<T>(
     f: impl std::future::Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, ApplyError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(|source| ApplyError::Api { what, source }),
+        Ok(r) => r.map_err(|source| ApiError { what, source }.into()),
         Err(_) => Err(ApplyError::Timeout { what }),
     }
 }
@@ -65,7 +62,7 @@ impl Applier {
                     .await
                 {
                     // Another replica (or a person) created it first: fine.
-                    Err(ApplyError::Api { source: kube::Error::Api(e), .. }) if e.code == 409 => Ok(()),
+                    Err(ApplyError::Api(e)) if e.code() == Some(409) => Ok(()),
                     other => other.map(drop),
                 }
             }

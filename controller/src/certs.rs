@@ -15,6 +15,7 @@
 //! new TLS handshakes ([`Resolver`]) while connections already open finish
 //! on the old one.
 
+use crate::api_error::ApiError;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::PostParams;
@@ -47,13 +48,8 @@ pub enum CertError {
     Rcgen(#[from] rcgen::Error),
     #[error("serving key: {0}")]
     Rustls(#[from] rustls::Error),
-    #[error("Secret {namespace}/{name}: {source}")]
-    Api {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error("Secret {namespace}/{name} has no {key}")]
     Missing { namespace: String, name: String, key: &'static str },
 }
@@ -127,7 +123,7 @@ impl Ca {
 /// Two replicas starting together both try to create it: the loser of the
 /// race (409) reads the winner's.
 pub async fn load_or_create(api: &Api<Secret>, namespace: &str, name: &str) -> Result<Ca, CertError> {
-    let err = |source| CertError::Api { namespace: namespace.to_owned(), name: name.to_owned(), source };
+    let err = |source| CertError::Api(ApiError { what: format!("Secret {namespace}/{name}"), source });
     if let Some(secret) = api.get_opt(name).await.map_err(err)? {
         return from_secret(&secret, namespace, name);
     }

@@ -4,6 +4,7 @@
 //! presence here, at the edge: its values go no further.
 
 use crate::address_plan::CNI_CONFIG_MAPS;
+use crate::api_error::ApiError;
 use crate::scope::Scope;
 use crate::view::{slim_cni_config, slim_ip_pool, ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -17,19 +18,6 @@ use terway_hybrid_api::names::{
 };
 use terway_hybrid_api::{NodeNetworkReport, TerwayRollout};
 
-#[derive(Debug, thiserror::Error)]
-#[error("{what}: {source}")]
-pub struct FetchError {
-    pub what: String,
-    #[source]
-    pub source: kube::Error,
-}
-
-fn ctx(what: impl Into<String>) -> impl FnOnce(kube::Error) -> FetchError {
-    let what = what.into();
-    move |source| FetchError { what, source }
-}
-
 pub fn installation_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("operator.tigera.io", "v1", "Installation"))
 }
@@ -40,26 +28,30 @@ pub fn ip_pool_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("crd.projectcalico.org", "v1", "IPPool"))
 }
 
-pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
+pub async fn cluster_view(client: &Client) -> Result<ClusterView, ApiError> {
     let lp = ListParams::default();
-    let nodes = Api::<Node>::all(client.clone()).list(&lp).await.map_err(ctx("list nodes"))?.items;
+    let nodes =
+        Api::<Node>::all(client.clone()).list(&lp).await.map_err(ApiError::context("list nodes"))?.items;
     // Without the CRD (the agent not installed yet) there are no reports.
     let reports = match Api::<NodeNetworkReport>::all(client.clone()).list(&lp).await {
         Err(kube::Error::Api(e)) if e.code == 404 => vec![],
-        other => other.map_err(ctx("list nodenetworkreports.terway-hybrid.io"))?.items,
+        other => other.map_err(ApiError::context("list nodenetworkreports.terway-hybrid.io"))?.items,
     };
     let rollout =
         get_opt(Api::<TerwayRollout>::all(client.clone()), ROLLOUT_NAME, "terwayrollouts.terway-hybrid.io")
             .await?;
-    let daemon_sets =
-        Api::<DaemonSet>::all(client.clone()).list(&lp).await.map_err(ctx("list daemonsets"))?.items;
+    let daemon_sets = Api::<DaemonSet>::all(client.clone())
+        .list(&lp)
+        .await
+        .map_err(ApiError::context("list daemonsets"))?
+        .items;
     let scope = Scope::of(&rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default());
     let mut pods = Vec::new();
     for query in scope.pod_queries(&daemon_sets) {
         let list = Api::<Pod>::namespaced(client.clone(), &query.namespace)
             .list(&ListParams::default().labels(&query.selector))
             .await
-            .map_err(ctx(format!("list pods in {} ({})", query.namespace, query.selector)))?;
+            .map_err(ApiError::context(format!("list pods in {} ({})", query.namespace, query.selector)))?;
         pods.extend(list.items);
     }
     let eni_config = get_opt(
@@ -124,20 +116,20 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, FetchError> {
 }
 
 /// Lists every object of a kind; a 404 (the API or its CRD absent) is none.
-async fn list_present<K>(api: Api<K>, resource: &str) -> Result<Vec<K>, FetchError>
+async fn list_present<K>(api: Api<K>, resource: &str) -> Result<Vec<K>, ApiError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(list.items),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
-        Err(e) => Err(ctx(format!("list {resource}"))(e)),
+        Err(e) => Err(ApiError::context(format!("list {resource}"))(e)),
     }
 }
 
 /// Reads one object by name; absent (or its CRD absent) is None. `kind`
 /// names it in errors.
-async fn get_opt<K>(api: Api<K>, name: &str, kind: &str) -> Result<Option<K>, FetchError>
+async fn get_opt<K>(api: Api<K>, name: &str, kind: &str) -> Result<Option<K>, ApiError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -146,7 +138,7 @@ where
         Some(ns) => format!("get {kind} {ns}/{name}"),
         None => format!("get {kind}/{name}"),
     };
-    get_present(&api, name).await.map_err(ctx(what))
+    get_present(&api, name).await.map_err(ApiError::context(what))
 }
 
 /// Reads one object by name; any 404 is None. Unlike `Api::get_opt`, which

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod address_plan;
 pub mod affinity;
+pub mod api_error;
 pub mod apply;
 pub mod certs;
 pub mod checks;

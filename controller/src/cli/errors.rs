@@ -3,8 +3,8 @@
 //! input, API trouble). Kubernetes API errors are said in the user's terms:
 //! which permission is missing, which object does not exist.
 
+use crate::api_error::ApiError;
 use crate::dump::DumpError;
-use crate::fetch::FetchError;
 use std::fmt;
 use std::io;
 
@@ -58,8 +58,8 @@ impl From<DumpError> for CliError {
     }
 }
 
-impl From<FetchError> for CliError {
-    fn from(e: FetchError) -> Self {
+impl From<ApiError> for CliError {
+    fn from(e: ApiError) -> Self {
         api_error(&Op::described(&e.what), e.source)
     }
 }
