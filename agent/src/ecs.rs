@@ -73,7 +73,7 @@ fn sibling(url: &str, name: &str) -> Option<String> {
 
 /// The body as a CIDR (`ADDRESS/PREFIX`, prefix within the family's width),
 /// written back in its canonical form; None for anything else.
-pub fn parse_cidr(body: &str) -> Option<String> {
+fn parse_cidr(body: &str) -> Option<String> {
     let text = body.trim();
     if text.len() > MAX_CIDR {
         return None;

@@ -31,15 +31,15 @@ use tokio::task::AbortHandle;
 
 /// A request head (or, on a kept-alive connection, the next one) must arrive
 /// within this; the kubelet and Prometheus send theirs at once.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Then the connection finishes the request in flight and closes (a client
 /// that never reads its answer cannot hold it longer); Prometheus reconnects.
-pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(60);
 /// How long a connection closing at its age may take to finish its answer.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Open connections; the default limit of 1,024 file descriptors leaves
 /// plenty beside them for netlink, the API client and the files read.
-pub const MAX_CONNECTIONS: usize = 128;
+const MAX_CONNECTIONS: usize = 128;
 
 #[derive(Clone)]
 pub struct Health {
@@ -94,7 +94,7 @@ impl Health {
 
 /// A detection that overran its deadline is stuck in a system call no
 /// timeout reaches (a hung mount, say): only a restart frees it.
-pub fn stuck_message(running: Option<(Duration, &str)>, deadline: Duration) -> Option<String> {
+fn stuck_message(running: Option<(Duration, &str)>, deadline: Duration) -> Option<String> {
     let (took, step) = running.filter(|(took, _)| *took > deadline)?;
     Some(format!(
         "a detection has been stuck {step} for {}s (deadline {}s)\n",

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::collect::netlink;
 
 /// The port the agent answers probes on (TCP and UDP).
-pub const DEFAULT_PORT: u16 = 9799;
+const DEFAULT_PORT: u16 = 9799;
 /// A probe starts with these bytes; anything else is ignored by the responder.
 const MAGIC: [u8; 4] = *b"THP1";
 /// magic + nonce.
@@ -68,7 +68,7 @@ pub enum Outcome {
 /// The route's own MTU is tried first (the common answer, in one probe),
 /// then the MTU an ICMP reported, then halving what is left.
 #[derive(Debug, Clone)]
-pub struct MtuSearch {
+struct MtuSearch {
     good: u32,
     bad: u32,
     exact: Option<u32>,
@@ -368,21 +368,21 @@ pub const MAX_DELEGATED_PEERS: usize = 8;
 const MAX_DELEGATION_REQUEST: usize = 2048;
 const DELEGATION_READ: Duration = Duration::from_secs(2);
 /// The longest a delegated probe may take (each peer, in parallel).
-pub const MAX_DELEGATED_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_DELEGATED_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest answer a delegating agent reads.
 const MAX_DELEGATION_ANSWER: usize = 64 * 1024;
 
 /// A delegated request: one JSON object on one connection, then EOF.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DelegatedRequest {
+struct DelegatedRequest {
     pub peers: Vec<SocketAddr>,
     pub timeout_ms: u64,
 }
 
 /// The peers a delegated request may probe, and each one's time, or why it
 /// is refused. Pure, so every rule is tested without sockets.
-pub fn check_delegation(request: &[u8], port: u16) -> Result<(Vec<SocketAddr>, Duration), String> {
+fn check_delegation(request: &[u8], port: u16) -> Result<(Vec<SocketAddr>, Duration), String> {
     let r: DelegatedRequest = serde_json::from_slice(request)
         .map_err(|e| format!("not a probe request ({})", e.classify_name()))?;
     if r.peers.len() > MAX_DELEGATED_PEERS {
@@ -551,7 +551,7 @@ pub async fn delegate(
 }
 
 /// The route the kernel would use for `dst` (`ip route get`).
-pub fn route_to(dst: IpAddr) -> Result<RouteEvidence, netlink::NetlinkError> {
+fn route_to(dst: IpAddr) -> Result<RouteEvidence, netlink::NetlinkError> {
     let mut request = RouteMessage::default();
     // The FIB entry that matched (`ip route get fibmatch`): a plain lookup
     // answers with a cached destination, which has no protocol.

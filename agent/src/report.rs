@@ -14,7 +14,7 @@ use terway_hybrid_api::{
 
 /// The server-side-apply field manager of every agent write.
 pub const FIELD_MANAGER: &str = "terway-hybrid-agent";
-pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `status.cloudNetwork.vswitchCidrs` holds at most this many (the CRD's bound).
 const MAX_VSWITCH_CIDRS: usize = 8;
 

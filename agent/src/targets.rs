@@ -26,8 +26,6 @@ use tokio::sync::watch;
 
 /// How long each peer may take, host and pod path alike.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// `--probe-interval`'s default.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// A watch the server does not end by itself within this long is dead.
 const WATCH_IDLE: Duration = Duration::from_secs(330);
 const WATCH_SECONDS: u32 = 290;
@@ -44,7 +42,7 @@ pub struct Round {
 }
 
 /// Splits the controller's targets (at most [`MAX_PROBE_TARGETS`] are read).
-pub fn round_of(targets: &[ProbeTarget], own_node: &str) -> Round {
+fn round_of(targets: &[ProbeTarget], own_node: &str) -> Round {
     let mut round = Round::default();
     for t in targets.iter().take(MAX_PROBE_TARGETS) {
         match t.path {
@@ -59,7 +57,7 @@ pub fn round_of(targets: &[ProbeTarget], own_node: &str) -> Round {
 }
 
 /// `via GATEWAY dev DEVICE proto PROTOCOL`, bounded.
-pub fn render_route(r: &RouteEvidence) -> String {
+fn render_route(r: &RouteEvidence) -> String {
     let via = r.gateway.map(|g| format!("via {g} ")).unwrap_or_default();
     let line = format!("{via}dev {} proto {}", r.device.as_deref().unwrap_or("?"), r.protocol);
     text::bounded(&line, MAX_ROUTE).into_owned()
@@ -67,7 +65,7 @@ pub fn render_route(r: &RouteEvidence) -> String {
 
 /// A target's result from its probe, or unreachable with `why` when it
 /// could not be probed.
-pub fn result_of(target: &ProbeTarget, probe: Result<&PeerProbe, &str>, now: &Time) -> ProbeResult {
+fn result_of(target: &ProbeTarget, probe: Result<&PeerProbe, &str>, now: &Time) -> ProbeResult {
     let mut r = ProbeResult {
         node: target.node.clone(),
         address: target.address.clone(),
@@ -95,7 +93,7 @@ pub fn result_of(target: &ProbeTarget, probe: Result<&PeerProbe, &str>, now: &Ti
 /// One round: host targets from here, pod targets through the responder
 /// pod, all at once, each within `timeout`. Results in the targets' order,
 /// host ones first, at most [`MAX_PROBE_RESULTS`].
-pub async fn probe_round(round: &Round, timeout: Duration) -> Vec<ProbeResult> {
+async fn probe_round(round: &Round, timeout: Duration) -> Vec<ProbeResult> {
     let parse = |t: &ProbeTarget| t.address.parse::<SocketAddr>().ok();
     let host_peers: Vec<SocketAddr> = round.host.iter().filter_map(parse).collect();
     let pod_peers: Vec<SocketAddr> = round.pod.iter().filter_map(parse).collect();

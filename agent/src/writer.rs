@@ -65,7 +65,7 @@ pub struct Desired {
 /// results. The status is applied whole by one field manager, so its two
 /// sources meet here, in the only task that writes, and neither can
 /// overwrite the other's part with a stale copy.
-pub fn compose(detection: &Desired, probes: &[ProbeResult]) -> Desired {
+fn compose(detection: &Desired, probes: &[ProbeResult]) -> Desired {
     let mut d = detection.clone();
     d.status.probes = probes.to_vec();
     d

@@ -108,8 +108,6 @@ pub enum Severity {
     Error,
 }
 
-/// Longest `reason` the CRDs admit (characters).
-pub const MAX_REASON: usize = 128;
 /// Longest `message` (and evidence `detail`) the CRDs admit, in characters:
 /// room for the agent's 2 KiB messages and the controller's.
 pub const MAX_MESSAGE: usize = 4096;

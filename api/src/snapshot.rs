@@ -111,7 +111,6 @@ impl RouteGroup {
 
 pub const PROTO_KERNEL: u8 = 2;
 pub const PROTO_BOOT: u8 = 3;
-pub const PROTO_STATIC: u8 = 4;
 pub const PROTO_ZEBRA: u8 = 11;
 pub const PROTO_BIRD: u8 = 12;
 /// kube-router installs its routes with protocol 17.

@@ -12,7 +12,7 @@ use terway_hybrid_api::TerwayRolloutStatus;
 /// The server-side-apply field manager of every controller write.
 pub const FIELD_MANAGER: &str = "terway-hybrid-controller";
 /// The labels the controller owns on Nodes.
-pub const MANAGED_LABELS: [&str; 3] = [SCENARIO_LABEL, PREFLIGHT_LABEL, GATE_LABEL];
+const MANAGED_LABELS: [&str; 3] = [SCENARIO_LABEL, PREFLIGHT_LABEL, GATE_LABEL];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

@@ -21,7 +21,7 @@ use terway_hybrid_api::{CheckName, CheckResult, Severity};
 /// flannel's ConfigMap, in the namespace of either of its manifests.
 pub const FLANNEL_CONFIG: &str = "kube-flannel-cfg";
 /// Cilium's ConfigMap.
-pub const CILIUM_CONFIG: &str = "cilium-config";
+const CILIUM_CONFIG: &str = "cilium-config";
 /// Every CNI ConfigMap read, as (namespace, name) (docs/contracts.md §7).
 pub const CNI_CONFIG_MAPS: [(&str, &str); 3] =
     [("kube-flannel", FLANNEL_CONFIG), ("kube-system", FLANNEL_CONFIG), ("kube-system", CILIUM_CONFIG)];

@@ -160,11 +160,6 @@ pub fn with_affinity(ds: &DaemonSet, affinity: Affinity) -> DaemonSet {
     ds
 }
 
-/// The on-prem CNI DaemonSet with the cloud exclusion applied.
-pub fn exclude_cloud_daemon_set(ds: &DaemonSet) -> DaemonSet {
-    with_affinity(ds, exclude_cloud(daemon_set_affinity(ds)))
-}
-
 /// The Terway DaemonSet with the gate requirement applied.
 pub fn require_gate_daemon_set(ds: &DaemonSet) -> DaemonSet {
     with_affinity(ds, require_gate(daemon_set_affinity(ds)))
@@ -305,6 +300,11 @@ fn term_implies(term: &NodeSelectorTerm, requirement: &NodeSelectorRequirement) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The on-prem CNI DaemonSet with the cloud exclusion applied.
+    fn exclude_cloud_daemon_set(ds: &DaemonSet) -> DaemonSet {
+        with_affinity(ds, exclude_cloud(daemon_set_affinity(ds)))
+    }
     use crate::scheduling::{admits_spec, NAME_FIELD, NO_EXECUTE};
     use crate::test_builders::{labels, req, term};
     use k8s_openapi::api::core::v1::{

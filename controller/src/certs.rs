@@ -32,8 +32,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The Secret's keys.
-pub const CA_CERT_KEY: &str = "ca.crt";
-pub const CA_KEY_KEY: &str = "ca.key";
+const CA_CERT_KEY: &str = "ca.crt";
+const CA_KEY_KEY: &str = "ca.key";
 const CA_NAME: &str = "terway-hybrid webhook CA";
 /// The CA outlives any cluster this is installed on; what rotates is the
 /// serving certificate (see the module docs).
@@ -80,7 +80,7 @@ fn ca_params() -> CertificateParams {
 
 impl Ca {
     /// A new CA (ECDSA P-256), valid for ten years.
-    pub fn generate() -> Result<Ca, CertError> {
+    fn generate() -> Result<Ca, CertError> {
         let key = KeyPair::generate()?;
         let mut params = ca_params();
         let now = time::OffsetDateTime::now_utc();
@@ -93,7 +93,7 @@ impl Ca {
     /// The CA as the Secret stores it. Leaves are issued under the same
     /// subject and key identifier (both derive from the fixed name and the
     /// key), so they chain to the stored certificate.
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, CertError> {
+    fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, CertError> {
         Ok(Ca { cert_pem: cert_pem.to_owned(), key: KeyPair::from_pem(key_pem)? })
     }
 
@@ -185,12 +185,6 @@ impl Resolver {
 
     pub fn swap(&self, next: Arc<CertifiedKey>) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
-    }
-
-    /// The certificate new handshakes get (DER).
-    pub fn current_der(&self) -> Vec<u8> {
-        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        current.cert.first().map(|c| c.to_vec()).unwrap_or_default()
     }
 }
 

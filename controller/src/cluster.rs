@@ -48,7 +48,7 @@ pub struct EniConf {
 /// `eni_conf` read into [`EniConf`]. It may hold an AccessKey, so what is
 /// wrong is said by position, field and type, never with a value (serde's
 /// messages quote the offending value: a numeric `access_secret` in full).
-pub fn parse_eni_conf(text: &str) -> Result<EniConf, String> {
+fn parse_eni_conf(text: &str) -> Result<EniConf, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         format!("eni_conf is not valid JSON ({}line {} column {})", json_error_kind(&e), e.line(), e.column())
     })?;

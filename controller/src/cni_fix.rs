@@ -52,7 +52,7 @@ impl CniFix {
 }
 
 /// Why the Tigera operator owns calico-node, as a sentence for the user.
-pub fn tigera_owned(ds: &DaemonSet, installation: Option<&DynamicObject>) -> Option<String> {
+fn tigera_owned(ds: &DaemonSet, installation: Option<&DynamicObject>) -> Option<String> {
     let how = tigera_ownership(ds, installation.is_some())?;
     Some(format!(
         "the Tigera operator owns calico-node (Installation default exists and {how}): it would revert a \

@@ -31,7 +31,7 @@ const QUOTE: usize = 64;
 /// jumbo frames (Alibaba Cloud, "Configure jumbo frames and change the
 /// MTU", https://www.alibabacloud.com/help/en/ecs/user-guide/mtus/). A node
 /// that reports its `podMtu` (its pods' veths seen) is taken at its word.
-pub const TERWAY_DEFAULT_POD_MTU: u32 = 1500;
+const TERWAY_DEFAULT_POD_MTU: u32 = 1500;
 
 /// The smallest and largest MTU a check believes: IPv4's minimum (RFC 791)
 /// and the largest IP packet. Anything else is a broken report, not a fact.

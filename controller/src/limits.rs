@@ -22,7 +22,7 @@ pub const JSON_DUMP_MAX: u64 = 8 * 1024 * 1024 * 1024;
 pub const JSON_OBJECT_MAX: usize = 64 * 1024 * 1024;
 /// How long a file argument may take to read. A regular file takes
 /// milliseconds; a FIFO nobody writes to blocks open(2) forever.
-pub const FILE_READ_DEADLINE: Duration = Duration::from_secs(60);
+const FILE_READ_DEADLINE: Duration = Duration::from_secs(60);
 /// Nesting of YAML flow collections (`[`, `{`), checked before the YAML
 /// parser sees the file: libyaml takes time quadratic in it. Kubernetes
 /// objects nest about 15 deep; serde_yaml refuses more than 128 anyway.
@@ -77,7 +77,7 @@ pub fn read_file_capped(path: &Path, limit: u64, what: &'static str) -> Result<V
 /// on a thread of their own: nothing bounds a blocked open(2) of a FIFO, so
 /// past the deadline the caller gets an error and the thread is left behind
 /// (the CLI exits on that error, which ends it).
-pub fn read_file_within(
+fn read_file_within(
     path: &Path,
     limit: u64,
     what: &'static str,

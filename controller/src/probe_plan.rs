@@ -30,9 +30,9 @@ use terway_hybrid_api::Role;
 pub const DEFAULT_PROBE_PORT: u16 = 9799;
 /// Host targets of a node that also probes the pod network: the rest of
 /// [`MAX_PROBE_TARGETS`] is its own responder and [`POD_TARGETS`] pod peers.
-pub const HOST_TARGETS_WITH_PODS: usize = 4;
+const HOST_TARGETS_WITH_PODS: usize = 4;
 /// Pod peers of a node whose responder pod runs.
-pub const POD_TARGETS: usize = MAX_PROBE_TARGETS - HOST_TARGETS_WITH_PODS - 1;
+const POD_TARGETS: usize = MAX_PROBE_TARGETS - HOST_TARGETS_WITH_PODS - 1;
 
 /// One node as the assignment sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn members(view: &ClusterView) -> Vec<Member> {
 }
 
 /// The node's first IPv4 InternalIP.
-pub fn internal_ipv4(node: &k8s_openapi::api::core::v1::Node) -> Option<Ipv4Addr> {
+fn internal_ipv4(node: &k8s_openapi::api::core::v1::Node) -> Option<Ipv4Addr> {
     node.status
         .as_ref()?
         .addresses

@@ -44,7 +44,6 @@ use std::fmt;
 
 pub const NO_SCHEDULE: &str = "NoSchedule";
 pub const NO_EXECUTE: &str = "NoExecute";
-pub const PREFER_NO_SCHEDULE: &str = "PreferNoSchedule";
 
 /// The node field `matchFields` can select on (the only one Kubernetes supports).
 pub const NAME_FIELD: &str = "metadata.name";
@@ -271,7 +270,7 @@ pub fn admits_spec(
 
 /// Does a required node affinity match a node? `Err` lists why each term
 /// does not (empty when there are no terms).
-pub fn node_selector_matches(
+fn node_selector_matches(
     selector: &NodeSelector,
     labels: &BTreeMap<String, String>,
     name: Option<&str>,
@@ -288,7 +287,7 @@ pub fn node_selector_matches(
 
 /// Does one nodeSelectorTerm match a node with these labels and name (`None`
 /// or empty: unnamed, so `matchFields` are skipped)?
-pub fn term_matches(
+fn term_matches(
     term: &NodeSelectorTerm,
     labels: &BTreeMap<String, String>,
     name: Option<&str>,
@@ -365,7 +364,7 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
 /// `disk-pressure`, `memory-pressure`, `pid-pressure`, `unschedulable`
 /// (`NoSchedule`); and for hostNetwork pods `network-unavailable` (`NoSchedule`).
 /// Note `not-ready:NoSchedule` is not among them.
-pub fn automatic_tolerations(host_network: bool) -> Vec<Toleration> {
+fn automatic_tolerations(host_network: bool) -> Vec<Toleration> {
     let extra = host_network.then_some(AUTOMATIC_HOST_NETWORK);
     AUTOMATIC
         .iter()
@@ -601,6 +600,8 @@ fn is_lower_alnum(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PREFER_NO_SCHEDULE: &str = "PreferNoSchedule";
     use crate::test_builders::{labels, req, term};
     use k8s_openapi::api::apps::v1::DaemonSetSpec;
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSpec, PodTemplateSpec};

@@ -43,7 +43,7 @@ pub const WEBHOOK_NAME: &str = "terway-gate.terway-hybrid.io";
 /// 7 ms (p50) and 35 ms (p99) to a Terway write even on a loaded machine
 /// (docs/benchmarks.md); a short timeout bounds how long a Terway write
 /// hangs while no replica answers, after which it fails.
-pub const TIMEOUT_SECONDS: i32 = 5;
+const TIMEOUT_SECONDS: i32 = 5;
 
 /// How the API server reaches the webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub fn is_terway(spec: &TerwayRolloutSpec, request: &AdmissionRequest<DynamicObj
 /// in `Auto` mode; every other request (another object, `Manual` mode, no
 /// TerwayRollout yet) is allowed unchanged. `spec` is the TerwayRollout's
 /// (None: there is none, which means the defaults, i.e. `Manual`).
-pub fn review(spec: Option<&TerwayRolloutSpec>, body: &[u8]) -> AdmissionReview<DynamicObject> {
+fn review(spec: Option<&TerwayRolloutSpec>, body: &[u8]) -> AdmissionReview<DynamicObject> {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return AdmissionResponse::invalid(format!("not an AdmissionReview: {e}")).into_review(),

@@ -9,7 +9,7 @@ use crate::cluster::{Cluster, Controller, GATE_LABEL};
 use crate::wait_for_described;
 
 /// The MutatingWebhookConfiguration the controller registers.
-pub const WEBHOOK_CONFIG: &str = "terway-hybrid-terway-gate";
+const WEBHOOK_CONFIG: &str = "terway-hybrid-terway-gate";
 
 /// The stored affinity of `kube-system/terway-eniip`'s pod template.
 pub fn terway_affinity(cluster: &Cluster) -> Value {

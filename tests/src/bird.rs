@@ -118,7 +118,7 @@ impl Bird {
     }
 
     /// Everything BIRD wrote to stdout and stderr so far.
-    pub fn log_contents(&self) -> String {
+    fn log_contents(&self) -> String {
         std::fs::read_to_string(&self.log)
             .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
     }

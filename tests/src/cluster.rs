@@ -59,7 +59,7 @@ pub type Reachable = dyn Fn(&str, &Value) -> bool + Send + Sync;
 /// The status an agent writes for `report` once it probed its targets
 /// (each reachable as `reachable` says); None when it already says so (or
 /// there is nothing to answer).
-pub fn answered_status(report: &Value, reachable: &Reachable) -> Option<Value> {
+fn answered_status(report: &Value, reachable: &Reachable) -> Option<Value> {
     let targets = report["spec"]["probeTargets"].as_array().filter(|t| !t.is_empty())?;
     let status = report.get("status").filter(|s| s.is_object())?;
     let from = report["metadata"]["name"].as_str().unwrap_or_default();
@@ -420,7 +420,7 @@ pub fn free_port() -> u16 {
 }
 
 /// An on-prem node's report: Calico in BGP mode, node checks passing.
-pub fn onprem_bgp_status() -> Value {
+fn onprem_bgp_status() -> Value {
     json!({
         "scenario": "bgp", "plugin": "calico-bgp", "confidence": "high", "role": "on-prem",
         "kernelVersion": "5.4.0-150-generic",

@@ -256,13 +256,6 @@ impl ControlPlane {
         path.to_path_buf()
     }
 
-    /// A client that authenticates with `token`.
-    pub async fn token_client(&self, token: &str) -> kube::Client {
-        let file = tempfile::NamedTempFile::new().expect("a temporary kubeconfig");
-        self.token_kubeconfig(token, file.path());
-        client_from_kubeconfig(file.path()).await
-    }
-
     /// Makes the API server reachable at `127.0.0.1:<port>` inside `ns`, the
     /// same address as on the host, without leaving loopback: a socat in the
     /// namespace relays to the unix socket that `up` serves on the host
@@ -288,14 +281,6 @@ impl ControlPlane {
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .map(|v| AuditEvent::from_json(&v))
             .collect()
-    }
-
-    /// The tail of a component's log (`kube-apiserver`, `kwok`, ...), for
-    /// failure messages.
-    pub fn log_tail(&self, component: &str, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.dir.join(format!("{component}.log"))).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 

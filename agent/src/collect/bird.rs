@@ -25,9 +25,9 @@ use terway_hybrid_api::snapshot::{BirdProtocol, BirdState, MAX_BGP_PEERS};
 pub const DEADLINE: Duration = Duration::from_secs(1);
 /// Everything BIRD may send in one exchange: `show protocols` with a
 /// thousand peers is about 100 KB.
-pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
+const MAX_REPLY_BYTES: usize = 1024 * 1024;
 /// Bounds a garbled or endless answer made of short lines.
-pub const MAX_LINES: usize = 10_000;
+const MAX_LINES: usize = 10_000;
 /// How often a connect to a socket whose backlog is full is retried.
 const CONNECT_RETRY: Duration = Duration::from_millis(20);
 
@@ -148,7 +148,7 @@ fn is_symbol(name: &str) -> bool {
 /// Code 1006 lines are a protocol's details. BIRD 2 and Calico's BIRD 1.x
 /// both write `BGP state:`, `Neighbor address:` and, per channel,
 /// `Routes: N imported, [N filtered, ]N exported, N preferred`.
-pub fn add_details(protocol: &mut BirdProtocol, lines: &[(u16, String)]) {
+fn add_details(protocol: &mut BirdProtocol, lines: &[(u16, String)]) {
     let bounded = |v: &str, max: usize| v.trim().chars().take(max).collect::<String>();
     for (_, text) in lines.iter().filter(|(code, _)| *code == 1006) {
         let text = text.trim();
@@ -306,7 +306,7 @@ impl Exchange {
 
 /// One line of BIRD's control protocol.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ReplyLine<'a> {
+enum ReplyLine<'a> {
     /// ` text`: continues the previous code.
     Continued(&'a str),
     /// `CCCC-text`: more lines follow.
@@ -316,7 +316,7 @@ pub enum ReplyLine<'a> {
 }
 
 /// Parses one line; None when it is not BIRD's protocol.
-pub fn reply_line(line: &str) -> Option<ReplyLine<'_>> {
+fn reply_line(line: &str) -> Option<ReplyLine<'_>> {
     if let Some(text) = line.strip_prefix(' ') {
         return Some(ReplyLine::Continued(text));
     }

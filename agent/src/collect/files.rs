@@ -13,11 +13,11 @@ use terway_hybrid_api::snapshot::{CniDir, CniFile, FileState, SubnetEnv};
 
 /// No legitimate CNI config or env file comes near this; a larger file is
 /// reported rather than read into memory.
-pub const MAX_FILE: u64 = 1024 * 1024;
+const MAX_FILE: u64 = 1024 * 1024;
 /// libcni loads the first loadable file by name, so only the first files by
 /// name matter; a directory of thousands (a runaway backup script) costs at
 /// most this many reads, and the rest are counted, not read.
-pub const MAX_CNI_FILES: usize = 64;
+const MAX_CNI_FILES: usize = 64;
 const CNI_DIR: &str = "etc/cni/net.d";
 /// Extensions libcni loads; anything else (`.cilium_bak`, `.bak`) is ignored by the runtime.
 const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
@@ -28,7 +28,7 @@ const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
 /// a FIFO for reading blocks until a writer comes, and reading a FIFO or a
 /// character device may never end. `O_NONBLOCK` does not change how a
 /// regular file (or a /proc file) is read.
-pub fn read_text(path: &Path) -> Result<String, String> {
+fn read_text(path: &Path) -> Result<String, String> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
@@ -126,7 +126,7 @@ fn read_cni_dir(host_root: &Path, rel: &str, prefix: &str) -> CniDir {
 /// first others, sorted, and how many entries there were: memory stays
 /// bounded however large the directory is, and a pile of backups cannot hide
 /// the config the runtime loads.
-pub fn first_names(names: impl Iterator<Item = OsString>, keep: usize) -> (Vec<OsString>, usize) {
+fn first_names(names: impl Iterator<Item = OsString>, keep: usize) -> (Vec<OsString>, usize) {
     let mut loadable = std::collections::BTreeSet::new();
     let mut other = std::collections::BTreeSet::new();
     let mut total = 0;

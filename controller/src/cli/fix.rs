@@ -40,7 +40,7 @@ use terway_hybrid_api::text::printable;
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec};
 
 /// Where calico-node lives: manifests (kube-system) or the Tigera operator (calico-system).
-pub const CALICO_NAMESPACES: [&str; 2] = ["kube-system", "calico-system"];
+const CALICO_NAMESPACES: [&str; 2] = ["kube-system", "calico-system"];
 /// The diff shows the whole affinity: every term matters when reviewing it.
 const FULL_CONTEXT: usize = 10_000;
 
@@ -86,7 +86,7 @@ pub struct FixArgs {
 
 /// What the fix is computed from.
 #[derive(Debug, Clone)]
-pub struct FixInputs {
+struct FixInputs {
     pub daemon_set: DaemonSet,
     pub nodes: Vec<Node>,
     pub spec: TerwayRolloutSpec,
@@ -113,7 +113,7 @@ pub async fn run(source: &Source, cmd: &FixCommand, term: &mut Term<'_>) -> Resu
 }
 
 /// `kube-system/calico-node` -> (namespace, name).
-pub fn parse_ns_name(s: &str) -> Result<(String, String), CliError> {
+fn parse_ns_name(s: &str) -> Result<(String, String), CliError> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns.to_owned(), name.to_owned()))
@@ -233,7 +233,7 @@ fn yaml(affinity: Option<&Affinity>) -> String {
 
 /// What restarting the CNI DaemonSet means, from its update strategy.
 /// `nodes`: how many nodes it runs on when its status does not say.
-pub fn restart_note(ds: &DaemonSet, nodes: usize) -> String {
+fn restart_note(ds: &DaemonSet, nodes: usize) -> String {
     let name = ds.metadata.name.as_deref().unwrap_or("the CNI");
     let pods = ds
         .status

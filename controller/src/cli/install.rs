@@ -198,7 +198,7 @@ pub async fn run(
 /// mutating webhooks on a dry run; nothing is stored). When the DaemonSet
 /// exists already (the dry run answers 409 after admission), its stored
 /// affinity must require the gate. Ok says how it was shown; Err why not.
-pub async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> Result<String, String> {
+async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> Result<String, String> {
     let (namespace, name) = (&spec.terway.namespace, &spec.terway.daemon_set_name);
     let configurations: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let registered = match configurations.get_opt(webhook::CONFIGURATION_NAME).await {

@@ -90,10 +90,6 @@ pub struct KubeArgs {
 }
 
 impl KubeArgs {
-    pub async fn client(&self) -> Result<kube::Client, CliError> {
-        self.connect().await.map(|(client, _)| client)
-    }
-
     /// The client and the API server's URL (for messages).
     async fn connect(&self) -> Result<(kube::Client, String), CliError> {
         let options = kube::config::KubeConfigOptions { context: self.context.clone(), ..Default::default() };

@@ -88,7 +88,7 @@ pub fn plan_of(mut view: ClusterView, ignore: &[String]) -> Plan {
 
 /// The preflight as a table (kubeadm style, coloured on a terminal), JSON
 /// or YAML.
-pub fn print_plan(term: &mut Term<'_>, plan: &Plan, format: OutputFormat) -> Result<(), CliError> {
+fn print_plan(term: &mut Term<'_>, plan: &Plan, format: OutputFormat) -> Result<(), CliError> {
     match format {
         OutputFormat::Table => Ok(term.out.write_all(render_table(plan, term.color).as_bytes())?),
         OutputFormat::Json => {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE};
 
 /// The actions of Terway's custom RAM policy (docs/contracts.md §12).
-pub const RAM_ACTIONS: [&str; 11] = [
+const RAM_ACTIONS: [&str; 11] = [
     "ecs:CreateNetworkInterface",
     "ecs:DescribeNetworkInterfaces",
     "ecs:AttachNetworkInterface",
@@ -52,7 +52,7 @@ struct Statement {
 }
 
 /// The policy document, as the RAM console and `aliyun ram CreatePolicy` take it.
-pub fn policy_json() -> String {
+fn policy_json() -> String {
     let policy = Policy {
         version: "1",
         statement: vec![Statement { effect: "Allow", action: RAM_ACTIONS.to_vec(), resource: vec!["*"] }],
@@ -138,7 +138,7 @@ pub struct Keys {
 
 /// Why an AccessKey ID does not look like one (`LTAI` + letters and digits,
 /// 16 to 30 characters), without saying what it is.
-pub fn key_id_problem(value: &str) -> Option<String> {
+fn key_id_problem(value: &str) -> Option<String> {
     let n = value.chars().count();
     let mut problems = Vec::new();
     if !value.starts_with("LTAI") {
@@ -154,7 +154,7 @@ pub fn key_id_problem(value: &str) -> Option<String> {
 }
 
 /// Why an AccessKey secret does not look like one (30 letters and digits).
-pub fn key_secret_problem(value: &str) -> Option<String> {
+fn key_secret_problem(value: &str) -> Option<String> {
     let n = value.chars().count();
     let mut problems = Vec::new();
     if !value.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -327,7 +327,7 @@ pub async fn create(
 /// What `ram-secret check` found about one key.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct KeyReport {
+struct KeyReport {
     pub present: bool,
     pub non_empty: bool,
     /// Characters (None from a dump: it holds no values).
@@ -341,7 +341,7 @@ pub struct KeyReport {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct SecretReport {
+struct SecretReport {
     pub namespace: &'static str,
     pub name: &'static str,
     pub exists: bool,
@@ -351,7 +351,7 @@ pub struct SecretReport {
 }
 
 /// Reduces a Secret to a report; the values stay here.
-pub fn report_of_secret(secret: Option<&Secret>) -> SecretReport {
+fn report_of_secret(secret: Option<&Secret>) -> SecretReport {
     let mut keys = BTreeMap::new();
     for key in [ACCESS_KEY_ID, ACCESS_KEY_SECRET] {
         let value: Option<String> = secret.and_then(|s| {
@@ -395,7 +395,7 @@ fn finish(exists: bool, keys: BTreeMap<&'static str, KeyReport>) -> SecretReport
 }
 
 /// From a dump's key presence.
-pub fn report_of_keys(keys: Option<&crate::view::SecretKeys>) -> SecretReport {
+fn report_of_keys(keys: Option<&crate::view::SecretKeys>) -> SecretReport {
     let mut out = BTreeMap::new();
     for key in [ACCESS_KEY_ID, ACCESS_KEY_SECRET] {
         let present = keys.is_some_and(|k| k.keys.contains_key(key));

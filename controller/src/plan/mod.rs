@@ -238,7 +238,7 @@ pub fn bound(text: &mut String, max: usize) {
 }
 
 /// The longest `readinessTimeout` (the CRD refuses longer ones too).
-pub const MAX_READINESS_TIMEOUT: SignedDuration = SignedDuration::from_hours(24);
+const MAX_READINESS_TIMEOUT: SignedDuration = SignedDuration::from_hours(24);
 
 /// What is wrong with the rollout's spec, when the API server did not
 /// refuse it (a CRD installed before its rules, a dump): a value out of
