@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use terway_hybrid_api::{ProbeTarget, Role};
-use terway_hybrid_controller::probe_plan::{assign, Member};
+use terway_hybrid_controller::pure::probe_plan::{assign, Member};
 
 /// Timed runs per size; the median is printed.
 const RUNS: usize = 7;

@@ -19,7 +19,7 @@
 //! name keys and positions, never contents.
 
 use crate::limits;
-use crate::view::{ClusterView, SecretKeys};
+use crate::pure::view::{ClusterView, SecretKeys};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::Resource;
@@ -278,7 +278,7 @@ impl Slot {
         let slot = match (h.api_version.as_str(), h.kind.as_str()) {
             ("v1", "ConfigMap") if h.is(Some(ENI_CONFIG_NAMESPACE), ENI_CONFIG_NAME) => Slot::EniConfig,
             ("v1", "ConfigMap")
-                if crate::address_plan::is_cni_config(
+                if crate::pure::address_plan::is_cni_config(
                     h.namespace.as_deref().unwrap_or(""),
                     h.name.as_deref().unwrap_or(""),
                 ) =>
@@ -882,7 +882,7 @@ impl Loader {
             }
             Slot::Pod => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_pod(&mut obj);
+                crate::pure::view::slim_pod(&mut obj);
                 self.push(slot, obj, |v| &mut v.pods).map_err(err)?
             }
             Slot::EniConfig => self.view.eni_config.replace(body.decode(ctx).map_err(err)?).is_some(),
@@ -896,17 +896,17 @@ impl Loader {
             Slot::Rollout => self.view.rollout.replace(body.decode(ctx).map_err(err)?).is_some(),
             Slot::IpPool => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_ip_pool(&mut obj);
+                crate::pure::view::slim_ip_pool(&mut obj);
                 self.push(slot, obj, |v| &mut v.ip_pools).map_err(err)?
             }
             Slot::ServiceCidr => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_service_cidr(&mut obj);
+                crate::pure::view::slim_service_cidr(&mut obj);
                 self.push(slot, obj, |v| &mut v.service_cidrs).map_err(err)?
             }
             Slot::CniConfig => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_cni_config(&mut obj);
+                crate::pure::view::slim_cni_config(&mut obj);
                 self.push(slot, obj, |v| &mut v.cni_configs).map_err(err)?
             }
         };

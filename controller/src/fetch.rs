@@ -3,10 +3,10 @@
 //! watches keep, chosen by the same [`Scope`]. The Secret is reduced to key
 //! presence here, at the edge: its values go no further.
 
-use crate::address_plan::CNI_CONFIG_MAPS;
 use crate::api_error::ApiError;
-use crate::scope::Scope;
-use crate::view::{slim_cni_config, slim_ip_pool, ClusterView, SecretKeys};
+use crate::pure::address_plan::CNI_CONFIG_MAPS;
+use crate::pure::scope::Scope;
+use crate::pure::view::{slim_cni_config, slim_ip_pool, ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;

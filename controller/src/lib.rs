@@ -1,41 +1,20 @@
-//! terway-hybrid-controller and the `terway-hybrid` CLI.
+//! terway-hybrid-controller and the `terway-hybrid` CLI, in folders by
+//! program:
 //!
-//! - [`view`]: the ClusterView, everything decisions are made on.
-//! - [`scheduling`]: would a DaemonSet's pods land on a node (selector,
-//!   required node affinity, taints), evaluated as the scheduler does.
-//! - [`affinity`]: the safe on-prem CNI affinity fix, and its verification.
-//! - [`dump`]: `--from-dump` files into a ClusterView.
-//! - [`cluster`]: indexes over a view (roles, reports, DaemonSets, pods).
-//! - [`checks`]: the cluster checks, pure; [`address_plan`] is `CIDROverlap`.
-//! - [`cross_site`]: the cross-site checks and the `gateWaves` verdict, pure.
-//! - [`plan`]: the pure core: view in, checks, labels, gates, status out.
-//! - [`webhook`], [`certs`]: the Terway gate at admission, and its TLS.
+//! - [`pure`]: the pure core both programs share: the ClusterView, the
+//!   checks, the plan. No I/O.
+//! - [`daemon`]: `terway-hybrid-controller`, watching, reconciling and
+//!   holding the admission gate.
+//! - [`cli`]: `terway-hybrid`, with [`dump`] (reading `--from-dump` files)
+//!   and [`limits`] (bounded reads of local files).
+//! - [`fetch`] (reading the live cluster into a ClusterView) and
+//!   [`api_error`]: the API edge both programs use.
 #![forbid(unsafe_code)]
 
-pub mod actions;
-pub mod address_plan;
-pub mod affinity;
 pub mod api_error;
-pub mod apply;
-pub mod certs;
-pub mod checks;
 pub mod cli;
-pub mod cluster;
-pub mod cni_fix;
-pub mod cross_site;
+pub mod daemon;
 pub mod dump;
 pub mod fetch;
-pub mod http;
 pub mod limits;
-pub mod metrics;
-pub mod plan;
-pub mod probe_plan;
-pub mod reconcile;
-pub mod run;
-pub mod scheduling;
-pub mod scope;
-#[cfg(test)]
-mod test_builders;
-pub mod view;
-pub mod watch;
-pub mod webhook;
+pub mod pure;

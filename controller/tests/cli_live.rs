@@ -587,7 +587,7 @@ async fn wait_for_pass_progress_on_a_terminal_and_errors() {
     assert!(matches!(r, Err(CliError::Api(_))));
 }
 
-fn cli_support_view(name: &str) -> terway_hybrid_controller::view::ClusterView {
+fn cli_support_view(name: &str) -> terway_hybrid_controller::pure::view::ClusterView {
     dump::load(&cli_support::example_dir(name)).unwrap()
 }
 

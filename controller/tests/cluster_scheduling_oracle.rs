@@ -46,7 +46,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use terway_hybrid_controller::scheduling::{admits, keeps_running, Admission, TermMismatch};
+use terway_hybrid_controller::pure::scheduling::{admits, keeps_running, Admission, TermMismatch};
 use terway_hybrid_testkit::{require_root, unique_name, wait_for_described, ControlPlane};
 
 const DEFAULT_SEED: u64 = 20_261_130;

@@ -18,9 +18,9 @@ use terway_hybrid_api::rollout::{
     condition, Mode, Remediate, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL,
 };
 use terway_hybrid_api::{CheckName, CheckStatus, Role, Scenario, Severity};
-use terway_hybrid_controller::affinity;
-use terway_hybrid_controller::plan::{max_unavailable, plan, Plan, Remediation};
-use terway_hybrid_controller::view::{ClusterView, SecretKeys};
+use terway_hybrid_controller::pure::affinity;
+use terway_hybrid_controller::pure::plan::{max_unavailable, plan, Plan, Remediation};
+use terway_hybrid_controller::pure::view::{ClusterView, SecretKeys};
 
 use CheckName::*;
 use CheckStatus::{Fail, Pass, Skip};

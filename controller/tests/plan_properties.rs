@@ -65,9 +65,9 @@ use proptest::test_runner::Config;
 use std::collections::BTreeSet;
 use terway_hybrid_api::rollout::{condition, Mode, Wave, GATE_LABEL, GATE_OPEN};
 use terway_hybrid_api::{Role, Scenario, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
-use terway_hybrid_controller::affinity;
-use terway_hybrid_controller::plan::{max_unavailable, parse_duration, plan, Plan};
-use terway_hybrid_controller::view::ClusterView;
+use terway_hybrid_controller::pure::affinity;
+use terway_hybrid_controller::pure::plan::{max_unavailable, parse_duration, plan, Plan};
+use terway_hybrid_controller::pure::view::ClusterView;
 
 // ---- the generated world ----
 

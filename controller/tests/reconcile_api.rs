@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL};
 use terway_hybrid_api::{CheckName, CheckStatus, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
-use terway_hybrid_controller::apply::Applier;
-use terway_hybrid_controller::metrics::Metrics;
-use terway_hybrid_controller::plan::Plan;
-use terway_hybrid_controller::reconcile::{reconcile, Memo, Outcome};
-use terway_hybrid_controller::view::ClusterView;
-use terway_hybrid_controller::{affinity, dump};
+use terway_hybrid_controller::daemon::apply::Applier;
+use terway_hybrid_controller::daemon::metrics::Metrics;
+use terway_hybrid_controller::daemon::reconcile::{reconcile, Memo, Outcome};
+use terway_hybrid_controller::pure::plan::Plan;
+use terway_hybrid_controller::pure::view::ClusterView;
+use terway_hybrid_controller::{dump, pure::affinity};
 use tokio::sync::Notify;
 
 const FIELD_MANAGER: &str = "terway-hybrid-controller";
@@ -219,7 +219,7 @@ fn errors_total(metrics: &Metrics) -> u64 {
 fn example(name: &str) -> ClusterView {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name);
     let mut view = dump::load(&dir).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
-    let targets = terway_hybrid_controller::probe_plan::targets(&view, 9799);
+    let targets = terway_hybrid_controller::pure::probe_plan::targets(&view, 9799);
     for r in &mut view.reports {
         r.spec.probe_targets =
             targets.get(r.metadata.name.as_deref().unwrap_or("")).cloned().unwrap_or_default();
@@ -722,7 +722,7 @@ async fn targets_being_assigned_open_no_wave() {
             s.probes.clear();
         }
     }
-    let as_is = terway_hybrid_controller::plan::plan(&view, k8s_openapi::jiff::Timestamp::now());
+    let as_is = terway_hybrid_controller::pure::plan::plan(&view, k8s_openapi::jiff::Timestamp::now());
     assert!(as_is.passed, "without targets the check skips: {:#?}", as_is.checks);
 
     // (The mock answers the reports' applies 404: it serves what the

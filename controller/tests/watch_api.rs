@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
-use terway_hybrid_controller::cluster::Cluster;
+use terway_hybrid_controller::daemon::watch::{self, Stores};
 use terway_hybrid_controller::dump;
-use terway_hybrid_controller::view::ClusterView;
-use terway_hybrid_controller::watch::{self, Stores};
+use terway_hybrid_controller::pure::cluster::Cluster;
+use terway_hybrid_controller::pure::view::ClusterView;
 use tokio::sync::{mpsc, Notify};
 use tower_test::mock::{self, SendResponse};
 

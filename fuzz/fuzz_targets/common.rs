@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use terway_hybrid_controller::dump;
-use terway_hybrid_controller::plan;
+use terway_hybrid_controller::pure::plan;
 
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use terway_hybrid_controller::cli::{human_duration, parse_duration as cli_parse};
-use terway_hybrid_controller::plan::parse_duration;
+use terway_hybrid_controller::pure::plan::parse_duration;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -8,9 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use terway_hybrid_api::Scenario;
-use terway_hybrid_controller::checks;
-use terway_hybrid_controller::cluster::Cluster;
-use terway_hybrid_controller::view::ClusterView;
+use terway_hybrid_controller::pure::checks;
+use terway_hybrid_controller::pure::cluster::Cluster;
+use terway_hybrid_controller::pure::view::ClusterView;
 
 fuzz_target!(|data: &[u8]| {
     let (conf, terway) = match data.iter().position(|&b| b == 0) {

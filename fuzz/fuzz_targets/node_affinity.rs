@@ -14,11 +14,11 @@ mod k8s_gen;
 use k8s_gen::{labels_of, DaemonSetGen, NodeGen, Req, Str};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
-use terway_hybrid_controller::affinity::{
+use terway_hybrid_controller::pure::affinity::{
     and_into_every_term, daemon_set_affinity, every_term_implies, exclusion, gate_requirement, implies,
     with_affinity,
 };
-use terway_hybrid_controller::scheduling::{
+use terway_hybrid_controller::pure::scheduling::{
     admits, admits_labels, expression_error, keeps_running, requirement_matches,
 };
 

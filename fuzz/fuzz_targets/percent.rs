@@ -5,7 +5,7 @@
 #![no_main]
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use libfuzzer_sys::fuzz_target;
-use terway_hybrid_controller::plan::max_unavailable;
+use terway_hybrid_controller::pure::plan::max_unavailable;
 
 fuzz_target!(|data: &[u8]| {
     let Some((n, text)) = data.split_first_chunk::<2>() else { return };

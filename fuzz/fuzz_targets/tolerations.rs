@@ -13,7 +13,7 @@ mod k8s_gen;
 use k8s_gen::{DaemonSetGen, NodeGen, TaintGen, TolerationGen};
 use k8s_openapi::api::core::v1::Toleration;
 use libfuzzer_sys::fuzz_target;
-use terway_hybrid_controller::scheduling::{
+use terway_hybrid_controller::pure::scheduling::{
     admits, daemon_tolerations, keeps_running, pod_spec, tolerates, untolerated_taint, Admission, NO_EXECUTE,
     NO_SCHEDULE,
 };

@@ -273,7 +273,7 @@ fn default_metrics_port(relative: &str) -> i32 {
 
 /// Metric names the binaries register: string literals starting with the prefix.
 fn exported_metrics() -> BTreeSet<String> {
-    let names: BTreeSet<String> = ["agent/src/metrics.rs", "controller/src/metrics.rs"]
+    let names: BTreeSet<String> = ["agent/src/metrics.rs", "controller/src/daemon/metrics.rs"]
         .iter()
         .flat_map(|f| string_literals(&read(f)))
         .filter(|s| s.starts_with("terway_hybrid_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
@@ -606,7 +606,7 @@ fn probes_and_ports_are_the_ones_the_binaries_serve() {
         (AGENT, routes("agent/src/http.rs"), default_metrics_port("agent/src/main.rs")),
         (
             CONTROLLER,
-            routes("controller/src/http.rs"),
+            routes("controller/src/daemon/http.rs"),
             default_metrics_port("controller/src/bin/terway-hybrid-controller.rs"),
         ),
     ];
@@ -934,7 +934,7 @@ fn the_agent_may_write_only_its_reports_and_never_nodes() {
 fn secrets_are_readable_only_by_name() {
     let secret = terway_hybrid_api::names::ADDON_SECRET_NAME.to_owned();
     let secret_ns = terway_hybrid_api::names::ADDON_SECRET_NAMESPACE;
-    // The webhook's CA (controller/src/certs.rs): created by the controller in
+    // The webhook's CA (controller/src/daemon/certs.rs): created by the controller in
     // its own namespace, read back by name.
     let ca = rust_const_default("controller/src/bin/terway-hybrid-controller.rs", "webhook_ca_secret");
     for r in renderings() {
@@ -1345,7 +1345,7 @@ fn matcher_values(expr: &str, label: &str) -> Vec<String> {
 
 fn assert_exported(exprs: &[String], what: &str) {
     let exported = exported_metrics();
-    let literals: BTreeSet<String> = ["agent/src/metrics.rs", "controller/src/metrics.rs"]
+    let literals: BTreeSet<String> = ["agent/src/metrics.rs", "controller/src/daemon/metrics.rs"]
         .iter()
         .flat_map(|f| string_literals(&read(f)))
         .collect();
@@ -1483,11 +1483,11 @@ fn the_dockerfile_builds_and_copies_what_the_manifests_run() {
 
 #[test]
 fn the_terway_gate_webhook_ships_empty_and_only_the_controller_may_fill_it() {
-    let source = read("controller/src/webhook.rs");
+    let source = read("controller/src/daemon/webhook.rs");
     let name = literals_after(&source, "pub const CONFIGURATION_NAME: &str =")
         .first()
         .cloned()
-        .expect("controller/src/webhook.rs: CONFIGURATION_NAME");
+        .expect("controller/src/daemon/webhook.rs: CONFIGURATION_NAME");
     let bin = "controller/src/bin/terway-hybrid-controller.rs";
     let service_port: i32 = rust_const_default(bin, "webhook_service_port").parse().unwrap_or(0);
     let service_name = rust_const_default(bin, "webhook_service");

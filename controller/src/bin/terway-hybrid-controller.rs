@@ -4,8 +4,8 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
-use terway_hybrid_controller::run::{run, Config, WebhookConfig};
-use terway_hybrid_controller::webhook::ClientConfig;
+use terway_hybrid_controller::daemon::run::{run, Config, WebhookConfig};
+use terway_hybrid_controller::daemon::webhook::ClientConfig;
 
 /// Turns the nodes' NodeNetworkReports into the cluster preflight, labels
 /// the nodes, and opens the Terway gate on cloud nodes in waves (TerwayRollout

@@ -17,7 +17,7 @@
 use super::errors::{api_error, Op};
 use super::{CliError, Outcome, Term};
 use crate::fetch;
-use crate::view::ClusterView;
+use crate::pure::view::ClusterView;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use serde::Serialize;
@@ -333,7 +333,7 @@ fn eni_config_data(data: &mut Map<String, Value>) {
 /// Keeps the pod-range keys of a CNI ConfigMap (address_plan.rs), and of
 /// flannel's `net-conf.json` only its networks.
 fn cni_config_data(data: &mut Map<String, Value>) {
-    data.retain(|k, _| crate::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
+    data.retain(|k, _| crate::pure::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
     if let Some(conf) = data.get_mut("net-conf.json") {
         reduce_json_text(conf, |map| map.retain(|k, _| k == "Network" || k == "IPv6Network"));
     }
@@ -441,10 +441,10 @@ mod tests {
     /// message, and nothing else of the CNI ConfigMaps does.
     #[test]
     fn the_address_plan_round_trips_through_a_dump() {
-        use crate::view::slim_cni_config;
+        use crate::pure::view::slim_cni_config;
         use terway_hybrid_api::CheckName;
         let cidr = |view: &ClusterView| {
-            let p = crate::plan::plan(view, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+            let p = crate::pure::plan::plan(view, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
             p.checks.into_iter().find(|c| c.name == CheckName::CIDROverlap).expect("CIDROverlap")
         };
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -458,7 +458,7 @@ mod tests {
             slim_cni_config(&mut cilium);
             view.cni_configs.push(cilium);
             let ranges = |view: &ClusterView| {
-                let g = crate::address_plan::gather(&crate::cluster::Cluster::new(view));
+                let g = crate::pure::address_plan::gather(&crate::pure::cluster::Cluster::new(view));
                 let mut all: Vec<String> =
                     g.ranges.iter().map(|r| format!("{} {:?} {}", r.net, r.kind, r.source)).collect();
                 all.sort();

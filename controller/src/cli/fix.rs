@@ -24,10 +24,10 @@ use super::diff::unified;
 use super::errors::{api_error, Op};
 use super::term::{paint, BOLD, GREEN, YELLOW};
 use super::{print_structured, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
-use crate::affinity;
-use crate::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
 use crate::fetch::{get_present, installation_resource};
-use crate::plan::max_unavailable;
+use crate::pure::affinity;
+use crate::pure::cni_fix::{self, CniFix, Target, INSTALLATION_AFFINITY};
+use crate::pure::plan::max_unavailable;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -195,7 +195,7 @@ async fn live_inputs(client: &Client, candidates: &[(String, String)]) -> Result
 }
 
 fn dump_inputs(
-    view: &crate::view::ClusterView,
+    view: &crate::pure::view::ClusterView,
     candidates: &[(String, String)],
     path: &std::path::Path,
 ) -> Result<FixInputs, CliError> {
@@ -352,7 +352,7 @@ async fn fix(
     let admitted = inputs
         .nodes
         .iter()
-        .filter(|n| crate::scheduling::admits(&inputs.daemon_set, n).is_admitted())
+        .filter(|n| crate::pure::scheduling::admits(&inputs.daemon_set, n).is_admitted())
         .count();
     let note = restart_note(&inputs.daemon_set, admitted);
     term.warn(&note)?;

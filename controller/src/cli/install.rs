@@ -19,8 +19,8 @@
 use super::preflight::{check_line, plan_of, validate_ignores};
 use super::term::{paint, GREEN, YELLOW};
 use super::{CliError, Outcome, Source, Term};
-use crate::plan::Plan;
-use crate::webhook;
+use crate::daemon::webhook;
+use crate::pure::plan::Plan;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::PostParams;
@@ -233,12 +233,12 @@ async fn gate_enforced(client: &kube::Client, spec: &TerwayRolloutSpec) -> Resul
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     let params = PostParams { dry_run: true, field_manager: Some("terway-hybrid".into()) };
     match api.create(&params, &probe).await {
-        Ok(stored) if crate::checks::terway_requires_gate(&stored) => {
+        Ok(stored) if crate::pure::checks::terway_requires_gate(&stored) => {
             Ok("a dry-run create of it came back with the gate requirement".to_owned())
         }
         Ok(_) => Err("a dry-run create of it came back without the gate requirement".to_owned()),
         Err(kube::Error::Api(e)) if e.code == 409 => match api.get(name).await {
-            Ok(ds) if crate::checks::terway_requires_gate(&ds) => {
+            Ok(ds) if crate::pure::checks::terway_requires_gate(&ds) => {
                 Ok("it exists already and requires the gate".to_owned())
             }
             Ok(_) => Err(format!("{namespace}/{name} exists already without the gate requirement")),

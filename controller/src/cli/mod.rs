@@ -25,8 +25,8 @@ pub mod term;
 pub use errors::CliError;
 pub use term::Term;
 
-use crate::plan::NodeRow;
-use crate::view::ClusterView;
+use crate::pure::plan::NodeRow;
+use crate::pure::view::ClusterView;
 use crate::{dump, fetch, limits};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
@@ -223,7 +223,7 @@ pub fn print_structured<T: Serialize>(
 
 /// `10m`, `90s`, `1h30m` as a clap value.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::plan::parse_duration(s)
+    crate::pure::plan::parse_duration(s)
         .and_then(|d| u64::try_from(d.as_secs()).ok())
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{s:?} is not a duration such as 90s, 10m or 1h30m"))

@@ -6,8 +6,8 @@ use super::{
     human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
     Source, Term,
 };
-use crate::plan::{self, Plan};
-use crate::view::ClusterView;
+use crate::pure::plan::{self, Plan};
+use crate::pure::view::ClusterView;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;

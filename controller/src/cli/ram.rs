@@ -395,7 +395,7 @@ fn finish(exists: bool, keys: BTreeMap<&'static str, KeyReport>) -> SecretReport
 }
 
 /// From a dump's key presence.
-fn report_of_keys(keys: Option<&crate::view::SecretKeys>) -> SecretReport {
+fn report_of_keys(keys: Option<&crate::pure::view::SecretKeys>) -> SecretReport {
     let mut out = BTreeMap::new();
     for key in [ACCESS_KEY_ID, ACCESS_KEY_SECRET] {
         let present = keys.is_some_and(|k| k.keys.contains_key(key));

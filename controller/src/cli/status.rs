@@ -12,7 +12,7 @@ use super::{
     human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
     Source, Term,
 };
-use crate::view::ClusterView;
+use crate::pure::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -73,7 +73,7 @@ pub struct StatusReport {
 /// with the plan at `now` (then no wave is in progress: the controller
 /// has started none, and the gate count is the nodes' actual labels).
 pub fn report(view: &ClusterView, now: Timestamp) -> StatusReport {
-    let plan = crate::plan::plan(view, now);
+    let plan = crate::pure::plan::plan(view, now);
     let rollout = view.rollout.as_ref();
     let spec = rollout.map(|r| r.spec.clone()).unwrap_or_default();
     let written =

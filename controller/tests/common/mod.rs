@@ -16,9 +16,9 @@ use terway_hybrid_api::{
     NodeNetworkReportStatus, Plugin, Role, Scenario, Severity, TerwayRollout, TerwayRolloutSpec,
     TerwayRolloutStatus,
 };
-use terway_hybrid_controller::plan::{NodeRow, Plan, PlannedEvent};
-use terway_hybrid_controller::view::ClusterView;
-use terway_hybrid_controller::{affinity, dump};
+use terway_hybrid_controller::pure::plan::{NodeRow, Plan, PlannedEvent};
+use terway_hybrid_controller::pure::view::ClusterView;
+use terway_hybrid_controller::{dump, pure::affinity};
 
 pub const CLOUD_LABEL: &str = "alibabacloud.com/external";
 pub const AGENT_NS: &str = "terway-hybrid";

@@ -1,12 +1,12 @@
 //! One reconcile: view -> plan -> actions -> writes. It never looks at what
 //! triggered it; run it again on the same view and it sends nothing.
 
-use crate::actions::{actions, probe_actions, Action};
-use crate::apply::Applier;
-use crate::metrics::Metrics;
-use crate::plan::{plan, Plan};
-use crate::probe_plan::{self, DEFAULT_PROBE_PORT};
-use crate::view::ClusterView;
+use crate::daemon::apply::Applier;
+use crate::daemon::metrics::Metrics;
+use crate::pure::actions::{actions, probe_actions, Action};
+use crate::pure::plan::{plan, Plan};
+use crate::pure::probe_plan::{self, DEFAULT_PROBE_PORT};
+use crate::pure::view::ClusterView;
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::time::Instant;

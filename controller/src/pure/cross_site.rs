@@ -10,7 +10,7 @@
 //! are cut before they enter a message, and nothing is quadratic in the
 //! number of nodes (per node work is bounded by those cuts).
 
-use crate::cluster::{some_of, Cluster};
+use crate::pure::cluster::{some_of, Cluster};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

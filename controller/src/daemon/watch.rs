@@ -10,10 +10,10 @@
 //! are never stored. Calico's IPPools and the ServiceCIDRs are watched where
 //! the server serves them ([`Optional`]).
 
-use crate::address_plan::CNI_CONFIG_MAPS;
 use crate::fetch::{installation_resource, ip_pool_resource};
-use crate::scope::{PodQuery, Scope};
-use crate::view::{
+use crate::pure::address_plan::CNI_CONFIG_MAPS;
+use crate::pure::scope::{PodQuery, Scope};
+use crate::pure::view::{
     slim_cni_config, slim_ip_pool, slim_node, slim_pod, slim_service_cidr, ClusterView, SecretKeys,
 };
 use futures::{FutureExt, Stream, StreamExt};

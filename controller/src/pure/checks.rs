@@ -2,11 +2,11 @@
 //! with a CamelCase reason and a message that says what to do. A check that
 //! does not apply to the scenario is `skip`.
 
-use crate::affinity;
-use crate::cluster::{
+use crate::pure::affinity;
+use crate::pure::cluster::{
     image_pull_problem, pod_ready, pod_runs, qualified, some_of, tigera_ownership, Cluster,
 };
-use crate::scheduling;
+use crate::pure::scheduling;
 use ipnet::IpNet;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
@@ -284,7 +284,8 @@ pub fn ram_secret(c: &Cluster, scenario: Scenario) -> CheckResult {
         return skip;
     }
     let secret = c.view.addon_secret.as_ref();
-    let both = |s: &crate::view::SecretKeys| s.non_empty(ACCESS_KEY_ID) && s.non_empty(ACCESS_KEY_SECRET);
+    let both =
+        |s: &crate::pure::view::SecretKeys| s.non_empty(ACCESS_KEY_ID) && s.non_empty(ACCESS_KEY_SECRET);
     if secret.is_some_and(both) {
         return CheckResult::pass(
             name,
@@ -376,7 +377,7 @@ pub fn eni_config(c: &Cluster, scenario: Scenario) -> CheckResult {
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
             Err(e) => problems.push(format!(
                 "10-terway.conf is not valid JSON ({}line {} column {})",
-                crate::cluster::json_error_kind(&e),
+                crate::pure::cluster::json_error_kind(&e),
                 e.line(),
                 e.column()
             )),

@@ -1,11 +1,11 @@
 //! apply: carries out [`Action`]s against the API, with server-side apply
 //! under the controller's field manager. Each action is one request.
 
-use crate::actions::{Action, FIELD_MANAGER};
 use crate::api_error::ApiError;
-use crate::cni_fix::{self, Target};
 use crate::fetch::installation_resource;
-use crate::plan::{PlannedEvent, Remediation};
+use crate::pure::actions::{Action, FIELD_MANAGER};
+use crate::pure::cni_fix::{self, Target};
+use crate::pure::plan::{PlannedEvent, Remediation};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node, ObjectReference};
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};

@@ -1,12 +1,12 @@
 //! The on-prem CNI affinity fix, computed once for both its users: the
-//! controller's remediation ([`crate::plan`]) and `terway-hybrid fix`. It
+//! controller's remediation ([`crate::pure::plan`]) and `terway-hybrid fix`. It
 //! decides where the fix goes (the DaemonSet, or `Installation default` when
 //! the Tigera operator owns calico-node and would revert a direct patch),
 //! what the affinity becomes, and whether that is safe on the nodes it is
 //! verified against; [`apply_body`] is the one server-side apply body.
 
-use crate::affinity::{self, FixViolation};
-use crate::cluster::{qualified, tigera_ownership};
+use crate::pure::affinity::{self, FixViolation};
+use crate::pure::cluster::{qualified, tigera_ownership};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
 use kube::api::DynamicObject;
@@ -92,7 +92,7 @@ pub fn prepare(
     let verdict = affinity::verify_fix(ds, &patched, nodes, is_cloud);
     let cloud_nodes = nodes.iter().filter(|n| is_cloud(n)).count();
     let on_prem_nodes =
-        nodes.iter().filter(|n| !is_cloud(n) && crate::scheduling::admits(ds, n).is_admitted()).count();
+        nodes.iter().filter(|n| !is_cloud(n) && crate::pure::scheduling::admits(ds, n).is_admitted()).count();
     let (target, resource_version) = match owner {
         Some(inst) => (Target::Installation, inst.metadata.resource_version.clone()),
         None => (

@@ -2,7 +2,7 @@
 //! Ready once every watch delivered its first list, on the leader and on the
 //! standby alike (the standby must be able to take over at once).
 
-use crate::metrics::Metrics;
+use crate::daemon::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -1,6 +1,6 @@
 //! The controller's Prometheus metrics (docs/contracts.md §8).
 
-use crate::plan::Plan;
+use crate::pure::plan::Plan;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };

@@ -602,7 +602,7 @@ mod tests {
     use super::*;
 
     const PREFER_NO_SCHEDULE: &str = "PreferNoSchedule";
-    use crate::test_builders::{labels, req, term};
+    use crate::pure::test_builders::{labels, req, term};
     use k8s_openapi::api::apps::v1::DaemonSetSpec;
     use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -2,8 +2,8 @@
 //! compares the plan with the view, so a reconcile where nothing changed
 //! yields no action and sends no write.
 
-use crate::plan::{GatePatch, Plan, PlannedEvent, Remediation};
-use crate::view::ClusterView;
+use crate::pure::plan::{GatePatch, Plan, PlannedEvent, Remediation};
+use crate::pure::view::ClusterView;
 use std::collections::BTreeMap;
 use terway_hybrid_api::cross_site::ProbeTarget;
 use terway_hybrid_api::rollout::{GATE_LABEL, PREFLIGHT_LABEL, SCENARIO_LABEL};

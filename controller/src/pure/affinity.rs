@@ -18,7 +18,7 @@
 //! left alone too, so the fix is idempotent and a DaemonSet that is already
 //! right is not rolled for nothing.
 
-use crate::scheduling::{
+use crate::pure::scheduling::{
     admits, admits_labels, expression_error, pod_spec, requirement_matches, term_defect, TermMismatch,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
@@ -212,7 +212,7 @@ impl fmt::Display for FixViolation {
 impl std::error::Error for FixViolation {}
 
 /// Checks a patched on-prem CNI DaemonSet against the original, using the
-/// scheduler's rules ([`crate::scheduling::admits`]): it must still admit every
+/// scheduler's rules ([`crate::pure::scheduling::admits`]): it must still admit every
 /// on-prem node the original admitted, admit no cloud node, and be kept off any
 /// node that joins later labelled `alibabacloud.com/external=true` (checked on
 /// the affinity itself, so it holds whatever else such a node carries).
@@ -305,8 +305,8 @@ mod tests {
     fn exclude_cloud_daemon_set(ds: &DaemonSet) -> DaemonSet {
         with_affinity(ds, exclude_cloud(daemon_set_affinity(ds)))
     }
-    use crate::scheduling::{admits_spec, NAME_FIELD, NO_EXECUTE};
-    use crate::test_builders::{labels, req, term};
+    use crate::pure::scheduling::{admits_spec, NAME_FIELD, NO_EXECUTE};
+    use crate::pure::test_builders::{labels, req, term};
     use k8s_openapi::api::core::v1::{
         NodeAffinity, NodeSpec, PodAffinity, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
         PreferredSchedulingTerm, Taint, Toleration,

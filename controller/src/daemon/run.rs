@@ -1,12 +1,12 @@
 //! `terway-hybrid-controller`: watches feed the stores; the leader reconciles
 //! the whole view after every change (coalesced) and at least every resync.
 
-use crate::apply::Applier;
-use crate::http::{self, Health};
-use crate::metrics::Metrics;
-use crate::reconcile::{reconcile_probing, Memo};
-use crate::webhook::{self, ClientConfig};
-use crate::{certs, fetch, watch};
+use crate::daemon::apply::Applier;
+use crate::daemon::http::{self, Health};
+use crate::daemon::metrics::Metrics;
+use crate::daemon::reconcile::{reconcile_probing, Memo};
+use crate::daemon::webhook::{self, ClientConfig};
+use crate::{daemon::certs, daemon::watch, fetch};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
@@ -221,9 +221,9 @@ async fn apply_webhook_configuration(
     desired: &serde_json::Value,
 ) -> Result<(), kube::Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let params = PatchParams::apply(crate::actions::FIELD_MANAGER).force();
+    let params = PatchParams::apply(crate::pure::actions::FIELD_MANAGER).force();
     match tokio::time::timeout(
-        crate::apply::REQUEST_TIMEOUT,
+        crate::daemon::apply::REQUEST_TIMEOUT,
         api.patch(webhook::CONFIGURATION_NAME, &params, &Patch::Apply(desired)),
     )
     .await

@@ -2,8 +2,8 @@
 //! plan: each node's role and report, the on-prem CNI and Terway DaemonSets,
 //! the parsed eni-config.
 
-use crate::scope::{identity, Scope};
-use crate::view::ClusterView;
+use crate::pure::scope::{identity, Scope};
+use crate::pure::view::ClusterView;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde::Deserialize;

@@ -5,10 +5,10 @@
 //! opens ([`next_wave`]). [`rollout`] puts them together.
 
 use super::{max_unavailable, parse_duration, spec_problem, GatePatch, Verdict};
-use crate::affinity;
-use crate::checks::terway_requires_gate;
-use crate::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
-use crate::cross_site::{self, Sites};
+use crate::pure::affinity;
+use crate::pure::checks::terway_requires_gate;
+use crate::pure::cluster::{pod_ready, qualified, some_of, Cluster, NodeInfo};
+use crate::pure::cross_site::{self, Sites};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use terway_hybrid_api::rollout::{condition, degraded, Mode, Wave, GATE_LABEL, GATE_OPEN, MAX_WAVE_NODES};

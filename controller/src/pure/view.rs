@@ -58,7 +58,7 @@ pub fn slim_cni_config(cm: &mut ConfigMap) {
     cm.metadata.annotations = None;
     cm.binary_data = None;
     if let Some(data) = cm.data.as_mut() {
-        data.retain(|k, _| crate::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
+        data.retain(|k, _| crate::pure::address_plan::CNI_CONFIG_KEYS.contains(&k.as_str()));
     }
 }
 

@@ -14,8 +14,8 @@
 //!   applies (the webhook in `Auto` mode, none in `Manual`).
 //! - [`serve`]: HTTPS with a certificate that can be swapped while serving.
 
-use crate::affinity;
-use crate::certs::Resolver;
+use crate::daemon::certs::Resolver;
+use crate::pure::affinity;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -88,7 +88,7 @@ impl ClientConfig {
 
 /// The DaemonSet `object` with the gate requirement, as a JSONPatch; None
 /// when it already requires the gate. The same rule as the reconciler's
-/// ([`crate::plan`] applies `require_gate` when `requires_gate` fails).
+/// ([`crate::pure::plan`] applies `require_gate` when `requires_gate` fails).
 pub fn gate_patch(object: &Value) -> Result<Option<json_patch::Patch>, String> {
     let current: Option<Affinity> = match object.pointer("/spec/template/spec/affinity") {
         None | Some(Value::Null) => None,
@@ -303,7 +303,7 @@ pub async fn serve(listener: tokio::net::TcpListener, resolver: Arc<Resolver>, r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduling::admits;
+    use crate::pure::scheduling::admits;
     use k8s_openapi::api::apps::v1::DaemonSet;
     use k8s_openapi::api::core::v1::Node;
     use std::collections::BTreeMap;
@@ -382,7 +382,7 @@ mod tests {
                 let after: DaemonSet = serde_json::from_value(stored.clone()).unwrap();
                 // The reconciler's own rule, applied to the typed object.
                 assert_eq!(after, affinity::require_gate_daemon_set(&before), "{op}");
-                assert!(crate::checks::terway_requires_gate(&after));
+                assert!(crate::pure::checks::terway_requires_gate(&after));
                 // Nothing but the affinity changed.
                 let mut rest = stored.clone();
                 rest["spec"]["template"]["spec"]["affinity"] = Value::Null;
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(admitted(Some(&custom), "CREATE", &object), object);
         let mut mine = object.clone();
         mine["metadata"]["name"] = json!("my-terway");
-        assert!(crate::checks::terway_requires_gate(
+        assert!(crate::pure::checks::terway_requires_gate(
             &serde_json::from_value(admitted(Some(&custom), "CREATE", &mine)).unwrap()
         ));
     }

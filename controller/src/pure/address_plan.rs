@@ -10,8 +10,8 @@
 //! range listed many times (the VPC by every cloud node) is one entry with a
 //! count, so 10,000 nodes cost 10,000 entries, never their pairs.
 
-use crate::cluster::{some_of, Cluster};
-use crate::scope::identity;
+use crate::pure::cluster::{some_of, Cluster};
+use crate::pure::scope::identity;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -300,7 +300,7 @@ pub fn gather(c: &Cluster) -> Gathered {
                 }
                 Err(e) => g.unreadable.push(format!(
                     "{object} net-conf.json is not JSON ({}line {} column {})",
-                    crate::cluster::json_error_kind(&e),
+                    crate::pure::cluster::json_error_kind(&e),
                     e.line(),
                     e.column()
                 )),
@@ -546,7 +546,7 @@ fn summary(ranges: &[Range]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::ClusterView;
+    use crate::pure::view::ClusterView;
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::BTreeSet;

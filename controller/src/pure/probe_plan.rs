@@ -18,8 +18,8 @@
 //! node also gets a `Pod` target naming itself: its own responder pod, which
 //! sends the pod-path probes for the agent (docs/contracts.md §2, `respond`).
 
-use crate::cluster::{pod_ready, Cluster};
-use crate::view::ClusterView;
+use crate::pure::cluster::{pod_ready, Cluster};
+use crate::pure::view::ClusterView;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use terway_hybrid_api::cross_site::{ProbePath, ProbeTarget, MAX_PROBE_TARGETS};
@@ -529,7 +529,7 @@ mod tests {
     /// status or of a node that is gone, and none once they are written.
     #[test]
     fn writes_only_what_differs() {
-        use crate::actions::{probe_actions, Action};
+        use crate::pure::actions::{probe_actions, Action};
         let mut view = view();
         let want = targets(&view, 9799);
         assert_eq!(want["ecs-0"].iter().filter(|t| t.path == ProbePath::Pod).count(), 2, "{want:?}");

@@ -1,7 +1,7 @@
 //! What the controller looks at, decided in one place: which DaemonSets are
 //! the on-prem CNIs, Terway and the agent, and which pods matter (theirs).
-//! The live watches ([`crate::watch`]), the one-shot reads
-//! ([`crate::fetch`]), the dump reader and [`crate::cluster::Cluster`] all
+//! The live watches ([`crate::daemon::watch`]), the one-shot reads
+//! ([`crate::fetch`]), the dump reader and [`crate::pure::cluster::Cluster`] all
 //! ask this module, so a custom `spec.terway.daemonSetName` or
 //! `spec.onPremCNI.daemonSets` is honoured everywhere alike. The objects read
 //! by name are in [`terway_hybrid_api::names`].

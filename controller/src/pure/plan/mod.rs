@@ -8,12 +8,12 @@
 
 mod rollout;
 
-use crate::address_plan;
-use crate::checks;
-use crate::cluster::{pod_ready, Cluster};
-use crate::cni_fix::{self, Target};
-use crate::cross_site::{self, Sites};
-use crate::view::ClusterView;
+use crate::pure::address_plan;
+use crate::pure::checks;
+use crate::pure::cluster::{pod_ready, Cluster};
+use crate::pure::cni_fix::{self, Target};
+use crate::pure::cross_site::{self, Sites};
+use crate::pure::view::ClusterView;
 use k8s_openapi::api::core::v1::Affinity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
