@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use terway_hybrid_api::cross_site::{
     ProbePath, ProbeResult, ProbeTarget, MAX_BGP_PREFIXES, MAX_PROBE_RESULTS, MAX_PROBE_TARGETS,
 };
+use terway_hybrid_api::detection::BgpPeer;
 use terway_hybrid_api::snapshot::MAX_BGP_PEERS;
 use terway_hybrid_api::{CheckName, CheckResult, NodeNetworkReportStatus, Plugin, Role, Scenario, Severity};
 
@@ -168,48 +169,27 @@ pub fn bgp_peers(sites: &Sites, scenario: Scenario, vbr_peers: &[String]) -> Che
         .filter(|(_, st)| speaks_bgp(st.plugin))
         .collect();
     if speakers.is_empty() {
+        let vbr_note = if vbrs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the sessions to the VBR ({}) are held outside the cluster (an edge router) and cannot be seen \
+                 from here",
+                some_of(&vbrs.iter().map(|v| quote(v)).collect::<Vec<_>>(), LIST)
+            )
+        };
         return CheckResult::skip(
             name,
             sev,
             "NoBGPSpeakers",
             format!(
                 "no reporting on-prem node runs a BGP-speaking CNI (calico-bgp, kube-router, cilium-native): \
-                 nothing to verify{}",
-                if vbrs.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; the sessions to the VBR ({}) are held outside the cluster (an edge router) and cannot \
-                         be seen from here",
-                        some_of(&vbrs.iter().map(|v| quote(v)).collect::<Vec<_>>(), LIST)
-                    )
-                }
+                 nothing to verify{vbr_note}"
             ),
         );
     }
-    // A node listing no session at all is not evidence either way: the agent
-    // sees Calico's BIRD only, not kube-router's or Cilium's sessions, and
-    // not a BIRD whose socket did not answer.
-    let mut down = Vec::new();
-    let mut unseen = Vec::new();
-    let mut established = 0usize;
-    let mut seen_nodes = 0usize;
-    for (node, st) in &speakers {
-        let peers = &st.bgp_peers[..st.bgp_peers.len().min(MAX_BGP_PEERS)];
-        if peers.is_empty() {
-            unseen.push(*node);
-            continue;
-        }
-        seen_nodes += 1;
-        let up = peers.iter().filter(|p| p.is_up()).count();
-        established += up;
-        if up == 0 {
-            let states: Vec<String> =
-                peers.iter().take(3).map(|p| format!("{} {}", quote(&p.peer), quote(&p.state))).collect();
-            down.push(format!("{} ({})", quote(node), states.join(", ")));
-        }
-    }
-    if seen_nodes == 0 {
+    let sessions = Sessions::of(&speakers);
+    if sessions.seen_nodes == 0 {
         return CheckResult::skip(
             name,
             sev,
@@ -219,134 +199,200 @@ pub fn bgp_peers(sites: &Sites, scenario: Scenario, vbr_peers: &[String]) -> Che
                  socket; kube-router's and Cilium's sessions, or a BIRD that does not answer, cannot be seen. \
                  Nothing was verified{}",
                 speakers.len(),
-                some_of(&unseen, LIST),
+                some_of(&sessions.unseen, LIST),
                 if vbrs.is_empty() { "" } else { ", the VBR sessions included" }
             ),
         );
     }
+    let vbr = (!vbrs.is_empty()).then(|| VbrSessions::of(&speakers, &vbrs));
+    let route = vbr.as_ref().map(|v| vpc_route(sites, &v.holders)).unwrap_or_default();
+
+    // The first problem found names the reason; all of them are in the message.
+    let mut reason = None;
     let mut problems = Vec::new();
-    if !down.is_empty() {
+    if !sessions.down.is_empty() {
+        reason = reason.or(Some("SessionsDown"));
         problems.push(format!(
             "{} of {} on-prem BGP nodes have no Established session: {}. Their routes are not exchanged: \
              check the peers' reachability (TCP 179) and the BGP configuration (`birdcl show protocols all` in \
              calico-node)",
-            down.len(),
-            seen_nodes,
-            some_of(&down, LIST)
+            sessions.down.len(),
+            sessions.seen_nodes,
+            some_of(&sessions.down, LIST)
         ));
     }
-    let mut unverified = Vec::new();
-    let mut vbr_sessions = 0usize;
-    if !vbrs.is_empty() {
-        // Per VBR address, the Established sessions to it (node, prefixes).
-        let mut holders: Vec<(&str, &terway_hybrid_api::detection::BgpPeer)> = Vec::new();
-        let mut unpeered = Vec::new();
-        for vbr in &vbrs {
-            let before = holders.len();
-            for (node, st) in &speakers {
-                let peers = &st.bgp_peers[..st.bgp_peers.len().min(MAX_BGP_PEERS)];
-                holders.extend(
-                    peers.iter().filter(|p| p.is_up() && same_peer(&p.peer, vbr)).map(|p| (*node, p)),
-                );
-            }
-            if holders.len() == before {
-                unpeered.push(quote(vbr));
-            }
-        }
-        vbr_sessions = holders.len();
-        if !unpeered.is_empty() {
-            problems.push(format!(
-                "no on-prem node holds an Established session to the VBR address{} {}: the VPC's routes cannot \
-                 reach the IDC. Check the BGP peer on the VBR (its peer IP and AS), the leased line or VPN, and \
-                 the on-prem BGPPeer that points at it",
-                if unpeered.len() == 1 { "" } else { "es" },
-                some_of(&unpeered, LIST)
-            ));
-        }
-        let vpcs: BTreeSet<IpNet> = sites
-            .of_role(Role::Cloud)
-            .filter_map(|s| s.status?.cloud_network.as_ref()?.vpc_cidr.as_deref())
-            .filter_map(parse_net)
-            .take(8)
-            .collect();
-        if vpcs.is_empty() {
-            unverified.push(
-                "whether the VBR sends the VPC's route could not be verified: no cloud node reports \
-                 status.cloudNetwork.vpcCidr"
-                    .to_owned(),
-            );
-        } else if !holders.is_empty() {
-            for vpc in &vpcs {
-                let covered = holders.iter().any(|(_, p)| {
-                    p.imported_prefixes
-                        .iter()
-                        .take(MAX_BGP_PREFIXES)
-                        .filter_map(|s| parse_net(s))
-                        .any(|net| net.contains(vpc))
-                });
-                // The agent lists the first 16 prefixes: a session that
-                // imported more may hold the VPC's route further down.
-                let cut = holders
-                    .iter()
-                    .any(|(_, p)| p.imported_routes > p.imported_prefixes.len().min(MAX_BGP_PREFIXES) as u64);
-                if covered {
-                    continue;
-                }
-                if cut {
-                    unverified.push(format!(
-                        "no listed prefix of the VBR sessions covers the VPC {vpc}, but a session imported more \
-                         routes than the agent lists (16): the route could not be verified"
-                    ));
-                } else {
-                    let imported: Vec<String> = holders
-                        .iter()
-                        .flat_map(|(_, p)| p.imported_prefixes.iter().take(MAX_BGP_PREFIXES))
-                        .map(|s| quote(s))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    problems.push(format!(
-                        "no session to the VBR imports a route covering the VPC {vpc} (imported: {}): advertise \
-                         the VPC's CIDR to the IDC from the VBR (its BGP network, or the route table of the \
-                         VBR's router interface)",
-                        if imported.is_empty() { "nothing".to_owned() } else { some_of(&imported, LIST) }
-                    ));
-                }
-            }
-        }
+    if let Some(unpeered) = vbr.as_ref().map(|v| &v.unpeered).filter(|u| !u.is_empty()) {
+        reason = reason.or(Some("VBRNotPeered"));
+        problems.push(format!(
+            "no on-prem node holds an Established session to the VBR address{} {}: the VPC's routes cannot \
+             reach the IDC. Check the BGP peer on the VBR (its peer IP and AS), the leased line or VPN, and \
+             the on-prem BGPPeer that points at it",
+            if unpeered.len() == 1 { "" } else { "es" },
+            some_of(unpeered, LIST)
+        ));
     }
-    let unseen_note = if unseen.is_empty() {
+    if !route.missing.is_empty() {
+        reason = reason.or(Some("VPCRouteMissing"));
+        problems.extend(route.missing);
+    }
+    let unseen_note = if sessions.unseen.is_empty() {
         String::new()
     } else {
-        format!("; {} report no session (not seen: {})", unseen.len(), some_of(&unseen, LIST))
+        format!(
+            "; {} report no session (not seen: {})",
+            sessions.unseen.len(),
+            some_of(&sessions.unseen, LIST)
+        )
     };
-    if !problems.is_empty() {
-        return CheckResult::fail(
-            name,
-            sev,
-            if !down.is_empty() {
-                "SessionsDown"
-            } else if problems.iter().any(|p| p.starts_with("no on-prem node holds")) {
-                "VBRNotPeered"
-            } else {
-                "VPCRouteMissing"
-            },
-            format!("{}{unseen_note}", problems.join("; ")),
-        );
+    if let Some(reason) = reason {
+        return CheckResult::fail(name, sev, reason, format!("{}{unseen_note}", problems.join("; ")));
     }
     let counted = format!(
-        "{established} Established BGP sessions on {seen_nodes} on-prem nodes{}{unseen_note}",
-        if vbrs.is_empty() { String::new() } else { format!(", {vbr_sessions} of them to the VBR") }
+        "{} Established BGP sessions on {} on-prem nodes{}{unseen_note}",
+        sessions.established,
+        sessions.seen_nodes,
+        vbr.map(|v| format!(", {} of them to the VBR", v.holders.len())).unwrap_or_default()
     );
-    if !unverified.is_empty() {
+    if !route.unverified.is_empty() {
         return CheckResult::skip(
             name,
             sev,
             "VPCRouteUnverified",
-            format!("{counted}; {}", unverified.join("; ")),
+            format!("{counted}; {}", route.unverified.join("; ")),
         );
     }
     CheckResult::pass(name, sev, "Established", counted)
+}
+
+/// The sessions the on-prem BGP speakers report. A node listing no session
+/// at all is not evidence either way: the agent sees Calico's BIRD only, not
+/// kube-router's or Cilium's sessions, and not a BIRD whose socket did not
+/// answer.
+struct Sessions<'a> {
+    /// Nodes with sessions, none of them Established: `node (peer state, ...)`.
+    down: Vec<String>,
+    /// Nodes that list no session.
+    unseen: Vec<&'a str>,
+    established: usize,
+    seen_nodes: usize,
+}
+
+impl<'a> Sessions<'a> {
+    fn of(speakers: &[(&'a str, &NodeNetworkReportStatus)]) -> Self {
+        let mut out = Sessions { down: vec![], unseen: vec![], established: 0, seen_nodes: 0 };
+        for &(node, st) in speakers {
+            let peers = listed_peers(st);
+            if peers.is_empty() {
+                out.unseen.push(node);
+                continue;
+            }
+            out.seen_nodes += 1;
+            let up = peers.iter().filter(|p| p.is_up()).count();
+            out.established += up;
+            if up == 0 {
+                let states: Vec<String> =
+                    peers.iter().take(3).map(|p| format!("{} {}", quote(&p.peer), quote(&p.state))).collect();
+                out.down.push(format!("{} ({})", quote(node), states.join(", ")));
+            }
+        }
+        out
+    }
+}
+
+/// The sessions a report lists, at most as many as the CRD admits.
+fn listed_peers(st: &NodeNetworkReportStatus) -> &[BgpPeer] {
+    &st.bgp_peers[..st.bgp_peers.len().min(MAX_BGP_PEERS)]
+}
+
+/// The Established sessions to the VBR's addresses.
+struct VbrSessions<'a> {
+    /// Each Established session to a VBR address, with its node.
+    holders: Vec<(&'a str, &'a BgpPeer)>,
+    /// VBR addresses no on-prem node holds a session to, quoted.
+    unpeered: Vec<String>,
+}
+
+impl<'a> VbrSessions<'a> {
+    fn of(speakers: &[(&'a str, &'a NodeNetworkReportStatus)], vbrs: &[&str]) -> Self {
+        let mut out = VbrSessions { holders: vec![], unpeered: vec![] };
+        for vbr in vbrs {
+            let before = out.holders.len();
+            for &(node, st) in speakers {
+                out.holders.extend(
+                    listed_peers(st)
+                        .iter()
+                        .filter(|p| p.is_up() && same_peer(&p.peer, vbr))
+                        .map(|p| (node, p)),
+                );
+            }
+            if out.holders.len() == before {
+                out.unpeered.push(quote(vbr));
+            }
+        }
+        out
+    }
+}
+
+/// Whether the VBR sessions import a route covering the VPC.
+#[derive(Default)]
+struct VpcRoute {
+    /// One problem per VPC no session's route covers.
+    missing: Vec<String>,
+    /// What could not be verified, and why.
+    unverified: Vec<String>,
+}
+
+fn vpc_route(sites: &Sites, holders: &[(&str, &BgpPeer)]) -> VpcRoute {
+    let mut out = VpcRoute::default();
+    let vpcs: BTreeSet<IpNet> = sites
+        .of_role(Role::Cloud)
+        .filter_map(|s| s.status?.cloud_network.as_ref()?.vpc_cidr.as_deref())
+        .filter_map(parse_net)
+        .take(8)
+        .collect();
+    if vpcs.is_empty() {
+        out.unverified.push(
+            "whether the VBR sends the VPC's route could not be verified: no cloud node reports \
+             status.cloudNetwork.vpcCidr"
+                .to_owned(),
+        );
+        return out;
+    }
+    if holders.is_empty() {
+        return out;
+    }
+    let listed =
+        |p: &'_ BgpPeer| p.imported_prefixes.iter().take(MAX_BGP_PREFIXES).cloned().collect::<Vec<_>>();
+    // The agent lists the first 16 prefixes: a session that imported more
+    // may hold the VPC's route further down.
+    let cut = holders
+        .iter()
+        .any(|(_, p)| p.imported_routes > p.imported_prefixes.len().min(MAX_BGP_PREFIXES) as u64);
+    for vpc in &vpcs {
+        let covered = holders
+            .iter()
+            .any(|(_, p)| listed(p).iter().filter_map(|s| parse_net(s)).any(|net| net.contains(vpc)));
+        if covered {
+            continue;
+        }
+        if cut {
+            out.unverified.push(format!(
+                "no listed prefix of the VBR sessions covers the VPC {vpc}, but a session imported more \
+                 routes than the agent lists (16): the route could not be verified"
+            ));
+            continue;
+        }
+        let imported: BTreeSet<String> =
+            holders.iter().flat_map(|(_, p)| listed(p)).map(|s| quote(&s)).collect();
+        let imported: Vec<String> = imported.into_iter().collect();
+        out.missing.push(format!(
+            "no session to the VBR imports a route covering the VPC {vpc} (imported: {}): advertise \
+             the VPC's CIDR to the IDC from the VBR (its BGP network, or the route table of the \
+             VBR's router interface)",
+            if imported.is_empty() { "nothing".to_owned() } else { some_of(&imported, LIST) }
+        ));
+    }
+    out
 }
 
 // ---- CrossSiteConnectivity ----
