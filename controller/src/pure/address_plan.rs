@@ -218,133 +218,165 @@ pub fn gather(c: &Cluster) -> Gathered {
         rules: Rules { canal: c.on_prem_cnis.iter().any(|d| identity(d).1 == "canal") },
         ..Gathered::default()
     };
-    for n in c.nodes.values() {
-        let name = n.name();
-        let on_prem = n.role == terway_hybrid_api::Role::OnPrem;
-        if on_prem {
-            let spec = n.node.spec.as_ref();
-            let pod_cidrs = spec.and_then(|s| s.pod_cidrs.as_deref()).filter(|p| !p.is_empty());
-            let (field, cidrs): (&str, Vec<&str>) = match pod_cidrs {
-                Some(p) => ("spec.podCIDRs", p.iter().map(String::as_str).collect()),
-                None => ("spec.podCIDR", spec.and_then(|s| s.pod_cidr.as_deref()).into_iter().collect()),
-            };
-            let source = format!("Node {name} {field}");
-            g.each(cidrs, &source, |g, p| g.net(p, Kind::NodePods, source.clone()));
-        }
-        let kind = if on_prem { Kind::OnPremNode } else { Kind::CloudNode };
-        let addresses = n.node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
-        let internal = addresses.iter().filter(|a| a.type_ == "InternalIP").map(|a| a.address.as_str());
-        let source = format!("Node {name} InternalIP");
-        g.each(internal, &source, |g, a| g.address(a, kind, source.clone()));
-        if !on_prem {
-            match n.current_report().and_then(|r| r.status.as_ref()).and_then(|s| s.cloud_network.as_ref()) {
-                None => g.cloud_nodes_without_network.push(name.to_owned()),
-                Some(net) => {
-                    let report = format!("NodeNetworkReport {name}");
-                    if let Some(vpc) = &net.vpc_cidr {
-                        g.net(vpc, Kind::Vpc, format!("{report} status.cloudNetwork.vpcCidr"));
+    g.nodes(c);
+    g.calico_pools(c);
+    g.cni_configs(c);
+    g.service_ranges(c);
+    g.declared(c);
+    g
+}
+
+impl Gathered {
+    /// On-prem nodes' pod ranges, every node's InternalIP, the cloud reports' VPC and vSwitches.
+    fn nodes(&mut self, c: &Cluster) {
+        for n in c.nodes.values() {
+            let name = n.name();
+            let on_prem = n.role == terway_hybrid_api::Role::OnPrem;
+            if on_prem {
+                let spec = n.node.spec.as_ref();
+                let pod_cidrs = spec.and_then(|s| s.pod_cidrs.as_deref()).filter(|p| !p.is_empty());
+                let (field, cidrs): (&str, Vec<&str>) = match pod_cidrs {
+                    Some(p) => ("spec.podCIDRs", p.iter().map(String::as_str).collect()),
+                    None => ("spec.podCIDR", spec.and_then(|s| s.pod_cidr.as_deref()).into_iter().collect()),
+                };
+                let source = format!("Node {name} {field}");
+                self.each(cidrs, &source, |g, p| g.net(p, Kind::NodePods, source.clone()));
+            }
+            let kind = if on_prem { Kind::OnPremNode } else { Kind::CloudNode };
+            let addresses = n.node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
+            let internal = addresses.iter().filter(|a| a.type_ == "InternalIP").map(|a| a.address.as_str());
+            let source = format!("Node {name} InternalIP");
+            self.each(internal, &source, |g, a| g.address(a, kind, source.clone()));
+            if !on_prem {
+                match n
+                    .current_report()
+                    .and_then(|r| r.status.as_ref())
+                    .and_then(|s| s.cloud_network.as_ref())
+                {
+                    None => self.cloud_nodes_without_network.push(name.to_owned()),
+                    Some(net) => {
+                        let report = format!("NodeNetworkReport {name}");
+                        if let Some(vpc) = &net.vpc_cidr {
+                            self.net(vpc, Kind::Vpc, format!("{report} status.cloudNetwork.vpcCidr"));
+                        }
+                        let source = format!("{report} status.cloudNetwork.vswitchCidrs");
+                        self.each(net.vswitch_cidrs.iter().map(String::as_str), &source, |g, v| {
+                            g.net(v, Kind::VSwitch, source.clone())
+                        });
                     }
-                    let source = format!("{report} status.cloudNetwork.vswitchCidrs");
-                    g.each(net.vswitch_cidrs.iter().map(String::as_str), &source, |g, v| {
-                        g.net(v, Kind::VSwitch, source.clone())
-                    });
                 }
             }
         }
     }
-    for pool in &c.view.ip_pools {
-        let name = pool.metadata.name.as_deref().unwrap_or("");
-        let source = format!("IPPool {name} spec.cidr");
-        match pool.data.get("spec").and_then(|s| s.get("cidr")) {
-            Some(serde_json::Value::String(cidr)) => g.net(cidr, Kind::CniPods(Cni::Calico), source),
-            _ => g.unreadable.push(format!("{source}: missing or not a string")),
+
+    /// Calico's IPPools, and the Tigera Installation's.
+    fn calico_pools(&mut self, c: &Cluster) {
+        for pool in &c.view.ip_pools {
+            let name = pool.metadata.name.as_deref().unwrap_or("");
+            let source = format!("IPPool {name} spec.cidr");
+            match pool.data.get("spec").and_then(|s| s.get("cidr")) {
+                Some(serde_json::Value::String(cidr)) => self.net(cidr, Kind::CniPods(Cni::Calico), source),
+                _ => self.unreadable.push(format!("{source}: missing or not a string")),
+            }
+        }
+        if let Some(inst) = &c.view.installation {
+            let pools = inst.data.pointer("/spec/calicoNetwork/ipPools").and_then(|p| p.as_array());
+            let source = "Installation default spec.calicoNetwork.ipPools";
+            let pools = pools.map(Vec::as_slice).unwrap_or_default();
+            self.each(
+                pools.iter().map(|p| p.get("cidr").and_then(|c| c.as_str()).unwrap_or("")),
+                source,
+                |g, cidr| g.net(cidr, Kind::CniPods(Cni::Calico), format!("{source}[].cidr")),
+            );
         }
     }
-    if let Some(inst) = &c.view.installation {
-        let pools = inst.data.pointer("/spec/calicoNetwork/ipPools").and_then(|p| p.as_array());
-        let source = "Installation default spec.calicoNetwork.ipPools";
-        let pools = pools.map(Vec::as_slice).unwrap_or_default();
-        g.each(
-            pools.iter().map(|p| p.get("cidr").and_then(|c| c.as_str()).unwrap_or("")),
-            source,
-            |g, cidr| g.net(cidr, Kind::CniPods(Cni::Calico), format!("{source}[].cidr")),
-        );
-    }
-    let mut cni_configs: Vec<_> = c.view.cni_configs.iter().collect();
-    cni_configs.sort_by_key(|cm| (cm.metadata.namespace.clone(), cm.metadata.name.clone()));
-    for cm in cni_configs {
-        let (ns, name) =
-            (cm.metadata.namespace.as_deref().unwrap_or(""), cm.metadata.name.as_deref().unwrap_or(""));
-        if !is_cni_config(ns, name) {
-            continue;
-        }
-        let data = cm.data.as_ref();
-        let object = format!("ConfigMap {ns}/{name}");
-        if name == FLANNEL_CONFIG {
-            let Some(text) = data.and_then(|d| d.get("net-conf.json")) else { continue };
-            match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(conf) => {
-                    for field in ["Network", "IPv6Network"] {
-                        match conf.get(field) {
-                            None | Some(serde_json::Value::Null) => {}
-                            Some(serde_json::Value::String(net)) => g.net(
-                                net,
-                                Kind::CniPods(Cni::Flannel),
-                                format!("{object} net-conf.json {field}"),
-                            ),
-                            Some(_) => {
-                                g.unreadable.push(format!("{object} net-conf.json {field}: not a string"))
+
+    /// flannel's `net-conf.json` and Cilium's cluster-pool ranges.
+    fn cni_configs(&mut self, c: &Cluster) {
+        let mut cni_configs: Vec<_> = c.view.cni_configs.iter().collect();
+        cni_configs.sort_by_key(|cm| (cm.metadata.namespace.clone(), cm.metadata.name.clone()));
+        for cm in cni_configs {
+            let (ns, name) =
+                (cm.metadata.namespace.as_deref().unwrap_or(""), cm.metadata.name.as_deref().unwrap_or(""));
+            if !is_cni_config(ns, name) {
+                continue;
+            }
+            let data = cm.data.as_ref();
+            let object = format!("ConfigMap {ns}/{name}");
+            if name == FLANNEL_CONFIG {
+                let Some(text) = data.and_then(|d| d.get("net-conf.json")) else { continue };
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(conf) => {
+                        for field in ["Network", "IPv6Network"] {
+                            match conf.get(field) {
+                                None | Some(serde_json::Value::Null) => {}
+                                Some(serde_json::Value::String(net)) => self.net(
+                                    net,
+                                    Kind::CniPods(Cni::Flannel),
+                                    format!("{object} net-conf.json {field}"),
+                                ),
+                                Some(_) => self
+                                    .unreadable
+                                    .push(format!("{object} net-conf.json {field}: not a string")),
                             }
                         }
                     }
+                    Err(e) => self.unreadable.push(format!(
+                        "{object} net-conf.json is not JSON ({}line {} column {})",
+                        crate::pure::cluster::json_error_kind(&e),
+                        e.line(),
+                        e.column()
+                    )),
                 }
-                Err(e) => g.unreadable.push(format!(
-                    "{object} net-conf.json is not JSON ({}line {} column {})",
-                    crate::pure::cluster::json_error_kind(&e),
-                    e.line(),
-                    e.column()
-                )),
-            }
-        } else {
-            for key in ["cluster-pool-ipv4-cidr", "cluster-pool-ipv6-cidr"] {
-                let Some(text) = data.and_then(|d| d.get(key)) else { continue };
-                let source = format!("{object} {key}");
-                let parts = text.split(|ch: char| ch.is_whitespace() || ch == ',').filter(|p| !p.is_empty());
-                g.each(parts, &source, |g, p| g.net(p, Kind::CniPods(Cni::Cilium), source.clone()));
+            } else {
+                for key in ["cluster-pool-ipv4-cidr", "cluster-pool-ipv6-cidr"] {
+                    let Some(text) = data.and_then(|d| d.get(key)) else { continue };
+                    let source = format!("{object} {key}");
+                    let parts =
+                        text.split(|ch: char| ch.is_whitespace() || ch == ',').filter(|p| !p.is_empty());
+                    self.each(parts, &source, |g, p| g.net(p, Kind::CniPods(Cni::Cilium), source.clone()));
+                }
             }
         }
     }
-    for s in &c.view.service_cidrs {
-        let source = format!("ServiceCIDR {} spec.cidrs", s.metadata.name.as_deref().unwrap_or(""));
-        let cidrs = s.spec.as_ref().and_then(|s| s.cidrs.as_deref()).unwrap_or_default();
-        g.each(cidrs.iter().map(String::as_str), &source, |g, cidr| {
-            g.net(cidr, Kind::Service, source.clone())
+
+    /// The Service range: ServiceCIDRs, eni-config, else the `kubernetes` ClusterIPs.
+    fn service_ranges(&mut self, c: &Cluster) {
+        for s in &c.view.service_cidrs {
+            let source = format!("ServiceCIDR {} spec.cidrs", s.metadata.name.as_deref().unwrap_or(""));
+            let cidrs = s.spec.as_ref().and_then(|s| s.cidrs.as_deref()).unwrap_or_default();
+            self.each(cidrs.iter().map(String::as_str), &source, |g, cidr| {
+                g.net(cidr, Kind::Service, source.clone())
+            });
+        }
+        if let Some(Ok(conf)) = &c.eni_conf {
+            if let Some(text) = &conf.service_cidr {
+                let source = "ConfigMap kube-system/eni-config eni_conf service_cidr";
+                let parts = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+                self.each(parts, source, |g, p| g.net(p, Kind::Service, source));
+            }
+        }
+        // The ClusterIP only hints at the Service range: compared when nothing
+        // names the range itself (it lies inside it, and would repeat each overlap).
+        let service_range_known = self.ranges.iter().any(|r| r.kind == Kind::Service);
+        let kubernetes = c.view.kubernetes_service.as_ref().filter(|_| !service_range_known);
+        if let Some(spec) = kubernetes.and_then(|s| s.spec.as_ref()) {
+            let ips: Vec<&str> = match spec.cluster_ips.as_deref().filter(|ips| !ips.is_empty()) {
+                Some(ips) => ips.iter().map(String::as_str).collect(),
+                None => spec.cluster_ip.as_deref().into_iter().collect(),
+            };
+            let source = "Service default/kubernetes spec.clusterIPs";
+            self.each(ips, source, |g, ip| g.address(ip, Kind::Service, source));
+        }
+    }
+
+    /// The IDC's networks the TerwayRollout declares.
+    fn declared(&mut self, c: &Cluster) {
+        let source = "TerwayRollout default spec.crossSite.onPremNetworks";
+        self.each(c.spec.cross_site.on_prem_networks.iter().map(String::as_str), source, |g, n| {
+            g.net(n, Kind::Declared, source)
         });
     }
-    if let Some(Ok(conf)) = &c.eni_conf {
-        if let Some(text) = &conf.service_cidr {
-            let source = "ConfigMap kube-system/eni-config eni_conf service_cidr";
-            let parts = text.split(',').map(str::trim).filter(|p| !p.is_empty());
-            g.each(parts, source, |g, p| g.net(p, Kind::Service, source));
-        }
-    }
-    // The ClusterIP only hints at the Service range: compared when nothing
-    // names the range itself (it lies inside it, and would repeat each overlap).
-    let service_range_known = g.ranges.iter().any(|r| r.kind == Kind::Service);
-    let kubernetes = c.view.kubernetes_service.as_ref().filter(|_| !service_range_known);
-    if let Some(spec) = kubernetes.and_then(|s| s.spec.as_ref()) {
-        let ips: Vec<&str> = match spec.cluster_ips.as_deref().filter(|ips| !ips.is_empty()) {
-            Some(ips) => ips.iter().map(String::as_str).collect(),
-            None => spec.cluster_ip.as_deref().into_iter().collect(),
-        };
-        let source = "Service default/kubernetes spec.clusterIPs";
-        g.each(ips, source, |g, ip| g.address(ip, Kind::Service, source));
-    }
-    let source = "TerwayRollout default spec.crossSite.onPremNetworks";
-    g.each(c.spec.cross_site.on_prem_networks.iter().map(String::as_str), source, |g, n| {
-        g.net(n, Kind::Declared, source)
-    });
-    g
 }
 
 /// A range with every source that named it (of one kind).
