@@ -202,129 +202,49 @@ pub fn start(
     optional: Optional,
     changed: Arc<Notify>,
 ) -> (Stores, impl std::future::Future<Output = ()>) {
-    let mut drivers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
-
-    fn reflect<K>(
-        api: Api<K>,
-        config: watcher::Config,
-        slim: fn(&mut K),
-        changed: Arc<Notify>,
-        drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
-    ) -> Store<K>
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    {
-        let (reader, writer) = reflector::store();
-        let stream = watcher(api, config).modify(slim).default_backoff();
-        let stream = reflector::reflector(writer, stream);
-        drivers.push(Box::pin(drive(stream, changed)));
-        reader
-    }
-
-    // managedFields are most of what a kwok- or kubelet-updated object
-    // weighs, and nothing here reads them: 1,200 nodes held 157 MiB with
-    // them. Nodes keep only what the plan reads (slim_node).
-    fn without_managed_fields<K: Resource>(o: &mut K) {
-        o.meta_mut().managed_fields = None;
-    }
-    let nodes = reflect(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        slim_node,
-        changed.clone(),
-        &mut drivers,
-    );
-    let reports = reflect(
-        Api::<NodeNetworkReport>::all(client.clone()),
-        watcher::Config::default(),
-        without_managed_fields,
-        changed.clone(),
-        &mut drivers,
-    );
-    let daemon_sets = reflect(
-        Api::<DaemonSet>::all(client.clone()),
-        watcher::Config::default(),
-        without_managed_fields,
-        changed.clone(),
-        &mut drivers,
-    );
-    let rollouts = reflect(
-        Api::<TerwayRollout>::all(client.clone()),
-        watcher::Config::default(),
-        without_managed_fields,
-        changed.clone(),
-        &mut drivers,
-    );
-
-    let by_name = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let eni_config = Singleton::default();
-    drivers.push(Box::pin(singleton(
-        Api::<ConfigMap>::namespaced(client.clone(), ENI_CONFIG_NAMESPACE),
-        by_name(ENI_CONFIG_NAME),
-        eni_config.clone(),
-        Some,
-        changed.clone(),
-    )));
-    let addon_secret = Singleton::default();
-    drivers.push(Box::pin(singleton(
-        Api::<Secret>::namespaced(client.clone(), ADDON_SECRET_NAMESPACE),
-        by_name(ADDON_SECRET_NAME),
-        addon_secret.clone(),
+    let mut w = Watches { changed: changed.clone(), drivers: Vec::new() };
+    let nodes = w.reflect(Api::all(client.clone()), slim_node);
+    let reports = w.reflect(Api::<NodeNetworkReport>::all(client.clone()), without_managed_fields);
+    let daemon_sets = w.reflect(Api::<DaemonSet>::all(client.clone()), without_managed_fields);
+    let rollouts = w.reflect(Api::<TerwayRollout>::all(client.clone()), without_managed_fields);
+    let eni_config =
+        w.singleton(Api::namespaced(client.clone(), ENI_CONFIG_NAMESPACE), ENI_CONFIG_NAME, Some);
+    let addon_secret = w.singleton(
+        Api::namespaced(client.clone(), ADDON_SECRET_NAMESPACE),
+        ADDON_SECRET_NAME,
         |s: Secret| Some(SecretKeys::from_secret(&s)),
-        changed.clone(),
-    )));
-    let kubernetes_service = Singleton::default();
-    drivers.push(Box::pin(singleton(
-        Api::<Service>::namespaced(client.clone(), KUBERNETES_SERVICE_NAMESPACE),
-        by_name(KUBERNETES_SERVICE_NAME),
-        kubernetes_service.clone(),
+    );
+    let kubernetes_service = w.singleton(
+        Api::namespaced(client.clone(), KUBERNETES_SERVICE_NAMESPACE),
+        KUBERNETES_SERVICE_NAME,
         Some,
-        changed.clone(),
-    )));
-    let installation = Singleton::default();
-    if optional.installation {
-        drivers.push(Box::pin(singleton(
-            Api::<DynamicObject>::all_with(client.clone(), &installation_resource()),
-            by_name(INSTALLATION_NAME),
-            installation.clone(),
-            Some,
-            changed.clone(),
-        )));
-    }
+    );
+    let installation = if optional.installation {
+        w.singleton(Api::all_with(client.clone(), &installation_resource()), INSTALLATION_NAME, Some)
+    } else {
+        Singleton::default()
+    };
     let pools = reflector::store::Writer::new(ip_pool_resource());
     let ip_pools = pools.as_reader();
     if optional.ip_pools {
         let api = Api::<DynamicObject>::all_with(client.clone(), &ip_pool_resource());
         let stream = watcher(api, watcher::Config::default()).modify(slim_ip_pool).default_backoff();
-        drivers.push(Box::pin(drive(reflector::reflector(pools, stream), changed.clone())));
+        w.drivers.push(Box::pin(drive(reflector::reflector(pools, stream), changed.clone())));
     }
     let service_cidrs = if optional.service_cidrs {
-        reflect(
-            Api::<ServiceCIDR>::all(client.clone()),
-            watcher::Config::default(),
-            slim_service_cidr,
-            changed.clone(),
-            &mut drivers,
-        )
+        w.reflect(Api::<ServiceCIDR>::all(client.clone()), slim_service_cidr)
     } else {
         reflector::store().0
     };
-    let mut cni_configs = Vec::new();
-    for (namespace, name) in CNI_CONFIG_MAPS {
-        let slot = Singleton::default();
-        drivers.push(Box::pin(singleton(
-            Api::<ConfigMap>::namespaced(client.clone(), namespace),
-            by_name(name),
-            slot.clone(),
-            |mut cm: ConfigMap| {
+    let cni_configs = CNI_CONFIG_MAPS
+        .iter()
+        .map(|(namespace, name)| {
+            w.singleton(Api::namespaced(client.clone(), namespace), name, |mut cm: ConfigMap| {
                 slim_cni_config(&mut cm);
                 Some(cm)
-            },
-            changed.clone(),
-        )));
-        cni_configs.push(slot);
-    }
+            })
+        })
+        .collect();
     let stores = Stores {
         client,
         changed,
@@ -342,7 +262,47 @@ pub fn start(
         service_cidrs,
         cni_configs,
     };
-    (stores, futures::future::join_all(drivers).map(drop))
+    (stores, futures::future::join_all(w.drivers).map(drop))
+}
+
+/// The watches being started, and the futures that will drive them.
+struct Watches {
+    changed: Arc<Notify>,
+    drivers: Vec<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl Watches {
+    /// A reflector of every `K`, each object cut down by `slim` as it arrives.
+    fn reflect<K>(&mut self, api: Api<K>, slim: fn(&mut K)) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (reader, writer) = reflector::store();
+        let stream = watcher(api, watcher::Config::default()).modify(slim).default_backoff();
+        let stream = reflector::reflector(writer, stream);
+        self.drivers.push(Box::pin(drive(stream, self.changed.clone())));
+        reader
+    }
+
+    /// One object by name, kept as `reduce` makes it.
+    fn singleton<K, T>(&mut self, api: Api<K>, name: &str, reduce: fn(K) -> Option<T>) -> Singleton<T>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        let slot = Singleton::default();
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        self.drivers.push(Box::pin(singleton(api, config, slot.clone(), reduce, self.changed.clone())));
+        slot
+    }
+}
+
+// managedFields are most of what a kwok- or kubelet-updated object weighs,
+// and nothing here reads them: 1,200 nodes held 157 MiB with them. Nodes keep
+// only what the plan reads (slim_node).
+fn without_managed_fields<K: Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
 }
 
 async fn drive<S, T, E>(stream: S, changed: Arc<Notify>)
