@@ -76,73 +76,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let router = http::router(health.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    // Without the Tigera operator's CRD, Calico's, or the ServiceCIDR API
-    // (before Kubernetes 1.33) there is nothing to watch.
-    let serves = |resource: kube::api::ApiResource| {
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        async move { api.list(&ListParams::default().limit(1)).await.is_ok() }
-    };
-    let optional = watch::Optional {
-        installation: serves(fetch::installation_resource()).await,
-        ip_pools: serves(fetch::ip_pool_resource()).await,
-        service_cidrs: serves(
-            kube::api::ApiResource::erase::<k8s_openapi::api::networking::v1::ServiceCIDR>(&()),
-        )
-        .await,
-    };
+    let optional = optional_apis(&client).await;
     let changed = Arc::new(Notify::new());
     let (stores, driver) = watch::start(client.clone(), optional, changed.clone());
     let driver = tokio::spawn(driver);
 
-    // The webhook: its CA (shared by the replicas through the Secret), a
-    // serving certificate issued from it, and the listener, bound now so a
-    // taken port fails the start. It serves only once the watches synced:
-    // before that it could not tell Auto from Manual, and an unanswered call
-    // fails closed (failurePolicy Fail).
-    let wh = &cfg.webhook;
-    let (ca_ns, ca_name) = &wh.ca_secret;
-    let ca = certs::load_or_create(&Api::<Secret>::namespaced(client.clone(), ca_ns), ca_ns, ca_name).await?;
-    let names = wh.client.server_names();
-    let validity = wh.rotate * 2 + Duration::from_secs(300);
-    let resolver = certs::Resolver::new(ca.issue(&names, validity)?);
-    let ca_bundle = ca.cert_pem.clone();
-    let webhook_listener = tokio::net::TcpListener::bind(wh.addr)
-        .await
-        .map_err(|source| RunError::Bind { addr: wh.addr, source })?;
-    tracing::info!(addr = %webhook_listener.local_addr().map_or(wh.addr, |a| a), ?names, "webhook listening");
-    let rotation = tokio::spawn({
-        let resolver = resolver.clone();
-        let rotate = wh.rotate;
-        async move {
-            let mut n = 0u64;
-            loop {
-                tokio::time::sleep(rotate).await;
-                match ca.issue(&names, validity) {
-                    Ok(next) => {
-                        resolver.swap(next);
-                        n += 1;
-                        tracing::info!(rotation = n, "rotated the webhook's serving certificate");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "webhook certificate rotation failed; retrying"),
-                }
-            }
-        }
-    });
+    let WebhookTls { resolver, listener: webhook_listener, ca_bundle, rotation } =
+        WebhookTls::start(&client, &cfg.webhook).await?;
 
-    let (mut leader, lease_task) = match &cfg.lease {
-        Some((namespace, name)) => {
-            let manager = LeaseManagerBuilder::new(client.clone(), name)
-                .with_namespace(namespace)
-                .with_identity(&cfg.identity)
-                .with_duration(15)
-                .with_grace(5)
-                .build()
-                .await?;
-            let (rx, task) = manager.watch().await;
-            (rx, Some(task))
-        }
-        None => (tokio::sync::watch::channel(true).1, None),
-    };
+    let (mut leader, lease_task) = elect(&client, &cfg).await?;
 
     let applier_client = client.clone();
     let applier = Applier::new(client, Some(cfg.identity.clone()));
@@ -181,20 +123,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         if is_leader {
             let spec = stores.rollout_spec().unwrap_or_default();
             let desired = webhook::configuration(&spec, &cfg.webhook.client, &ca_bundle);
-            let stale = applied_webhook
-                .as_ref()
-                .is_none_or(|(last, at)| *last != desired || at.elapsed() >= WEBHOOK_REAPPLY);
-            if stale {
-                match apply_webhook_configuration(&applier_client, &desired).await {
-                    Ok(()) => {
-                        tracing::info!(mode = ?spec.mode, "applied the Terway gate's webhook configuration");
-                        applied_webhook = Some((desired, Instant::now()));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook configuration; the next reconcile retries it")
-                    }
-                }
-            }
+            keep_webhook_configuration(&applier_client, desired, spec.mode, &mut applied_webhook).await;
             let (plan, outcome) =
                 reconcile_probing(&stores.view(), &applier, &metrics, &mut memo, cfg.probe_port).await;
             tracing::info!(
@@ -212,6 +141,116 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     webhook_server.abort();
     rotation.abort();
     finish(leader, lease_task, driver, server).await
+}
+
+/// Which of the APIs a server may lack it serves: without the Tigera
+/// operator's CRD, Calico's, or the ServiceCIDR API (before Kubernetes 1.33)
+/// there is nothing to watch.
+async fn optional_apis(client: &Client) -> watch::Optional {
+    let serves = |resource: kube::api::ApiResource| {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        async move { api.list(&ListParams::default().limit(1)).await.is_ok() }
+    };
+    watch::Optional {
+        installation: serves(fetch::installation_resource()).await,
+        ip_pools: serves(fetch::ip_pool_resource()).await,
+        service_cidrs: serves(
+            kube::api::ApiResource::erase::<k8s_openapi::api::networking::v1::ServiceCIDR>(&()),
+        )
+        .await,
+    }
+}
+
+/// The webhook's TLS: its CA (shared by the replicas through the Secret), a
+/// serving certificate issued from it and renewed by `rotation`, and the
+/// listener, bound now so a taken port fails the start. It serves only once
+/// the watches synced: before that it could not tell Auto from Manual, and
+/// an unanswered call fails closed (failurePolicy Fail).
+struct WebhookTls {
+    resolver: Arc<certs::Resolver>,
+    listener: tokio::net::TcpListener,
+    /// The CA certificate (PEM): the configuration's caBundle.
+    ca_bundle: String,
+    rotation: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookTls {
+    async fn start(client: &Client, wh: &WebhookConfig) -> Result<WebhookTls, RunError> {
+        let (ca_ns, ca_name) = &wh.ca_secret;
+        let ca =
+            certs::load_or_create(&Api::<Secret>::namespaced(client.clone(), ca_ns), ca_ns, ca_name).await?;
+        let names = wh.client.server_names();
+        let validity = wh.rotate * 2 + Duration::from_secs(300);
+        let resolver = certs::Resolver::new(ca.issue(&names, validity)?);
+        let ca_bundle = ca.cert_pem.clone();
+        let listener = tokio::net::TcpListener::bind(wh.addr)
+            .await
+            .map_err(|source| RunError::Bind { addr: wh.addr, source })?;
+        tracing::info!(addr = %listener.local_addr().map_or(wh.addr, |a| a), ?names, "webhook listening");
+        let rotation = tokio::spawn({
+            let resolver = resolver.clone();
+            let rotate = wh.rotate;
+            async move {
+                let mut n = 0u64;
+                loop {
+                    tokio::time::sleep(rotate).await;
+                    match ca.issue(&names, validity) {
+                        Ok(next) => {
+                            resolver.swap(next);
+                            n += 1;
+                            tracing::info!(rotation = n, "rotated the webhook's serving certificate");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "webhook certificate rotation failed; retrying"),
+                    }
+                }
+            }
+        });
+        Ok(WebhookTls { resolver, listener, ca_bundle, rotation })
+    }
+}
+
+type LeaseTask =
+    tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
+
+/// Leadership: from the Lease when one is configured, else always.
+async fn elect(
+    client: &Client,
+    cfg: &Config,
+) -> Result<(tokio::sync::watch::Receiver<bool>, Option<LeaseTask>), RunError> {
+    let Some((namespace, name)) = &cfg.lease else {
+        return Ok((tokio::sync::watch::channel(true).1, None));
+    };
+    let manager = LeaseManagerBuilder::new(client.clone(), name)
+        .with_namespace(namespace)
+        .with_identity(&cfg.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await?;
+    let (rx, task) = manager.watch().await;
+    Ok((rx, Some(task)))
+}
+
+/// Applies the webhook configuration when it changed, or every
+/// [`WEBHOOK_REAPPLY`] (someone may have edited it); a failure is retried on
+/// the next reconcile.
+async fn keep_webhook_configuration(
+    client: &Client,
+    desired: serde_json::Value,
+    mode: terway_hybrid_api::rollout::Mode,
+    applied: &mut Option<(serde_json::Value, Instant)>,
+) {
+    let stale = applied.as_ref().is_none_or(|(last, at)| *last != desired || at.elapsed() >= WEBHOOK_REAPPLY);
+    if !stale {
+        return;
+    }
+    match apply_webhook_configuration(client, &desired).await {
+        Ok(()) => {
+            tracing::info!(?mode, "applied the Terway gate's webhook configuration");
+            *applied = Some((desired, Instant::now()));
+        }
+        Err(e) => tracing::warn!(error = %e, "webhook configuration; the next reconcile retries it"),
+    }
 }
 
 /// Server-side apply of the MutatingWebhookConfiguration (it exists: the
