@@ -304,33 +304,7 @@ async fn fix(
         }
         Target::Installation => "Installation default".to_owned(),
     };
-    {
-        let h = human(term, structured);
-        let daemon_set = printable(&prepared.daemon_set);
-        writeln!(h, "{}", paint(color, BOLD, &format!("Fix: keep {daemon_set} off cloud nodes")))?;
-        writeln!(h, "Target: {target_text}")?;
-        if let Some(why) = &prepared.why_installation {
-            writeln!(h, "Why: {}", printable(why))?;
-        }
-        writeln!(
-            h,
-            "Change: AND {} NotIn [\"true\"] into every required nodeSelectorTerm (no term is replaced)\n",
-            affinity::CLOUD_LABEL
-        )?;
-        let field = match prepared.target {
-            Target::Installation => INSTALLATION_AFFINITY.to_owned(),
-            Target::DaemonSet { .. } => "spec.template.spec.affinity".to_owned(),
-        };
-        let diff = unified(
-            &yaml(prepared.before.as_ref()),
-            &yaml(Some(&prepared.after)),
-            &format!("{target_text} {field} (now)"),
-            &format!("{target_text} {field} (fixed)"),
-            FULL_CONTEXT,
-            color,
-        );
-        writeln!(h, "{diff}")?;
-    }
+    describe(human(term, structured), &prepared, &target_text, color)?;
     if let Err(violation) = &prepared.verdict {
         return Err(CliError::Refused(format!(
             "refusing to apply: the fix was verified against the {} nodes and {violation}",
@@ -386,13 +360,54 @@ async fn fix(
     if !term.confirm(&question, &format!("apply the fix to {target_text}"), args.yes)? {
         return Err(CliError::Refused("not applied: not confirmed".to_owned()));
     }
-    // Re-read what was verified: if it moved meanwhile, stop rather than
-    // apply a fix computed on an old object.
+    let again = reverified(client, candidates, &prepared, &target_text).await?;
+    apply(client, &again, true).await?;
+    let done = format!("applied to {target_text}; follow it with: {}", follow_command(&again.target, inputs));
+    writeln!(human(term, structured), "{}", paint(color, GREEN, &done))?;
+    Ok(Outcome::Ok)
+}
+
+/// The fix, shown: what it keeps off cloud nodes, where it goes, and the
+/// diff of the affinity.
+fn describe(h: &mut dyn Write, prepared: &CniFix, target_text: &str, color: bool) -> std::io::Result<()> {
+    let daemon_set = printable(&prepared.daemon_set);
+    writeln!(h, "{}", paint(color, BOLD, &format!("Fix: keep {daemon_set} off cloud nodes")))?;
+    writeln!(h, "Target: {target_text}")?;
+    if let Some(why) = &prepared.why_installation {
+        writeln!(h, "Why: {}", printable(why))?;
+    }
+    writeln!(
+        h,
+        "Change: AND {} NotIn [\"true\"] into every required nodeSelectorTerm (no term is replaced)\n",
+        affinity::CLOUD_LABEL
+    )?;
+    let field = match prepared.target {
+        Target::Installation => INSTALLATION_AFFINITY,
+        Target::DaemonSet { .. } => "spec.template.spec.affinity",
+    };
+    let diff = unified(
+        &yaml(prepared.before.as_ref()),
+        &yaml(Some(&prepared.after)),
+        &format!("{target_text} {field} (now)"),
+        &format!("{target_text} {field} (fixed)"),
+        FULL_CONTEXT,
+        color,
+    );
+    writeln!(h, "{diff}")
+}
+
+/// The fix prepared again on what the server holds now: if what was
+/// verified moved meanwhile, stop rather than apply a fix computed on an old
+/// object.
+async fn reverified(
+    client: &Client,
+    candidates: &[(String, String)],
+    shown: &CniFix,
+    target_text: &str,
+) -> Result<CniFix, CliError> {
     let fresh = live_inputs(client, candidates).await?;
-    let again = prepare(&fresh);
-    let still_same =
-        again.as_ref().is_some_and(|p| p.before == prepared.before && p.target == prepared.target);
-    let Some(again) = again.filter(|_| still_same) else {
+    let again = prepare(&fresh).filter(|p| p.before == shown.before && p.target == shown.target);
+    let Some(again) = again else {
         return Err(CliError::Refused(format!(
             "not applied: {target_text} changed since the diff was shown; run the command again"
         )));
@@ -400,8 +415,12 @@ async fn fix(
     if let Err(violation) = &again.verdict {
         return Err(CliError::Refused(format!("not applied: the nodes changed and {violation}")));
     }
-    apply(client, &again, true).await?;
-    let follow = match &again.target {
+    Ok(again)
+}
+
+/// How to follow the restart the fix starts.
+fn follow_command(target: &Target, inputs: &FixInputs) -> String {
+    match target {
         Target::DaemonSet { namespace, name } => {
             format!("kubectl -n {namespace} rollout status daemonset/{name}")
         }
@@ -411,10 +430,7 @@ async fn fix(
                 "the Tigera operator rolls it out: kubectl -n {ns} rollout status daemonset/{CALICO_NODE}"
             )
         }
-    };
-    let done = format!("applied to {target_text}; follow it with: {follow}");
-    writeln!(human(term, structured), "{}", paint(color, GREEN, &done))?;
-    Ok(Outcome::Ok)
+    }
 }
 
 fn human<'t>(term: &'t mut Term<'_>, structured: bool) -> &'t mut dyn Write {
