@@ -10,7 +10,7 @@ mod rollout;
 
 use crate::pure::address_plan;
 use crate::pure::checks;
-use crate::pure::cluster::{pod_ready, Cluster};
+use crate::pure::cluster::{pod_ready, Cluster, NodeInfo};
 use crate::pure::cni_fix::{self, Target};
 use crate::pure::cross_site::{self, Sites};
 use crate::pure::view::ClusterView;
@@ -137,46 +137,7 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
     let rollout = rollout::rollout(&c, &sites, &previous, scenario, passed, now);
     let remediations = remediations(&c, &all_checks);
 
-    let nodes: Vec<NodeRow> = c
-        .nodes
-        .values()
-        .map(|n| {
-            let status = n.current_report().and_then(|r| r.status.as_ref());
-            // `gates` is sorted: a search, not a scan per node (quadratic on big clusters).
-            let gate = rollout.gates.binary_search(&n.name()).is_ok();
-            let preflight = n.node_checks_pass();
-            // A node whose agent has not reported yet (no report, or one
-            // whose status is not written yet: an agent applies the
-            // identity first) gets no labels: it would be labelled `failed`
-            // now and again once its verdict lands, a second write per node
-            // for nothing (a gated node keeps its gate whatever happens to
-            // its report).
-            let mut labels = Vec::new();
-            if n.report.is_some_and(|r| r.status.is_some()) || gate {
-                labels.push((
-                    terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(),
-                    scenario.as_str().to_owned(),
-                ));
-                labels.push((
-                    terway_hybrid_api::rollout::PREFLIGHT_LABEL.to_owned(),
-                    if preflight { "passed" } else { "failed" }.to_owned(),
-                ));
-            }
-            if gate {
-                labels.push((GATE_LABEL.to_owned(), GATE_OPEN.to_owned()));
-            }
-            NodeRow {
-                name: n.name().to_owned(),
-                role: n.role,
-                scenario: status.map(|s| s.scenario),
-                plugin: status.map(|s| s.plugin),
-                preflight,
-                gate,
-                terway_ready: c.terway.and_then(|t| c.pod_of(t, n.name())).map(pod_ready),
-                labels,
-            }
-        })
-        .collect();
+    let nodes: Vec<NodeRow> = c.nodes.values().map(|n| node_row(&c, n, scenario, &rollout.gates)).collect();
 
     let generation = view.rollout.as_ref().and_then(|r| r.metadata.generation);
     let degraded = (rollout.degraded.clone())
@@ -210,6 +171,41 @@ pub fn plan(view: &ClusterView, now: Timestamp) -> Plan {
         remediations,
         status,
         events,
+    }
+}
+
+/// One node as the plan sees it, and the labels it should carry.
+fn node_row(c: &Cluster, n: &NodeInfo, scenario: Scenario, gates: &[&str]) -> NodeRow {
+    let status = n.current_report().and_then(|r| r.status.as_ref());
+    // `gates` is sorted: a search, not a scan per node (quadratic on big clusters).
+    let gate = gates.binary_search(&n.name()).is_ok();
+    let preflight = n.node_checks_pass();
+    // A node whose agent has not reported yet (no report, or one
+    // whose status is not written yet: an agent applies the
+    // identity first) gets no labels: it would be labelled `failed`
+    // now and again once its verdict lands, a second write per node
+    // for nothing (a gated node keeps its gate whatever happens to
+    // its report).
+    let mut labels = Vec::new();
+    if n.report.is_some_and(|r| r.status.is_some()) || gate {
+        labels.push((terway_hybrid_api::rollout::SCENARIO_LABEL.to_owned(), scenario.as_str().to_owned()));
+        labels.push((
+            terway_hybrid_api::rollout::PREFLIGHT_LABEL.to_owned(),
+            if preflight { "passed" } else { "failed" }.to_owned(),
+        ));
+    }
+    if gate {
+        labels.push((GATE_LABEL.to_owned(), GATE_OPEN.to_owned()));
+    }
+    NodeRow {
+        name: n.name().to_owned(),
+        role: n.role,
+        scenario: status.map(|s| s.scenario),
+        plugin: status.map(|s| s.plugin),
+        preflight,
+        gate,
+        terway_ready: c.terway.and_then(|t| c.pod_of(t, n.name())).map(pod_ready),
+        labels,
     }
 }
 
