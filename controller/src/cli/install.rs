@@ -84,81 +84,20 @@ pub async fn run(
     let spec = view.rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default();
     let plan = plan_of(view, &args.ignore_preflight_errors);
     let color = term.color;
-    if plan.terway_required == Some(false) {
-        writeln!(
-            term.out,
-            "The on-prem network is {}: the overlay runs on the cloud nodes too, so Terway is not needed. \
-             Nothing to install.",
-            plan.scenario
-        )?;
-        if plan.passed {
-            return Ok(Outcome::Ok);
-        }
-        writeln!(term.out, "\nBut the preflight fails; the overlay needs these fixed to reach cloud nodes:")?;
-        for line in failing_lines(&plan, color) {
-            writeln!(term.out, "{line}")?;
-        }
-        return Ok(Outcome::Failed);
-    }
-    if !plan.passed {
-        writeln!(term.out, "The preflight fails: nothing was installed, nothing was run.")?;
-        for line in failing_lines(&plan, color) {
-            writeln!(term.out, "{line}")?;
-        }
-        writeln!(term.out, "\nFix them and run again; `terway-hybrid preflight` shows every check.")?;
-        return Ok(Outcome::Failed);
-    }
-    if plan.terway_required != Some(true) {
-        return Err(CliError::Refused(format!(
-            "the scenario is {}: it cannot be told whether Terway is needed, so nothing is installed",
-            plan.scenario
-        )));
+    if let Some(outcome) = nothing_to_install(&plan, term)? {
+        return Ok(outcome);
     }
     // In Auto mode, onectl runs only while the gate is enforced at admission.
-    let gate = if spec.mode == Mode::Auto {
-        Some(match live {
+    if spec.mode == Mode::Auto {
+        let gate = match live {
             Ok(client) => gate_enforced(&client, &spec).await,
             Err(e) => Err(format!("the cluster cannot be reached to check it: {e}")),
-        })
-    } else {
-        None
-    };
-    let refusal = |why: &str| {
-        format!(
-            "mode is Auto, but the Terway gate cannot be enforced when the add-on creates {}/{}: {why}. \
-             Nothing was run. Fix: make terway-hybrid-controller Ready (`kubectl -n terway-hybrid get pods`; \
-             its log says why not) and keep MutatingWebhookConfiguration {} as deploy/ ships it; see \
-             docs/troubleshooting.md (\"install refuses: webhook not ready\"). --force installs anyway",
-            spec.terway.namespace,
-            spec.terway.daemon_set_name,
-            webhook::CONFIGURATION_NAME
-        )
-    };
-    match gate {
-        None => {}
-        Some(Ok(how)) => writeln!(term.out, "The Terway gate is enforced at admission: {how}.")?,
-        Some(Err(why)) if args.force => writeln!(
-            term.out,
-            "{}",
-            paint(color, YELLOW, &format!("--force: installing although the gate is not enforced: {why}"))
-        )?,
-        Some(Err(why)) if args.dry_run => writeln!(
-            term.out,
-            "{}",
-            paint(color, YELLOW, &format!("install would refuse: {}", refusal(&why)))
-        )?,
-        Some(Err(why)) => return Err(CliError::Refused(refusal(&why))),
+        };
+        gate_verdict(gate, &spec, args, term)?;
     }
     let commands: Vec<String> = steps().iter().map(|(p, a)| format!("{p} {}", a.join(" "))).collect();
-    writeln!(
-        term.out,
-        "{}",
-        paint(
-            color,
-            GREEN,
-            &format!("The preflight passes: scenario {}, Terway required on cloud nodes.", plan.scenario)
-        )
-    )?;
+    let passes = format!("The preflight passes: scenario {}, Terway required on cloud nodes.", plan.scenario);
+    writeln!(term.out, "{}", paint(color, GREEN, &passes))?;
     writeln!(term.out, "Will run, in order:")?;
     for c in &commands {
         writeln!(term.out, "  {c}")?;
@@ -179,16 +118,79 @@ pub async fn run(
         term.out.flush()?;
         run_tool(program, argv, shown, term)?;
     }
-    writeln!(
-        term.out,
-        "{}",
-        paint(
-            color,
-            GREEN,
-            "Terway (terway-eniip) is installed. Follow the rollout: terway-hybrid status --watch"
-        )
-    )?;
+    let done = "Terway (terway-eniip) is installed. Follow the rollout: terway-hybrid status --watch";
+    writeln!(term.out, "{}", paint(color, GREEN, done))?;
     Ok(Outcome::Ok)
+}
+
+/// The outcome when the preflight leaves nothing to install (an overlay, or
+/// a failing preflight, said why), an error when the scenario cannot tell;
+/// None when Terway is needed and the preflight passes.
+fn nothing_to_install(plan: &Plan, term: &mut Term<'_>) -> Result<Option<Outcome>, CliError> {
+    let color = term.color;
+    if plan.terway_required == Some(false) {
+        writeln!(
+            term.out,
+            "The on-prem network is {}: the overlay runs on the cloud nodes too, so Terway is not needed. \
+             Nothing to install.",
+            plan.scenario
+        )?;
+        if plan.passed {
+            return Ok(Some(Outcome::Ok));
+        }
+        writeln!(term.out, "\nBut the preflight fails; the overlay needs these fixed to reach cloud nodes:")?;
+        for line in failing_lines(plan, color) {
+            writeln!(term.out, "{line}")?;
+        }
+        return Ok(Some(Outcome::Failed));
+    }
+    if !plan.passed {
+        writeln!(term.out, "The preflight fails: nothing was installed, nothing was run.")?;
+        for line in failing_lines(plan, color) {
+            writeln!(term.out, "{line}")?;
+        }
+        writeln!(term.out, "\nFix them and run again; `terway-hybrid preflight` shows every check.")?;
+        return Ok(Some(Outcome::Failed));
+    }
+    if plan.terway_required != Some(true) {
+        return Err(CliError::Refused(format!(
+            "the scenario is {}: it cannot be told whether Terway is needed, so nothing is installed",
+            plan.scenario
+        )));
+    }
+    Ok(None)
+}
+
+/// Auto mode: says how the gate is enforced, or refuses (a warning only
+/// with `--force`, or on a dry run).
+fn gate_verdict(
+    gate: Result<String, String>,
+    spec: &TerwayRolloutSpec,
+    args: &InstallArgs,
+    term: &mut Term<'_>,
+) -> Result<(), CliError> {
+    let refusal = |why: &str| {
+        format!(
+            "mode is Auto, but the Terway gate cannot be enforced when the add-on creates {}/{}: {why}. \
+             Nothing was run. Fix: make terway-hybrid-controller Ready (`kubectl -n terway-hybrid get pods`; \
+             its log says why not) and keep MutatingWebhookConfiguration {} as deploy/ ships it; see \
+             docs/troubleshooting.md (\"install refuses: webhook not ready\"). --force installs anyway",
+            spec.terway.namespace,
+            spec.terway.daemon_set_name,
+            webhook::CONFIGURATION_NAME
+        )
+    };
+    let warning = match gate {
+        Ok(how) => {
+            writeln!(term.out, "The Terway gate is enforced at admission: {how}.")?;
+            return Ok(());
+        }
+        Err(why) if args.force => format!("--force: installing although the gate is not enforced: {why}"),
+        Err(why) if args.dry_run => format!("install would refuse: {}", refusal(&why)),
+        Err(why) => return Err(CliError::Refused(refusal(&why))),
+    };
+    writeln!(term.out, "{}", paint(term.color, YELLOW, &warning))?;
+    Ok(())
 }
 
 /// Is the gate added to Terway's DaemonSet at creation? Proven, not
