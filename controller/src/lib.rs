@@ -21,6 +21,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod cni_fix;
+pub mod controller_args;
 pub mod cross_site;
 pub mod dump;
 pub mod fetch;
