@@ -27,6 +27,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use terway_hybrid_api::http::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use tokio::task::AbortHandle;
 
 /// A request head (or, on a kept-alive connection, the next one) must arrive
@@ -105,9 +106,9 @@ fn stuck_message(running: Option<(Duration, &str)>, deadline: Duration) -> Optio
 
 pub fn router(health: Health) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route(METRICS_PATH, get(metrics))
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(READYZ_PATH, get(readyz))
         .with_state(health)
 }
 

@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod checks;
 pub mod classify;
+pub mod cli;
 pub mod collect;
 pub mod ecs;
 pub mod http;

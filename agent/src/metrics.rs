@@ -1,12 +1,19 @@
 //! The agent's Prometheus metrics (docs/contracts.md §8), plus the process
 //! metrics of the `prometheus` crate.
 
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use terway_hybrid_api::cross_site::{ProbePath, ProbeResult};
 use terway_hybrid_api::{CheckStatus, NodeDetection};
+
+/// The `result` of a NodeNetworkReport write (`report_writes_total`).
+pub const WRITE_SUCCESS: &str = "success";
+pub const WRITE_ERROR: &str = "error";
+pub const REPORT_WRITE_RESULTS: [&str; 2] = [WRITE_SUCCESS, WRITE_ERROR];
 
 /// Cheap to clone: every field is a handle to the same registered metric.
 #[derive(Clone)]
@@ -24,11 +31,11 @@ pub struct Metrics {
     probe_success: GaugeVec,
     probe_rtt: GaugeVec,
     probe_path_mtu: IntGaugeVec,
+    build_info: IntGaugeVec,
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
         let scenario_info = IntGaugeVec::new(
             Opts::new(
                 "terway_hybrid_agent_scenario_info",
@@ -114,28 +121,11 @@ impl Metrics {
         )
         .expect("valid metric");
         // Both results exist from the start, so rate() works on the first error.
-        for result in ["success", "error"] {
+        for result in REPORT_WRITE_RESULTS {
             report_writes.with_label_values(&[result]);
         }
-        for m in [
-            Box::new(scenario_info.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(node_ready.clone()),
-            Box::new(check_passed.clone()),
-            Box::new(detection_duration.clone()),
-            Box::new(report_writes.clone()),
-            Box::new(bgp_session_up.clone()),
-            Box::new(bgp_imported_routes.clone()),
-            Box::new(pod_mtu.clone()),
-            Box::new(probe_success.clone()),
-            Box::new(probe_rtt.clone()),
-            Box::new(probe_path_mtu.clone()),
-            Box::new(build_info),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            registry.register(m).expect("metric names are unique");
-        }
-        Metrics {
-            registry,
+        let metrics = Metrics {
+            registry: Registry::new(),
             scenario_info,
             node_ready,
             check_passed,
@@ -147,7 +137,40 @@ impl Metrics {
             probe_success,
             probe_rtt,
             probe_path_mtu,
+            build_info,
+        };
+        for m in metrics.collectors() {
+            metrics.registry.register(m).expect("metric names are unique");
         }
+        metrics
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.scenario_info.clone()),
+            Box::new(self.node_ready.clone()),
+            Box::new(self.check_passed.clone()),
+            Box::new(self.detection_duration.clone()),
+            Box::new(self.report_writes.clone()),
+            Box::new(self.bgp_session_up.clone()),
+            Box::new(self.bgp_imported_routes.clone()),
+            Box::new(self.pod_mtu.clone()),
+            Box::new(self.probe_success.clone()),
+            Box::new(self.probe_rtt.clone()),
+            Box::new(self.probe_path_mtu.clone()),
+            Box::new(self.build_info.clone()),
+            Box::new(ProcessCollector::for_self()),
+        ]
+    }
+
+    /// Every family registered, as (name, label names), series or not: the
+    /// exposition omits a family without series, a dashboard may not.
+    pub fn families(&self) -> Vec<(String, Vec<String>)> {
+        let collectors = self.collectors();
+        collectors
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| (d.fq_name.clone(), d.variable_labels.clone())))
+            .collect()
     }
 
     /// Records a probe round: the share reachable (every path), and each

@@ -148,12 +148,12 @@ pub async fn run_writer_with_probes(
                 Ok(wrote) => {
                     backoff.reset();
                     if wrote {
-                        metrics.report_written("success");
+                        metrics.report_written(crate::metrics::WRITE_SUCCESS);
                         tracing::info!(scenario = %current.status.scenario, plugin = %current.status.plugin, "report written");
                     }
                 }
                 Err(e) => {
-                    metrics.report_written("error");
+                    metrics.report_written(crate::metrics::WRITE_ERROR);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "report not written");
                     tokio::select! {

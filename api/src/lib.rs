@@ -8,6 +8,7 @@ pub mod check;
 pub mod crd;
 pub mod cross_site;
 pub mod detection;
+pub mod http;
 pub mod kernel;
 pub mod names;
 pub mod report;

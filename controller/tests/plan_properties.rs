@@ -54,17 +54,27 @@
 //! on-prem pods) never number more than maxUnavailable.
 
 mod common;
+mod plan_story;
+mod pod_edits;
 
 use common::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use plan_story::*;
+use pod_edits::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use terway_hybrid_api::names::AGENT_DAEMONSET as AGENT;
 use terway_hybrid_api::rollout::{condition, Mode, Wave, GATE_LABEL, GATE_OPEN};
-use terway_hybrid_api::{Role, Scenario, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
+use terway_hybrid_api::vocabulary::CLOUD_LABEL;
+use terway_hybrid_api::{
+    CheckName, CheckResult, Confidence, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus,
+    Plugin, Role, Scenario, Severity, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus,
+};
 use terway_hybrid_controller::pure::affinity;
 use terway_hybrid_controller::pure::plan::{max_unavailable, parse_duration, plan, Plan};
 use terway_hybrid_controller::pure::view::ClusterView;
@@ -175,7 +185,7 @@ fn max_unavailable_gen() -> impl Strategy<Value = IntOrString> {
     prop_oneof![
         6 => (1..=5i32).prop_map(IntOrString::Int),
         4 => (1..=100u32).prop_map(|p| IntOrString::String(format!("{p}%"))),
-        // Values out of range stop the rollout (InvalidSpec): plan_examples.rs.
+        // Values out of range stop the rollout (InvalidSpec): plan_rollout.rs.
     ]
 }
 
@@ -298,14 +308,14 @@ fn build(w: &World) -> ClusterView {
         }
         view.nodes.push(node);
         let role = if n.cloud { Role::Cloud } else { Role::OnPrem };
-        let report =
+        let kind =
             if w.healthy { ReportKind::Present { scenario: None, ready: true } } else { n.report.clone() };
-        match report {
+        match kind {
             ReportKind::Missing => {}
             ReportKind::Stale => {
-                view.reports.push(common::report(&name, &format!("uid-old-{name}"), role, w.scenario, true))
+                view.reports.push(report(&name, &format!("uid-old-{name}"), role, w.scenario, true))
             }
-            ReportKind::Present { scenario, ready } => view.reports.push(common::report(
+            ReportKind::Present { scenario, ready } => view.reports.push(report(
                 &name,
                 &format!("uid-{name}"),
                 role,
@@ -1140,4 +1150,79 @@ proptest! {
             now += SignedDuration::from_mins(*step);
         }
     }
+}
+
+fn node(name: &str, cloud: bool, ip: &str, kernel: &str) -> Node {
+    let mut labels = BTreeMap::from([
+        ("kubernetes.io/hostname".to_owned(), name.to_owned()),
+        ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+    ]);
+    if cloud {
+        labels.insert(CLOUD_LABEL.to_owned(), "true".to_owned());
+    }
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            uid: Some(format!("uid-{name}")),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(Default::default()),
+        status: Some(k8s_openapi::api::core::v1::NodeStatus {
+            addresses: Some(vec![k8s_openapi::api::core::v1::NodeAddress {
+                type_: "InternalIP".to_owned(),
+                address: ip.to_owned(),
+            }]),
+            node_info: Some(k8s_openapi::api::core::v1::NodeSystemInfo {
+                kernel_version: kernel.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A report as the agent writes it. `owner_uid` is the uid of the node it
+/// was written for (another uid: the report of a previous node of the name).
+fn report(name: &str, owner_uid: &str, role: Role, scenario: Scenario, ready: bool) -> NodeNetworkReport {
+    let plugin = match (role, scenario) {
+        (Role::Cloud, _) => Plugin::Terway,
+        (_, Scenario::Overlay) => Plugin::FlannelVxlan,
+        (_, Scenario::Bgp) => Plugin::CalicoBgp,
+        (_, Scenario::HostNetwork) => Plugin::None,
+        (_, Scenario::Unknown) => Plugin::Unknown,
+    };
+    let mut checks = vec![CheckResult::pass(CheckName::ScenarioDetected, Severity::Error, "Detected", "ok")];
+    if !ready {
+        checks.push(CheckResult::fail(CheckName::IPForwarding, Severity::Error, "Disabled", "off"));
+    }
+    let mut r = NodeNetworkReport::new(
+        name,
+        NodeNetworkReportSpec { node_name: name.to_owned(), probe_targets: vec![] },
+    );
+    r.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "Node".to_owned(),
+        name: name.to_owned(),
+        uid: owner_uid.to_owned(),
+        ..OwnerReference::default()
+    }]);
+    r.status = Some(NodeNetworkReportStatus {
+        scenario,
+        plugin,
+        confidence: Confidence::High,
+        role,
+        kernel_version: "5.10.134-16.al8.x86_64".to_owned(),
+        evidence: vec![],
+        stale: vec![],
+        checks,
+        ready,
+        last_detected: Time(t0()),
+        agent_version: "0.1.0".to_owned(),
+        bgp_peers: vec![],
+        pod_mtu: None,
+        cloud_network: None,
+        probes: vec![],
+    });
+    r
 }

@@ -12,6 +12,7 @@ pub mod bird;
 pub mod cluster;
 pub mod control_plane;
 mod host_root;
+pub mod manifests;
 mod netns;
 mod system;
 mod wait;

@@ -4,6 +4,7 @@
 //! Whatever is wrong with a file becomes part of the snapshot (the file was
 //! seen, and why it could not be used): it is evidence, not a failure.
 
+use super::{CALICO_NODENAME, CNI_DIR, IP_FORWARD, RUN_FLANNEL_SUBNET_ENV};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
@@ -17,8 +18,7 @@ const MAX_FILE: u64 = 1024 * 1024;
 /// libcni loads the first loadable file by name, so only the first files by
 /// name matter; a directory of thousands (a runaway backup script) costs at
 /// most this many reads, and the rest are counted, not read.
-const MAX_CNI_FILES: usize = 64;
-const CNI_DIR: &str = "etc/cni/net.d";
+pub const MAX_CNI_FILES: usize = 64;
 /// Extensions libcni loads; anything else (`.cilium_bak`, `.bak`) is ignored by the runtime.
 const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
 
@@ -181,7 +181,7 @@ pub fn parse_cni_config(text: &str, is_list: bool) -> Result<(Option<String>, Ve
 }
 
 pub fn flannel_subnet(host_root: &Path) -> FileState<SubnetEnv> {
-    let Some(path) = run_path(host_root, "flannel/subnet.env") else {
+    let Some(path) = run_path(host_root, RUN_FLANNEL_SUBNET_ENV) else {
         return FileState::Absent;
     };
     let shown = path.display().to_string();
@@ -225,7 +225,7 @@ pub fn parse_subnet_env(text: &str) -> SubnetEnv {
 }
 
 pub fn calico_nodename(host_root: &Path) -> FileState<String> {
-    let path = host_root.join("var/lib/calico/nodename");
+    let path = host_root.join(CALICO_NODENAME);
     if fs::symlink_metadata(&path).is_err() {
         return FileState::Absent;
     }
@@ -239,7 +239,7 @@ pub fn calico_nodename(host_root: &Path) -> FileState<String> {
 
 /// Pods are routed through the host: without forwarding nothing leaves them.
 pub fn ip_forward(host_root: &Path) -> FileState<bool> {
-    let path = host_root.join("proc/sys/net/ipv4/ip_forward");
+    let path = host_root.join(IP_FORWARD);
     if fs::symlink_metadata(&path).is_err() {
         return FileState::Absent;
     }

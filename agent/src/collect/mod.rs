@@ -12,6 +12,16 @@ mod sockets;
 pub use netlink::NetlinkError;
 pub use routes::RouteFold;
 
+// What the agent reads under `--host-root`: the DaemonSet must mount each
+// (its test checks that it does).
+pub const CNI_DIR: &str = "etc/cni/net.d";
+pub const CALICO_NODENAME: &str = "var/lib/calico/nodename";
+pub const IP_FORWARD: &str = "proc/sys/net/ipv4/ip_forward";
+/// Read under `run/` or, failing that, `var/run/`: hosts have either.
+pub const RUN_FLANNEL_SUBNET_ENV: &str = "flannel/subnet.env";
+/// Read under `run/` or `var/run/`, as [`RUN_FLANNEL_SUBNET_ENV`].
+pub const RUN_BIRD_SOCKET: &str = "calico/bird.ctl";
+
 /// The parsers of outside input, for the fuzz targets in `fuzz/` (not an API:
 /// re-exported as they are, so the targets call exactly what `collect` calls).
 #[doc(hidden)]
@@ -128,7 +138,7 @@ pub fn within_deadline<T: Send + 'static>(
 }
 
 fn bird_state(host_root: &Path) -> terway_hybrid_api::snapshot::BirdState {
-    match files::run_path(host_root, "calico/bird.ctl") {
+    match files::run_path(host_root, RUN_BIRD_SOCKET) {
         Some(path) => bird::query(&path),
         None => Default::default(),
     }

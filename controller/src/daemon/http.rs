@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use terway_hybrid_api::http::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 
 #[derive(Clone)]
 pub struct Health {
@@ -30,14 +31,14 @@ impl Health {
 pub fn router(health: Health) -> Router {
     Router::new()
         .route(
-            "/metrics",
+            METRICS_PATH,
             get(|State(h): State<Health>| async move {
                 ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], h.metrics.render())
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(HEALTHZ_PATH, get(|| async { "ok\n" }))
         .route(
-            "/readyz",
+            READYZ_PATH,
             get(|State(h): State<Health>| async move {
                 if h.synced.load(Ordering::Relaxed) {
                     (StatusCode::OK, "ready\n").into_response()

@@ -1,10 +1,16 @@
 //! The controller's Prometheus metrics (docs/contracts.md §8).
 
 use crate::pure::plan::Plan;
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use terway_hybrid_api::{CheckStatus, Role};
+
+/// The `state` label of `terway_hybrid_controller_nodes`, in the order
+/// [`Metrics::observe`] counts them.
+pub const NODE_STATES: [&str; 5] = ["total", "reported", "preflight_passed", "gated", "terway_ready"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,6 +22,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: IntCounter,
     leader: IntGauge,
+    build_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -65,22 +72,8 @@ impl Metrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let registry = Registry::new();
-        for m in [
-            Box::new(preflight_passed.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(check_passed.clone()),
-            Box::new(nodes.clone()),
-            Box::new(rollout_wave.clone()),
-            Box::new(reconcile_duration.clone()),
-            Box::new(reconcile_errors.clone()),
-            Box::new(leader.clone()),
-            Box::new(build_info),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-        ] {
-            registry.register(m).expect("metric names are unique");
-        }
-        Metrics {
-            registry,
+        let metrics = Metrics {
+            registry: Registry::new(),
             preflight_passed,
             check_passed,
             nodes,
@@ -88,7 +81,36 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             leader,
+            build_info,
+        };
+        for m in metrics.collectors() {
+            metrics.registry.register(m).expect("metric names are unique");
         }
+        metrics
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.preflight_passed.clone()),
+            Box::new(self.check_passed.clone()),
+            Box::new(self.nodes.clone()),
+            Box::new(self.rollout_wave.clone()),
+            Box::new(self.reconcile_duration.clone()),
+            Box::new(self.reconcile_errors.clone()),
+            Box::new(self.leader.clone()),
+            Box::new(self.build_info.clone()),
+            Box::new(ProcessCollector::for_self()),
+        ]
+    }
+
+    /// Every family registered, as (name, label names), series or not: the
+    /// exposition omits a family without series, a dashboard may not.
+    pub fn families(&self) -> Vec<(String, Vec<String>)> {
+        let collectors = self.collectors();
+        collectors
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| (d.fq_name.clone(), d.variable_labels.clone())))
+            .collect()
     }
 
     pub fn observe(&self, plan: &Plan, seconds: f64, errors: usize) {
@@ -104,13 +126,14 @@ impl Metrics {
         for role in [Role::OnPrem, Role::Cloud] {
             let rows: Vec<_> = plan.nodes.iter().filter(|n| n.role == role).collect();
             let reported = rows.iter().filter(|n| n.scenario.is_some()).count();
-            for (state, n) in [
-                ("total", rows.len()),
-                ("reported", reported),
-                ("preflight_passed", rows.iter().filter(|n| n.preflight).count()),
-                ("gated", rows.iter().filter(|n| n.gate).count()),
-                ("terway_ready", rows.iter().filter(|n| n.terway_ready == Some(true)).count()),
-            ] {
+            let counts = [
+                rows.len(),
+                reported,
+                rows.iter().filter(|n| n.preflight).count(),
+                rows.iter().filter(|n| n.gate).count(),
+                rows.iter().filter(|n| n.terway_ready == Some(true)).count(),
+            ];
+            for (state, n) in NODE_STATES.into_iter().zip(counts) {
                 self.nodes.with_label_values(&[role.as_str(), state]).set(n as i64);
             }
         }

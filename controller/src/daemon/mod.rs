@@ -5,6 +5,7 @@
 //! serve probes and Prometheus.
 
 pub mod apply;
+pub mod args;
 pub mod certs;
 pub mod http;
 pub mod metrics;
