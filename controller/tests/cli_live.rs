@@ -321,6 +321,9 @@ async fn status_shows_what_the_controller_wrote() {
         .map(|n| (n["name"].as_str().unwrap(), n["gate"].as_bool().unwrap()))
         .collect();
     assert!(gates.contains(&("cloud-1", true)) && gates.contains(&("cloud-2", false)), "{gates:?}");
+    // `labels`: the controller's labels as the node carries them now.
+    let cloud_1 = v["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "cloud-1").unwrap();
+    assert_eq!(cloud_1["labels"], json!([["terway-hybrid.io/terway-gate", "open"]]), "{cloud_1}");
     let table = run_lib(&["status"], Some(api.client()), false, "").await;
     assert!(table.stdout.contains("Wave: 1 (cloud-1; started 2026-11-20T08:59:00Z)"), "{table}");
     assert!(table.stdout.contains("WaveInProgress"), "{table}");

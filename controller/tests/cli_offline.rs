@@ -403,7 +403,7 @@ fn status_on_a_dump() {
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 5);
     for n in nodes {
-        for key in ["name", "role", "preflight", "gate"] {
+        for key in ["name", "role", "preflight", "gate", "labels"] {
             assert!(n.get(key).is_some(), "{key}: {n}");
         }
     }

@@ -35,7 +35,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use terway_hybrid_api::text::printable;
-use terway_hybrid_api::{Plugin, Role, Scenario};
 
 /// The field manager of every change the CLI makes.
 pub const FIELD_MANAGER: &str = "terway-hybrid";
@@ -289,29 +288,9 @@ pub fn table(
     out
 }
 
-/// One line of a node table, as `preflight` and `status` print it (and
-/// `status --output json` lists it).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeLine {
-    pub name: String,
-    pub role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scenario: Option<Scenario>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<Plugin>,
-    /// The node's own checks pass (its report says ready).
-    pub preflight: bool,
-    /// The Terway gate is open on the node (`status`: the label now;
-    /// `preflight`: as the plan leaves it).
-    pub gate: bool,
-    /// Terway's pod on the node is Ready (absent: no Terway pod there).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub terway_ready: Option<bool>,
-}
-
-impl NodeLine {
-    /// The column titles of [`NodeLine::cells`].
+/// A node table's line, as `preflight` and `status` print it.
+impl NodeRow {
+    /// The column titles of [`NodeRow::cells`].
     pub const HEADER: [&'static str; 7] =
         ["NODE", "ROLE", "SCENARIO", "PLUGIN", "PREFLIGHT", "GATE", "TERWAY"];
 
@@ -329,20 +308,6 @@ impl NodeLine {
                 None => "-".into(),
             },
         ]
-    }
-}
-
-impl From<&NodeRow> for NodeLine {
-    fn from(r: &NodeRow) -> Self {
-        NodeLine {
-            name: r.name.clone(),
-            role: r.role,
-            scenario: r.scenario,
-            plugin: r.plugin,
-            preflight: r.preflight,
-            gate: r.gate,
-            terway_ready: r.terway_ready,
-        }
     }
 }
 

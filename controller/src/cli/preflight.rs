@@ -3,10 +3,9 @@
 
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
-    human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
-    Source, Term,
+    human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
 };
-use crate::pure::plan::{self, Plan};
+use crate::pure::plan::{self, NodeRow, Plan};
 use crate::pure::view::ClusterView;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -114,8 +113,8 @@ pub fn render_table(plan: &Plan, color: bool) -> String {
     }
     if !plan.nodes.is_empty() {
         out.push('\n');
-        let rows: Vec<Vec<String>> = plan.nodes.iter().map(|n| NodeLine::from(n).cells()).collect();
-        out.push_str(&table(&NodeLine::HEADER, &rows, &|_, _, padded| padded.to_owned()));
+        let rows: Vec<Vec<String>> = plan.nodes.iter().map(NodeRow::cells).collect();
+        out.push_str(&table(&NodeRow::HEADER, &rows, &|_, _, padded| padded.to_owned()));
     }
     out.push('\n');
     let failing: Vec<&str> =

@@ -9,18 +9,20 @@
 
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{
-    human_duration, parse_duration, print_structured, table, CliError, NodeLine, Outcome, OutputFormat,
-    Source, Term,
+    human_duration, parse_duration, print_structured, table, CliError, Outcome, OutputFormat, Source, Term,
 };
+use crate::pure::plan::NodeRow;
 use crate::pure::view::ClusterView;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
-use terway_hybrid_api::rollout::{condition, Mode, NodeCounts, Wave, GATE_LABEL, GATE_OPEN};
+use terway_hybrid_api::rollout::{
+    condition, Mode, NodeCounts, Wave, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL,
+};
 use terway_hybrid_api::text::printable;
 use terway_hybrid_api::Scenario;
 
@@ -66,7 +68,7 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<Wave>,
     pub counts: NodeCounts,
-    pub nodes: Vec<NodeLine>,
+    pub nodes: Vec<NodeRow>,
 }
 
 /// The status of a view: the controller's when it wrote one, else computed
@@ -78,18 +80,26 @@ pub fn report(view: &ClusterView, now: Timestamp) -> StatusReport {
     let spec = rollout.map(|r| r.spec.clone()).unwrap_or_default();
     let written =
         rollout.and_then(|r| r.status.clone()).filter(|s| s.scenario.is_some() || !s.conditions.is_empty());
-    // A set, not a scan of every node per node: 20,000 nodes stay milliseconds.
-    let open: HashSet<&str> = view
+    // The node's labels as they are, not as the plan wants them. A map,
+    // not a scan of every node per node: 20,000 nodes stay milliseconds.
+    let labels: HashMap<&str, &BTreeMap<String, String>> = view
         .nodes
         .iter()
-        .filter(|n| {
-            n.metadata.labels.as_ref().and_then(|l| l.get(GATE_LABEL)).map(String::as_str) == Some(GATE_OPEN)
-        })
-        .filter_map(|n| n.metadata.name.as_deref())
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, n.metadata.labels.as_ref()?)))
         .collect();
-    let gate_open = |name: &str| open.contains(name);
-    let nodes: Vec<NodeLine> =
-        plan.nodes.iter().map(|r| NodeLine { gate: gate_open(&r.name), ..NodeLine::from(r) }).collect();
+    let nodes: Vec<NodeRow> = plan
+        .nodes
+        .iter()
+        .map(|r| {
+            let now = labels.get(r.name.as_str());
+            let kept: Vec<(String, String)> = [SCENARIO_LABEL, PREFLIGHT_LABEL, GATE_LABEL]
+                .iter()
+                .filter_map(|&key| Some((key.to_owned(), now?.get(key)?.clone())))
+                .collect();
+            let gate = kept.iter().any(|(k, v)| k == GATE_LABEL && v == GATE_OPEN);
+            NodeRow { gate, labels: kept, ..r.clone() }
+        })
+        .collect();
     let (source, status) = match written {
         Some(s) => ("controller", s),
         None => {
@@ -190,7 +200,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
     let conditions = table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &rows, &painter);
     out.push_str(&conditions);
     out.push('\n');
-    let rows: Vec<Vec<String>> = r.nodes.iter().map(NodeLine::cells).collect();
+    let rows: Vec<Vec<String>> = r.nodes.iter().map(NodeRow::cells).collect();
     let painter = |row: &[String], col: usize, padded: &str| -> String {
         match (col, row.get(col).map(String::as_str).unwrap_or("")) {
             (4, "failed") | (6, "NotReady") => paint(color, RED, padded),
@@ -198,7 +208,7 @@ pub fn render_table(r: &StatusReport, color: bool) -> String {
             _ => padded.to_owned(),
         }
     };
-    out.push_str(&table(&NodeLine::HEADER, &rows, &painter));
+    out.push_str(&table(&NodeRow::HEADER, &rows, &painter));
     out
 }
 

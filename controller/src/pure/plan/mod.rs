@@ -44,7 +44,8 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
 }
 
-/// One node, as the plan sees it and wants it.
+/// One node, as the plan sees it and wants it (`preflight`), or as it is
+/// now (`status`: `gate` and `labels` are the node's labels now).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeRow {
