@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every kustomization a user may apply; `deploy` is the complete install.
-pub const KUSTOMIZATIONS: [&str; 4] =
+const KUSTOMIZATIONS: [&str; 4] =
     ["deploy", "deploy/base", "deploy/overlays/ack-one-registered", "deploy/overlays/plain"];
 /// The kustomizations that carry the monitoring objects (base does not).
 pub const WITH_MONITORING: [&str; 3] =
@@ -256,7 +256,7 @@ pub fn resolve_port(c: &Container, port: &IntOrString) -> i32 {
 // RBAC
 
 /// One (apiGroup, resource, verb, resourceNames) grant, from a rule.
-pub type Grant = (String, String, String, Vec<String>);
+type Grant = (String, String, String, Vec<String>);
 
 fn grants(rule: &PolicyRule) -> Vec<Grant> {
     let mut out = Vec::new();

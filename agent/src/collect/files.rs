@@ -18,7 +18,7 @@ const MAX_FILE: u64 = 1024 * 1024;
 /// libcni loads the first loadable file by name, so only the first files by
 /// name matter; a directory of thousands (a runaway backup script) costs at
 /// most this many reads, and the rest are counted, not read.
-pub const MAX_CNI_FILES: usize = 64;
+const MAX_CNI_FILES: usize = 64;
 /// Extensions libcni loads; anything else (`.cilium_bak`, `.bak`) is ignored by the runtime.
 const LOADABLE: [&str; 3] = ["conf", "conflist", "json"];
 
