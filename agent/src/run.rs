@@ -78,6 +78,51 @@ struct Api {
     targets_watch: tokio::task::JoinHandle<()>,
 }
 
+impl Api {
+    /// Starts the report writer, the watch of this node's report's probe
+    /// targets and the probe loop, all ending when `stopped` turns true.
+    fn start(
+        client: kube::Client,
+        cfg: &RunConfig,
+        metrics: &Metrics,
+        stopped: &watch::Receiver<bool>,
+    ) -> Result<Api, RunError> {
+        let name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
+        let (desired, rx) = watch::channel(None);
+        let (results, probes) = watch::channel(Vec::new());
+        let writer = tokio::spawn(writer::run_writer_with_probes(
+            ReportWriter::new(client.clone()),
+            rx,
+            probes,
+            stopped.clone(),
+            metrics.clone(),
+        ));
+        // The targets of this node's report only: the cost per agent stays
+        // constant however large the cluster grows.
+        let (targets_tx, targets) = watch::channel(None);
+        let targets_watch = tokio::spawn(targets::watch_own_targets(
+            kube::Api::all(client.clone()),
+            name.clone(),
+            targets_tx,
+        ));
+        let (role, role_rx) = watch::channel(cfg.role);
+        let probing = targets::ProbeLoop {
+            node_name: name.clone(),
+            interval: cfg.probe_interval,
+            timeout: targets::PROBE_TIMEOUT,
+        };
+        tokio::spawn(targets::probe_loop(
+            probing,
+            targets,
+            role_rx,
+            results,
+            metrics.clone(),
+            stopped.clone(),
+        ));
+        Ok(Api { node: NodeSource::new(client, &name), desired, writer, role, targets_watch })
+    }
+}
+
 pub async fn run(cfg: RunConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let client = if cfg.standalone { None } else { Some(kube::Client::try_default().await?) };
     run_with(cfg, client, shutdown).await
@@ -120,41 +165,7 @@ async fn run_detecting(
 
     let api = match client {
         None => None,
-        Some(client) => {
-            let name = cfg.node_name.clone().ok_or(RunError::NoNodeName)?;
-            let (desired, rx) = watch::channel(None);
-            let (results, probes) = watch::channel(Vec::new());
-            let writer = tokio::spawn(writer::run_writer_with_probes(
-                ReportWriter::new(client.clone()),
-                rx,
-                probes,
-                stopped.clone(),
-                metrics.clone(),
-            ));
-            // The targets of this node's report only: the cost per agent
-            // stays constant however large the cluster grows.
-            let (targets_tx, targets) = watch::channel(None);
-            let targets_watch = tokio::spawn(targets::watch_own_targets(
-                kube::Api::all(client.clone()),
-                name.clone(),
-                targets_tx,
-            ));
-            let (role, role_rx) = watch::channel(cfg.role);
-            let probing = targets::ProbeLoop {
-                node_name: name.clone(),
-                interval: cfg.probe_interval,
-                timeout: targets::PROBE_TIMEOUT,
-            };
-            tokio::spawn(targets::probe_loop(
-                probing,
-                targets,
-                role_rx,
-                results,
-                metrics.clone(),
-                stopped.clone(),
-            ));
-            Some(Api { node: NodeSource::new(client, &name), desired, writer, role, targets_watch })
-        }
+        Some(client) => Some(Api::start(client, &cfg, &metrics, &stopped)?),
     };
 
     let mut node: Option<Node> = None;
