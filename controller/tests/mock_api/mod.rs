@@ -1,11 +1,11 @@
-//! Shared by the tests that talk to kube's `Client` over a `tower-test` mock
-//! API server: the client and the percent-decoding of request queries.
-#![allow(dead_code)] // each test binary uses a different subset
+//! kube's `Client` over a `tower-test` mock API server, and the decoding of
+//! request queries, for the tests that answer the client's requests
+//! themselves (`watch_api.rs`, `reconcile_api.rs`, and `fake_api`). A
+//! request read whole is `api_request`.
 
-use http::{Method, Request, Response, Uri};
+use http::{Request, Response, Uri};
 use kube::client::Body;
 use kube::Client;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use tower_test::mock::{self, Handle};
 
@@ -15,33 +15,6 @@ pub type MockHandle = Handle<Request<Body>, Response<Body>>;
 pub fn mock_client() -> (Client, MockHandle) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     (Client::new(service, "default"), handle)
-}
-
-/// One request as the API server saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: BTreeMap<String, String>,
-    pub content_type: Option<String>,
-    pub body: Value,
-}
-
-/// Reads a request whole: its query decoded, its body as JSON (Null when empty).
-pub async fn read(request: Request<Body>) -> Seen {
-    let (parts, body) = request.into_parts();
-    let bytes = body.collect_bytes().await.expect("a request body");
-    Seen {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: query(&parts.uri),
-        content_type: parts.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()),
-        body: if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        },
-    }
 }
 
 /// The request's query, decoded.
