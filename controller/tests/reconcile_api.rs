@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
 use kube::Client;
-use mock_api::{mock_client, MockHandle};
+use mock_api::{mock_client, respond, MockHandle};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,14 +84,6 @@ fn summary(seen: &[Seen]) -> Vec<String> {
             format!("{} {} {what}", s.method, s.path)
         })
         .collect()
-}
-
-fn respond(code: StatusCode, object: &Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(object).unwrap()))
-        .unwrap()
 }
 
 fn failure(code: StatusCode, reason: &str) -> Response<Body> {

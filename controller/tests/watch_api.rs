@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::client::Body;
-use mock_api::{mock_client, query, MockHandle};
+use mock_api::{mock_client, query, respond, respond_bytes, MockHandle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -71,14 +71,6 @@ fn parse(request: &Request<Body>) -> Seen {
     }
 }
 
-fn respond(code: StatusCode, body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap()
-}
-
 /// A watch response: newline-delimited events, then the end of the stream.
 fn watch_body(events: &[Value]) -> Response<Body> {
     let mut body = Vec::new();
@@ -86,7 +78,7 @@ fn watch_body(events: &[Value]) -> Response<Body> {
         serde_json::to_writer(&mut body, e).unwrap();
         body.push(b'\n');
     }
-    respond(StatusCode::OK, body)
+    respond_bytes(StatusCode::OK, body)
 }
 
 fn event(type_: &str, object: &Value) -> Value {
@@ -155,7 +147,7 @@ async fn serve(mut handle: MockHandle, shared: Shared, mut commands: mpsc::Unbou
                             "metadata": {"resourceVersion": c.resource_version}, "items": c.items}),
                         None => panic!("an unexpected list: {seen:?}"),
                     };
-                    send.send_response(respond(StatusCode::OK, serde_json::to_vec(&list).unwrap()));
+                    send.send_response(respond(StatusCode::OK, &list));
                 }
             }
             command = commands.recv() => match command {

@@ -6,7 +6,7 @@
 //! dumps and Secrets as the API server returns them.
 
 use crate::api_request::{read, Seen};
-use crate::mock_api::mock_client;
+use crate::mock_api::{mock_client, respond};
 use http::{Method, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
@@ -182,14 +182,6 @@ fn parse_path(path: &str) -> Option<(String, Option<String>, String, Option<Stri
         [plural, name, ..] => Some((prefix, ns, (*plural).to_owned(), Some((*name).to_owned()))),
         _ => None,
     }
-}
-
-fn respond(code: StatusCode, object: &Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(object).unwrap()))
-        .unwrap()
 }
 
 /// A Status answer, as the API server sends errors.

@@ -1,11 +1,12 @@
-//! kube's `Client` over a `tower-test` mock API server, and the decoding of
-//! request queries, for the tests that answer the client's requests
+//! kube's `Client` over a `tower-test` mock API server, request queries
+//! decoded and JSON answers, for the tests that answer the client's requests
 //! themselves (`watch_api.rs`, `reconcile_api.rs`, and `fake_api`). A
 //! request read whole is `api_request`.
 
-use http::{Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use kube::client::Body;
 use kube::Client;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use tower_test::mock::{self, Handle};
 
@@ -15,6 +16,20 @@ pub type MockHandle = Handle<Request<Body>, Response<Body>>;
 pub fn mock_client() -> (Client, MockHandle) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     (Client::new(service, "default"), handle)
+}
+
+/// A JSON answer, as the API server sends objects, lists and errors.
+pub fn respond(code: StatusCode, object: &Value) -> Response<Body> {
+    respond_bytes(code, serde_json::to_vec(object).expect("JSON"))
+}
+
+/// An answer of JSON already written (a watch's events, one a line).
+pub fn respond_bytes(code: StatusCode, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("a response")
 }
 
 /// The request's query, decoded.
