@@ -2,11 +2,12 @@
 //! calls: nothing is run on a failing preflight or an overlay cluster, grant
 //! then install on a passing one, and a failing or missing onectl stops it.
 
-mod cli_support;
+mod cli_bin;
 
-use cli_support::{example_dir, run_bin_with, Run};
+use cli_bin::{run_bin_with, Run};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use terway_hybrid_testkit::example_dir;
 
 const GRANT: &str = "ram-user grant --addon terway-eniip";
 const INSTALL: &str = "addon install terway-eniip";

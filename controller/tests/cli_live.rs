@@ -1,20 +1,24 @@
 //! The live paths of the CLI through kube's `Client` over a `tower-test`
-//! mock API server (tests/cli_support), for what a real server will not do on
+//! mock API server (`fake_api`), for what a real server will not do on
 //! demand or has no operator for: the affinity fix's confirmation and a
 //! DaemonSet that changes under it, the Tigera Installation path, 403 and 404
 //! answers, the Secret's refusals, status, and `preflight --wait`. The fix's
 //! dry run and apply, the live preflight against the dump and the Secret's
 //! creation run on a real control plane in `cluster_operator.rs`.
 
-mod cli_support;
+mod api_request;
+mod fake_api;
+mod mock_api;
 
-use cli_support::{example_objects, forbidden, run_lib, secret_object, FakeApi, Seen};
+use api_request::Seen;
+use fake_api::{example_objects, forbidden, location, run_lib, secret_object, FakeApi, LibRun};
 use http::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 use terway_hybrid_controller::cli::preflight::{plan_of, wait_for_pass};
 use terway_hybrid_controller::cli::{CliError, Term};
 use terway_hybrid_controller::dump;
+use terway_hybrid_testkit::example_dir;
 
 const DS_PATH: &str = "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node";
 const INSTALLATION_PATH: &str = "/apis/operator.tigera.io/v1/installations/default";
@@ -28,6 +32,46 @@ fn addon_secret() -> Value {
         "alibaba-addon-secret",
         &[("access-key-id", KEY_ID), ("access-key-secret", KEY_SECRET)],
     )
+}
+
+// What these tests read of a run and of the fake; the other users of
+// `fake_api` look only at output.
+impl LibRun {
+    fn error(&self) -> String {
+        match &self.result {
+            Ok(o) => panic!("expected an error, got {o:?}\n{}", self.stdout),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+impl Seen {
+    fn line(&self) -> String {
+        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{} {}?{}", self.method, self.path, q.join("&"))
+    }
+}
+
+impl FakeApi {
+    /// Adds (or replaces) an object, as if someone created it meanwhile.
+    fn insert(&self, object: Value) {
+        let mut objects = self.objects.lock().unwrap();
+        let at = location(&object);
+        objects.retain(|o| location(o) != at);
+        objects.push(object);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.seen().iter().map(Seen::line).collect()
+    }
+
+    fn writes(&self) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.method != Method::GET).collect()
+    }
 }
 
 fn patches(api: &FakeApi) -> Vec<Seen> {
@@ -257,7 +301,7 @@ async fn a_missing_daemonset_is_not_found() {
     let api = FakeApi::new(vec![]);
     api.on(|s| {
         (s.method == Method::PUT)
-            .then(|| cli_support::status(404, "NotFound", "secrets \"alibaba-addon-secret\" not found"))
+            .then(|| fake_api::status(404, "NotFound", "secrets \"alibaba-addon-secret\" not found"))
     });
     let dir = tempfile::tempdir().unwrap();
     let (id, secret) = key_files(dir.path(), KEY_ID, KEY_SECRET);
@@ -283,7 +327,7 @@ async fn a_missing_daemonset_is_not_found() {
 #[tokio::test]
 async fn other_api_errors_are_one_line() {
     let api = FakeApi::new(example_objects("bgp-fail"));
-    api.on(|s| (s.method == Method::PATCH).then(|| cli_support::status(500, "InternalError", "etcd is sad")));
+    api.on(|s| (s.method == Method::PATCH).then(|| fake_api::status(500, "InternalError", "etcd is sad")));
     let run = run_lib(&["fix", "calico-affinity", "--yes"], Some(api.client()), false, "").await;
     assert_eq!(run.code(), 2, "{run}");
     let e = run.error();
@@ -362,8 +406,8 @@ async fn ram_secret_create_dry_runs_then_creates_and_refuses_to_overwrite() {
     assert!(!create.dry_run());
     assert_eq!(create.query.get("fieldManager").map(String::as_str), Some("terway-hybrid"));
     // The values reach the API server, trimmed of their newline, base64 as Secrets are.
-    assert_eq!(create.body["data"]["access-key-id"], cli_support::base64(KEY_ID.as_bytes()));
-    assert_eq!(create.body["data"]["access-key-secret"], cli_support::base64(KEY_SECRET.as_bytes()));
+    assert_eq!(create.body["data"]["access-key-id"], fake_api::base64(KEY_ID.as_bytes()));
+    assert_eq!(create.body["data"]["access-key-secret"], fake_api::base64(KEY_SECRET.as_bytes()));
     assert_eq!(create.body["metadata"]["name"], "alibaba-addon-secret");
     assert!(run.stdout.contains("created Secret kube-system/alibaba-addon-secret"), "{run}");
     assert!(run.stdout.contains("(24 characters)") && run.stdout.contains("(30 characters)"), "{run}");
@@ -378,7 +422,7 @@ async fn ram_secret_create_dry_runs_then_creates_and_refuses_to_overwrite() {
 
     // --force replaces the two keys and keeps the others.
     let mut stored = api.object("Secret", Some("kube-system"), "alibaba-addon-secret").unwrap();
-    stored["data"]["other"] = json!(cli_support::base64(b"keep-me"));
+    stored["data"]["other"] = json!(fake_api::base64(b"keep-me"));
     api.insert(stored);
     let (id2, secret2) =
         key_files(&dir.path().join(".."), "LTAI5tNEWNEWNEWNEWNEW123", "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ");
@@ -402,8 +446,8 @@ async fn ram_secret_create_dry_runs_then_creates_and_refuses_to_overwrite() {
     let puts: Vec<Seen> = api.writes().into_iter().filter(|s| s.method == Method::PUT).collect();
     assert_eq!(puts.len(), 2);
     assert!(puts[0].dry_run() && !puts[1].dry_run());
-    assert_eq!(puts[1].body["data"]["other"], cli_support::base64(b"keep-me"));
-    assert_eq!(puts[1].body["data"]["access-key-id"], cli_support::base64(b"LTAI5tNEWNEWNEWNEWNEW123"));
+    assert_eq!(puts[1].body["data"]["other"], fake_api::base64(b"keep-me"));
+    assert_eq!(puts[1].body["data"]["access-key-id"], fake_api::base64(b"LTAI5tNEWNEWNEWNEWNEW123"));
     assert!(run.stdout.contains("updated Secret"), "{run}");
 }
 
@@ -422,7 +466,7 @@ async fn ram_secret_create_reads_stdin_and_checks_files() {
     .await;
     assert_eq!(run.code(), 0, "{run}");
     let create = api.writes().into_iter().rfind(|s| s.method == Method::POST).unwrap();
-    assert_eq!(create.body["data"]["access-key-secret"], cli_support::base64(KEY_SECRET.as_bytes()));
+    assert_eq!(create.body["data"]["access-key-secret"], fake_api::base64(KEY_SECRET.as_bytes()));
 
     // Both from stdin, an empty file, a missing file: exit 2 before any request.
     let empty = dir.path().join("empty");
@@ -548,8 +592,8 @@ async fn preflight_wait_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_for_pass_progress_on_a_terminal_and_errors() {
-    let fail = plan_of(cli_support_view("bgp-fail"), &[]);
-    let pass = plan_of(cli_support_view("bgp-pass"), &[]);
+    let fail = plan_of(example_view("bgp-fail"), &[]);
+    let pass = plan_of(example_view("bgp-pass"), &[]);
     let mut plans = vec![
         Ok(fail.clone()),
         Err(CliError::Unreachable("cannot reach the Kubernetes API".into())),
@@ -590,8 +634,8 @@ async fn wait_for_pass_progress_on_a_terminal_and_errors() {
     assert!(matches!(r, Err(CliError::Api(_))));
 }
 
-fn cli_support_view(name: &str) -> terway_hybrid_controller::pure::view::ClusterView {
-    dump::load(&cli_support::example_dir(name)).unwrap()
+fn example_view(name: &str) -> terway_hybrid_controller::pure::view::ClusterView {
+    dump::load(&example_dir(name)).unwrap()
 }
 
 #[tokio::test(start_paused = true)]

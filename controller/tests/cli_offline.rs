@@ -2,11 +2,26 @@
 //! ones: exit codes, output shapes, bad input, the affinity fix computed
 //! offline, the RAM policy, status, and the kubectl plugin name.
 
-mod cli_support;
+mod cli_bin;
 
-use cli_support::{example_dir, run_bin, run_bin_with, PLUGIN_BIN};
+use cli_bin::{run_bin_with, Run};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use terway_hybrid_testkit::example_dir;
+
+const PLUGIN_BIN: &str = env!("CARGO_BIN_EXE_kubectl-terway_hybrid");
+
+/// Runs the binary with nothing added: no environment, stdin closed.
+fn run_bin(args: &[&str]) -> Run {
+    run_bin_with(args, &[], None)
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
 
 fn dump(name: &str) -> String {
     example_dir(name).display().to_string()

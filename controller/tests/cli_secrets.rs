@@ -3,12 +3,17 @@
 //! stderr and every file written are searched for them (as they are and
 //! base64-encoded).
 
-mod cli_support;
+mod api_request;
+mod cli_bin;
+mod fake_api;
+mod mock_api;
 
-use cli_support::{base64, example_dir, example_objects, run_bin_with, run_lib, secret_object, FakeApi};
+use cli_bin::run_bin_with;
+use fake_api::{base64, example_objects, run_lib, secret_object, FakeApi};
 use http::Method;
 use serde_json::{json, Value};
 use std::path::Path;
+use terway_hybrid_testkit::example_dir;
 
 /// Known values, in the right format and in a wrong one (which makes the
 /// format warnings speak about them).
@@ -193,18 +198,14 @@ async fn ram_secret_paths_against_the_api() {
         let failing = FakeApi::new(vec![]);
         failing.on(|s| {
             (s.method == Method::POST).then(|| {
-                cli_support::status(
-                    422,
-                    "Invalid",
-                    "Secret \"alibaba-addon-secret\" is invalid: data: Too long",
-                )
+                fake_api::status(422, "Invalid", "Secret \"alibaba-addon-secret\" is invalid: data: Too long")
             })
         });
         runs.push(run_lib(&[&create[..], &["--yes"]].concat(), Some(failing.client()), false, "").await);
         let forbidden = FakeApi::new(vec![]);
         forbidden.on(|s| {
             (s.method == Method::POST).then(|| {
-                cli_support::forbidden("create", "secrets", "", Some("kube-system"), "alibaba-addon-secret")
+                fake_api::forbidden("create", "secrets", "", Some("kube-system"), "alibaba-addon-secret")
             })
         });
         runs.push(run_lib(&[&create[..], &["--yes"]].concat(), Some(forbidden.client()), false, "").await);

@@ -5,16 +5,17 @@
 //! settled cluster gets no request at all, and recovery from 409, 500, a
 //! request never answered and a rollout wave that times out.
 
+mod api_request;
 mod mock_api;
+use api_request::{read, Seen};
 use http::{Method, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
 use kube::Client;
-use mock_api::{mock_client, read, MockHandle, Seen};
+use mock_api::{mock_client, respond, MockHandle};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL};
 use terway_hybrid_api::{CheckName, CheckStatus, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
@@ -24,6 +25,7 @@ use terway_hybrid_controller::daemon::reconcile::{reconcile, Memo, Outcome};
 use terway_hybrid_controller::pure::plan::Plan;
 use terway_hybrid_controller::pure::view::ClusterView;
 use terway_hybrid_controller::{dump, pure::affinity};
+use terway_hybrid_testkit::example_dir;
 use tokio::sync::Notify;
 
 const FIELD_MANAGER: &str = "terway-hybrid-controller";
@@ -82,14 +84,6 @@ fn summary(seen: &[Seen]) -> Vec<String> {
             format!("{} {} {what}", s.method, s.path)
         })
         .collect()
-}
-
-fn respond(code: StatusCode, object: &Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(object).unwrap()))
-        .unwrap()
 }
 
 fn failure(code: StatusCode, reason: &str) -> Response<Body> {
@@ -217,8 +211,7 @@ fn errors_total(metrics: &Metrics) -> u64 {
 /// `probe_plan` and `cluster_probes.rs`, the checks of the results in
 /// `cross_site`).
 fn example(name: &str) -> ClusterView {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name);
-    let mut view = dump::load(&dir).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
+    let mut view = dump::load(&example_dir(name)).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
     let targets = terway_hybrid_controller::pure::probe_plan::targets(&view, 9799);
     for r in &mut view.reports {
         r.spec.probe_targets =

@@ -10,11 +10,9 @@ use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::client::Body;
-use kube::Client;
-use mock_api::{query, MockHandle};
+use mock_api::{mock_client, query, respond, respond_bytes, MockHandle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
@@ -22,8 +20,9 @@ use terway_hybrid_controller::daemon::watch::{self, Stores};
 use terway_hybrid_controller::dump;
 use terway_hybrid_controller::pure::cluster::Cluster;
 use terway_hybrid_controller::pure::view::ClusterView;
+use terway_hybrid_testkit::example_dir;
 use tokio::sync::{mpsc, Notify};
-use tower_test::mock::{self, SendResponse};
+use tower_test::mock::SendResponse;
 
 const AK_ID: &str = "AKIDEXAMPLE";
 const AK_SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
@@ -72,14 +71,6 @@ fn parse(request: &Request<Body>) -> Seen {
     }
 }
 
-fn respond(code: StatusCode, body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap()
-}
-
 /// A watch response: newline-delimited events, then the end of the stream.
 fn watch_body(events: &[Value]) -> Response<Body> {
     let mut body = Vec::new();
@@ -87,7 +78,7 @@ fn watch_body(events: &[Value]) -> Response<Body> {
         serde_json::to_writer(&mut body, e).unwrap();
         body.push(b'\n');
     }
-    respond(StatusCode::OK, body)
+    respond_bytes(StatusCode::OK, body)
 }
 
 fn event(type_: &str, object: &Value) -> Value {
@@ -156,7 +147,7 @@ async fn serve(mut handle: MockHandle, shared: Shared, mut commands: mpsc::Unbou
                             "metadata": {"resourceVersion": c.resource_version}, "items": c.items}),
                         None => panic!("an unexpected list: {seen:?}"),
                     };
-                    send.send_response(respond(StatusCode::OK, serde_json::to_vec(&list).unwrap()));
+                    send.send_response(respond(StatusCode::OK, &list));
                 }
             }
             command = commands.recv() => match command {
@@ -174,8 +165,7 @@ async fn serve(mut handle: MockHandle, shared: Shared, mut commands: mpsc::Unbou
 }
 
 fn example() -> ClusterView {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join("bgp-pass");
-    dump::load(&dir).expect("the example loads")
+    dump::load(&example_dir("bgp-pass")).expect("the example loads")
 }
 
 fn with_rv(object: Value, rv: &str) -> Value {
@@ -326,12 +316,11 @@ fn start(
     tokio::task::JoinHandle<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (client, handle) = mock_client();
     let (commands, rx) = mpsc::unbounded_channel();
     let server = tokio::spawn(serve(handle, shared.clone(), rx));
     let changed = Arc::new(Notify::new());
-    let (stores, driver) =
-        watch::start(Client::new(service, "default"), watch::Optional::default(), changed.clone());
+    let (stores, driver) = watch::start(client, watch::Optional::default(), changed.clone());
     (commands, stores, changed, tokio::spawn(driver), server)
 }
 

@@ -23,6 +23,12 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the testkit lives in <repo>/tests").to_path_buf()
 }
 
+/// The shipped example dump `examples/<name>/`, which the controller's tests
+/// load and serve.
+pub fn example_dir(name: &str) -> PathBuf {
+    repo_root().join("examples").join(name)
+}
+
 /// The running control plane of this test binary.
 #[derive(Debug)]
 pub struct ControlPlane {

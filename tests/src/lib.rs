@@ -17,7 +17,7 @@ mod netns;
 mod system;
 mod wait;
 
-pub use control_plane::{unique_name, ControlPlane};
+pub use control_plane::{example_dir, unique_name, ControlPlane};
 pub use host_root::HostRoot;
 pub use netns::{veth_pair, ChildGuard, NetNs};
 pub use system::{find_program, require_program, require_root};

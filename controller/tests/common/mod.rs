@@ -9,12 +9,12 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 use terway_hybrid_controller::dump;
 use terway_hybrid_controller::pure::plan::Plan;
 use terway_hybrid_controller::pure::view::ClusterView;
+use terway_hybrid_testkit::example_dir;
 
 pub const TERWAY_NS: &str = "kube-system";
 pub const TERWAY: &str = "terway-eniip";
@@ -22,10 +22,6 @@ pub const TERWAY: &str = "terway-eniip";
 /// One minute after the examples' objects were written.
 pub fn t0() -> Timestamp {
     "2026-11-20T09:00:00Z".parse().expect("a timestamp")
-}
-
-pub fn example_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name)
 }
 
 /// An example dump, loaded once per test binary and cloned.

@@ -1,8 +1,9 @@
-//! Shared by the tests that talk to kube's `Client` over a `tower-test` mock
-//! API server: the client and the percent-decoding of request queries.
-#![allow(dead_code)] // each test binary uses a different subset
+//! kube's `Client` over a `tower-test` mock API server, request queries
+//! decoded and JSON answers, for the tests that answer the client's requests
+//! themselves (`watch_api.rs`, `reconcile_api.rs`, and `fake_api`). A
+//! request read whole is `api_request`.
 
-use http::{Method, Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use kube::client::Body;
 use kube::Client;
 use serde_json::Value;
@@ -17,31 +18,18 @@ pub fn mock_client() -> (Client, MockHandle) {
     (Client::new(service, "default"), handle)
 }
 
-/// One request as the API server saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub query: BTreeMap<String, String>,
-    pub content_type: Option<String>,
-    pub body: Value,
+/// A JSON answer, as the API server sends objects, lists and errors.
+pub fn respond(code: StatusCode, object: &Value) -> Response<Body> {
+    respond_bytes(code, serde_json::to_vec(object).expect("JSON"))
 }
 
-/// Reads a request whole: its query decoded, its body as JSON (Null when empty).
-pub async fn read(request: Request<Body>) -> Seen {
-    let (parts, body) = request.into_parts();
-    let bytes = body.collect_bytes().await.expect("a request body");
-    Seen {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: query(&parts.uri),
-        content_type: parts.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()),
-        body: if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("a JSON body")
-        },
-    }
+/// An answer of JSON already written (a watch's events, one a line).
+pub fn respond_bytes(code: StatusCode, body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("a response")
 }
 
 /// The request's query, decoded.

@@ -1,90 +1,20 @@
-//! Shared helpers of the `cli_*` tests: the built binary, the shipped
-//! example dumps, and a fake Kubernetes API (kube's `Client` over a
-//! `tower-test` mock service) that serves a set of objects, answers writes
+//! The CLI run in-process on a fake Kubernetes API, for `cli_live.rs` and
+//! `cli_secrets.rs`: kube's `Client` over a `tower-test` mock (`mock_api`)
+//! answered by [`FakeApi`], which serves a set of objects, answers writes
 //! like an API server (dry runs change nothing), lets a test override any
-//! answer, and records every request.
-#![allow(dead_code)]
+//! answer, and records every request (`api_request`); the shipped example
+//! dumps and Secrets as the API server returns them.
 
-#[path = "../mock_api/mod.rs"]
-mod mock_api;
-use http::{Method, Request, Response, StatusCode};
+use crate::api_request::{read, Seen};
+use crate::mock_api::{mock_client, respond};
+use http::{Method, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
-use mock_api::read;
-pub use mock_api::Seen;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use terway_hybrid_controller::cli::{self, CliError, Outcome, Term};
-use tower_test::mock;
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_terway-hybrid");
-pub const PLUGIN_BIN: &str = env!("CARGO_BIN_EXE_kubectl-terway_hybrid");
-
-pub fn example_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("examples").join(name)
-}
-
-// ---- the binary ----
-
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn of(output: Output) -> Self {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Runs the binary with no kubeconfig around (KUBECONFIG points nowhere,
-/// HOME is empty) and stdin closed.
-pub fn run_bin(args: &[&str]) -> Run {
-    run_bin_with(args, &[], None)
-}
-
-pub fn run_bin_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-    let home = tempfile::tempdir().expect("a temp HOME");
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("HOME", home.path())
-        .env("KUBECONFIG", home.path().join("no-kubeconfig"))
-        .env("NO_COLOR", "1")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("the terway-hybrid binary runs");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input).expect("write stdin");
-    }
-    Run::of(child.wait_with_output().expect("the binary finishes"))
-}
-
-// ---- lib-level runs ----
+use terway_hybrid_testkit::example_dir;
 
 pub struct LibRun {
     pub result: Result<Outcome, CliError>,
@@ -97,13 +27,6 @@ impl LibRun {
         match &self.result {
             Ok(o) => o.exit_code(),
             Err(e) => e.exit_code(),
-        }
-    }
-
-    pub fn error(&self) -> String {
-        match &self.result {
-            Ok(o) => panic!("expected an error, got {o:?}\n{}", self.stdout),
-            Err(e) => e.to_string(),
         }
     }
 }
@@ -133,8 +56,6 @@ pub async fn run_lib(args: &[&str], client: Option<Client>, interactive: bool, a
         stderr: String::from_utf8_lossy(&err).into_owned(),
     }
 }
-
-// ---- example objects as JSON ----
 
 /// Every object of an example dump, as JSON (its Secret, which holds
 /// `<redacted:N>` placeholders rather than base64, left out).
@@ -215,20 +136,14 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-// ---- the fake API server ----
 impl Seen {
     pub fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
     }
-
-    pub fn line(&self) -> String {
-        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{} {}?{}", self.method, self.path, q.join("&"))
-    }
 }
 
 /// Where an object lives: (api prefix, namespace, plural, name).
-fn location(o: &Value) -> (String, Option<String>, String, String) {
+pub fn location(o: &Value) -> (String, Option<String>, String, String) {
     let api_version = o["apiVersion"].as_str().unwrap_or("v1");
     let prefix = if api_version == "v1" { "/api/v1".to_owned() } else { format!("/apis/{api_version}") };
     let plural = match o["kind"].as_str().unwrap_or("") {
@@ -267,14 +182,6 @@ fn parse_path(path: &str) -> Option<(String, Option<String>, String, Option<Stri
         [plural, name, ..] => Some((prefix, ns, (*plural).to_owned(), Some((*name).to_owned()))),
         _ => None,
     }
-}
-
-fn respond(code: StatusCode, object: &Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(object).unwrap()))
-        .unwrap()
 }
 
 /// A Status answer, as the API server sends errors.
@@ -321,8 +228,9 @@ type Override = Box<dyn Fn(&Seen) -> Option<Response<Body>> + Send + Sync>;
 
 /// A fake API server holding `objects`.
 pub struct FakeApi {
-    objects: Arc<Mutex<Vec<Value>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    pub objects: Arc<Mutex<Vec<Value>>>,
+    /// Every request, in arrival order.
+    pub log: Arc<Mutex<Vec<Seen>>>,
     overrides: Arc<Mutex<Vec<Override>>>,
 }
 
@@ -333,35 +241,12 @@ impl FakeApi {
                 o["metadata"]["resourceVersion"] = json!("1");
             }
         }
-        FakeApi { objects: Arc::new(Mutex::new(objects)), seen: Arc::default(), overrides: Arc::default() }
+        FakeApi { objects: Arc::new(Mutex::new(objects)), log: Arc::default(), overrides: Arc::default() }
     }
 
     /// Answers a request with `f`'s response when it gives one.
     pub fn on(&self, f: impl Fn(&Seen) -> Option<Response<Body>> + Send + Sync + 'static) {
         self.overrides.lock().unwrap().push(Box::new(f));
-    }
-
-    /// Adds (or replaces) an object, as if someone created it meanwhile.
-    pub fn insert(&self, object: Value) {
-        let mut objects = self.objects.lock().unwrap();
-        let at = location(&object);
-        objects.retain(|o| {
-            let (p, ns, pl, name) = location(o);
-            (p, ns, pl, name) != at
-        });
-        objects.push(object);
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.seen().iter().map(Seen::line).collect()
-    }
-
-    pub fn writes(&self) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.method != Method::GET).collect()
     }
 
     pub fn object(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
@@ -379,20 +264,20 @@ impl FakeApi {
 
     /// A client whose requests this fake answers (on a spawned task).
     pub fn client(&self) -> Client {
-        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let (client, mut handle) = mock_client();
         let objects = self.objects.clone();
-        let seen = self.seen.clone();
+        let log = self.log.clone();
         let overrides = self.overrides.clone();
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
                 let s = read(request).await;
-                seen.lock().unwrap().push(s.clone());
+                log.lock().unwrap().push(s.clone());
                 let custom = overrides.lock().unwrap().iter().find_map(|f| f(&s));
                 let response = custom.unwrap_or_else(|| answer(&s, &objects));
                 send.send_response(response);
             }
         });
-        Client::new(service, "default")
+        client
     }
 }
 
@@ -446,6 +331,17 @@ fn answer(s: &Seen, objects: &Mutex<Vec<Value>>) -> Response<Body> {
             respond(StatusCode::CREATED, &created)
         }
         (&Method::PUT, Some(name)) | (&Method::PATCH, Some(name)) => {
+            // Merging the body into the object is what a server-side apply
+            // (all the CLI sends) does; a JSON or strategic merge patch it
+            // would garble.
+            if s.method == Method::PATCH && s.content_type.as_deref() != Some("application/apply-patch+yaml")
+            {
+                return status(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!("the fake applies only server-side apply patches, not {:?}", s.content_type),
+                );
+            }
             let Some(index) = objects.iter().position(|o| here(o) && o["metadata"]["name"] == *name) else {
                 return not_found(name);
             };
