@@ -17,14 +17,12 @@
 //! Run as root with bird2 and socat installed:
 //! `cargo test -p terway-hybrid-agent --test cluster`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AGENT, CALICO_CONFLIST};
 use serde_json::Value;
+use terway_hybrid_testkit::agent_node::{agent_bin, CALICO_CONFLIST};
 use terway_hybrid_testkit::bird::{self, Bird};
 use terway_hybrid_testkit::cluster::{granted_rules, used_rules};
 use terway_hybrid_testkit::control_plane::{AuditEvent, BoundPod};
@@ -178,7 +176,7 @@ fn agents_report_on_a_real_cluster_and_only_for_their_own_node() {
         let root = node.root.path().to_str().unwrap().to_owned();
         let kubeconfig = node.kubeconfig.to_str().unwrap().to_owned();
         node.agent = Some(node.ns.spawn_logged_env(
-            AGENT,
+            agent_bin(),
             &[
                 "run",
                 "--host-root",

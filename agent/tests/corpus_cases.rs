@@ -2,11 +2,10 @@
 //! every case as the thread shows it, and again without the signals we had
 //! to add. See docs/corpus.md for the list and the score.
 
-mod corpus;
-
-use corpus::{Case, Expect};
 use terway_hybrid_agent::checks::NodeContext;
 use terway_hybrid_api::{Confidence, NodeDetection, NodeSnapshot, Plugin};
+use terway_hybrid_testkit::corpus;
+use terway_hybrid_testkit::corpus::{Case, Expect};
 
 fn detect(s: &NodeSnapshot) -> NodeDetection {
     terway_hybrid_agent::detect(s, &NodeContext::default())

@@ -6,12 +6,10 @@
 //! (veth, bridge, vxlan, tun); a case needing another one (ipip, geneve,
 //! bond, wireguard) stays a snapshot case and must not be marked `netns`.
 
-mod common;
-mod corpus;
-
-use common::{detect_in, snapshot_in};
-use corpus::{Case, ParsedNode, Route};
 use terway_hybrid_api::snapshot::{Family, Link, RouteType};
+use terway_hybrid_testkit::agent_node::{detect_in, snapshot_in};
+use terway_hybrid_testkit::corpus;
+use terway_hybrid_testkit::corpus::{Case, ParsedNode, Route};
 use terway_hybrid_testkit::{require_root, HostRoot, NetNs};
 
 /// Device kinds a rebuild can create.

@@ -6,12 +6,10 @@
 //! Run as root with bird2 installed:
 //! `cargo test -p terway-hybrid-agent --test detect_bgp`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{detect_in, snapshot_in, CALICO_CONFLIST};
 use terway_hybrid_api::{CheckName, CheckStatus, Confidence, Plugin, Scenario};
+use terway_hybrid_testkit::agent_node::{detect_in, snapshot_in, CALICO_CONFLIST};
 use terway_hybrid_testkit::{bird, require_root, veth_pair, wait_for_described, HostRoot, NetNs};
 
 const ASN: u32 = 64512;

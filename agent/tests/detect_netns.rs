@@ -9,16 +9,14 @@
 //! (Calico IPIP, Cilium Geneve, kube-router's dummy interface) are covered by
 //! snapshot-based unit tests instead.
 
-mod common;
-
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
-use common::{
+use terway_hybrid_api::{CheckName, CheckStatus, Confidence, Plugin, Scenario, Severity};
+use terway_hybrid_testkit::agent_node::{
     detect_in, snapshot_timed, Node, CALICO_CONFLIST, CANAL_CONFLIST, CILIUM_CONFLIST, FLANNEL_CONFLIST,
     FLANNEL_SUBNET_ENV, KUBE_ROUTER_CONFLIST,
 };
-use terway_hybrid_api::{CheckName, CheckStatus, Confidence, Plugin, Scenario, Severity};
 use terway_hybrid_testkit::require_root;
 
 /// The node address every single-node test uses; peers are .11 and .12.

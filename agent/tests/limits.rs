@@ -6,8 +6,6 @@
 //!
 //! Run as root: `cargo test -p terway-hybrid-agent --test limits`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixListener;
@@ -15,9 +13,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{set_ip_forward, Node, RunningAgent, AGENT, CALICO_CONFLIST, METRICS_ADDR};
 use terway_hybrid_api::snapshot::BirdState;
 use terway_hybrid_api::{CheckName, CheckStatus, NodeDetection, NodeSnapshot};
+use terway_hybrid_testkit::agent_node::{
+    agent_bin, set_ip_forward, Node, RunningAgent, CALICO_CONFLIST, METRICS_ADDR,
+};
 use terway_hybrid_testkit::{require_program, require_root, HostRoot, NetNs};
 
 /// The agent's detection deadline (`run::DETECTION_DEADLINE`) plus slack:
@@ -62,9 +62,10 @@ fn detect_returns_on_fifos_and_names_them() {
     // `timeout` turns a hang into a failed run instead of a hung test.
     let secs = RETURNS_WITHIN.as_secs().to_string();
     let start = Instant::now();
-    let out = node
-        .ns
-        .exec("timeout", &["-s", "KILL", &secs, AGENT, "detect", "--host-root", root, "--output", "json"]);
+    let out = node.ns.exec(
+        "timeout",
+        &["-s", "KILL", &secs, agent_bin(), "detect", "--host-root", root, "--output", "json"],
+    );
     let took = start.elapsed();
     assert!(out.status.success(), "detect did not finish {}", describe(&out));
     assert!(took < RETURNS_WITHIN, "took {took:?}");
@@ -74,7 +75,7 @@ fn detect_returns_on_fifos_and_names_them() {
     assert_eq!((ip_forwarding.status, ip_forwarding.reason.as_str()), (CheckStatus::Fail, "Unreadable"));
     assert!(ip_forwarding.message.contains("ip_forward: is a FIFO"), "{ip_forwarding:?}");
 
-    let out = node.ns.exec("timeout", &["-s", "KILL", &secs, AGENT, "snapshot", "--host-root", root]);
+    let out = node.ns.exec("timeout", &["-s", "KILL", &secs, agent_bin(), "snapshot", "--host-root", root]);
     assert!(out.status.success(), "snapshot did not finish {}", describe(&out));
     let s: NodeSnapshot = serde_json::from_slice(&out.stdout).unwrap();
     let fifo = s.cni.files.iter().find(|f| f.name == "10-calico.conflist").unwrap();
@@ -132,7 +133,7 @@ fn endless_bird_socket_is_cut_at_its_byte_cap() {
             "-s",
             "KILL",
             "35",
-            AGENT,
+            agent_bin(),
             "snapshot",
             "--host-root",
             root.path().to_str().unwrap(),
@@ -160,7 +161,7 @@ fn classify_refuses_endless_input_and_names_it() {
     require_program("prlimit", "util-linux");
     let start = Instant::now();
     let out = Command::new("prlimit")
-        .args([MEMORY_CAP, AGENT, "classify", "--snapshot", "/dev/zero"])
+        .args([MEMORY_CAP, agent_bin(), "classify", "--snapshot", "/dev/zero"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -173,7 +174,7 @@ fn classify_refuses_endless_input_and_names_it() {
     );
 
     let out = Command::new("prlimit")
-        .args([MEMORY_CAP, AGENT, "classify", "--snapshot", "-"])
+        .args([MEMORY_CAP, agent_bin(), "classify", "--snapshot", "-"])
         .stdin(std::fs::File::open("/dev/zero").unwrap())
         .output()
         .unwrap();
@@ -187,7 +188,7 @@ fn classify_refuses_endless_input_and_names_it() {
 
     // A snapshot through a pipe (process substitution is one) still works.
     let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/snapshots/calico-bgp.json");
-    let out = Command::new(AGENT)
+    let out = Command::new(agent_bin())
         .args(["classify", "--snapshot", "-"])
         .stdin(std::fs::File::open(snapshot).unwrap())
         .output()
@@ -299,13 +300,13 @@ fn detect_text_escapes_node_strings() {
     node.root
         .write(&format!("etc/cni/net.d/{name}"), r#"{"name":"k8s","plugins":[{"type":"calico\u001b[31m"}]}"#);
     let root = node.root.path().to_str().unwrap();
-    let out = node.ns.exec(AGENT, &["detect", "--host-root", root]);
+    let out = node.ns.exec(agent_bin(), &["detect", "--host-root", root]);
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
     assert!(text.contains("10-\\x1b]0;owned\\x07\\x1b[2J.conflist (plugins: calico\\x1b[31m)"), "{text}");
 
-    let out = node.ns.exec(AGENT, &["detect", "--host-root", root, "--output", "json"]);
+    let out = node.ns.exec(agent_bin(), &["detect", "--host-root", root, "--output", "json"]);
     let d: NodeDetection = serde_json::from_slice(&out.stdout).unwrap();
     assert!(d.detection.evidence.iter().any(|e| e.detail.contains(name)), "{d:?}");
 }

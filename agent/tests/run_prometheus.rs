@@ -10,15 +10,16 @@
 //!
 //! Run as root: `cargo test -p terway-hybrid-agent --test run_prometheus`.
 
-mod common;
-
 use std::io::Write as _;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{set_ip_forward, Node, RunningAgent, FLANNEL_CONFLIST, FLANNEL_SUBNET_ENV};
+use terway_hybrid_testkit::agent_node;
+use terway_hybrid_testkit::agent_node::{
+    set_ip_forward, Node, RunningAgent, FLANNEL_CONFLIST, FLANNEL_SUBNET_ENV,
+};
 use terway_hybrid_testkit::{require_program, require_root, wait_for_described, ChildGuard, NetNs};
 
 const NODE_IP: &str = "192.168.50.10";
@@ -161,7 +162,7 @@ fn prometheus_scrapes_scenario_and_readiness() {
     let promtool = require_program("promtool", "prometheus");
     let node = flannel_node("prom");
     let agent = RunningAgent::start(&node.ns, node.root.path(), &[]);
-    let prometheus = Prometheus::start(&node.ns, common::METRICS_ADDR);
+    let prometheus = Prometheus::start(&node.ns, agent_node::METRICS_ADDR);
     let start = Instant::now();
 
     let queries = [
@@ -196,7 +197,7 @@ fn prometheus_scrapes_scenario_and_readiness() {
     // The series carry the scrape's target labels.
     let series = prometheus.query(&queries[2]).expect("the query answered a moment ago");
     assert_eq!(series[0].0["job"], PROMETHEUS_JOB, "{series:?}");
-    assert_eq!(series[0].0["instance"], common::METRICS_ADDR, "{series:?}");
+    assert_eq!(series[0].0["instance"], agent_node::METRICS_ADDR, "{series:?}");
     // Only one scenario at a time.
     let all = prometheus.query("terway_hybrid_agent_scenario_info").expect("Prometheus answers");
     assert_eq!(all.len(), 1, "exactly one scenario_info series: {all:?}");

@@ -5,12 +5,12 @@
 //!
 //! Run as root: `cargo test -p terway-hybrid-agent --test run_redetect`.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use common::{set_ip_forward, Node, RunningAgent, FLANNEL_CONFLIST, FLANNEL_SUBNET_ENV};
+use terway_hybrid_testkit::agent_node::{
+    set_ip_forward, Node, RunningAgent, FLANNEL_CONFLIST, FLANNEL_SUBNET_ENV,
+};
 use terway_hybrid_testkit::{require_program, require_root};
 
 const NODE_IP: &str = "192.168.50.10";

@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod agent_node;
 pub mod bird;
 pub mod cluster;
 pub mod control_plane;
+pub mod corpus;
 mod host_root;
 pub mod manifests;
 mod netns;

@@ -38,7 +38,6 @@
 //!
 //! The parsers are bounded: a case file is at most [`MAX_CASE`] bytes and a
 //! line that does not parse is an error, never skipped silently.
-#![allow(dead_code)] // the snapshot and the netns test use different halves
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -54,7 +53,7 @@ use terway_hybrid_api::{Confidence, NodeSnapshot, Plugin, Scenario};
 pub const MAX_CASE: usize = 64 * 1024;
 
 pub fn cases_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/cases")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/corpus/cases")
 }
 
 /// Every case file, sorted by name; panics on a file that does not parse.

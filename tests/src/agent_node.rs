@@ -5,18 +5,32 @@
 //!
 //! Every namespace is a testkit [`NetNs`], deleted on drop (also when a test
 //! panics), so tests stay independent and can run in parallel.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::{ChildGuard, HostRoot, NetNs};
 use terway_hybrid_api::{CheckName, CheckResult, CheckStatus, Confidence, NodeDetection, Plugin, Scenario};
-use terway_hybrid_testkit::{ChildGuard, HostRoot, NetNs};
 
 /// The agent binary built by cargo for these tests.
-pub const AGENT: &str = env!("CARGO_BIN_EXE_terway-hybrid-agent");
+/// The `terway-hybrid-agent` binary cargo built for the running test: it
+/// sits next to the test binary's `deps/` folder (where cargo's
+/// `CARGO_BIN_EXE_terway-hybrid-agent` points an agent test).
+pub fn agent_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let bin = exe.parent().and_then(Path::parent).map(|d| d.join("terway-hybrid-agent"));
+        match bin.filter(|b| b.is_file()) {
+            Some(b) => b.to_string_lossy().into_owned(),
+            None => {
+                panic!("no terway-hybrid-agent next to {}: run the agent's tests with cargo", exe.display())
+            }
+        }
+    })
+}
 
 /// flannel's kube-flannel.yml `cni-conf.json`, as the install-cni container
 /// copies it to `/etc/cni/net.d/10-flannel.conflist`.
@@ -161,7 +175,8 @@ pub struct Node {
     pub ns: NetNs,
     pub root: HostRoot,
     pods: Vec<NetNs>,
-    lan: NetNs,
+    /// Held, not read: the LAN namespace lives as long as the node.
+    _lan: NetNs,
 }
 
 impl Node {
@@ -186,7 +201,7 @@ impl Node {
         ns.ip_args(&node_addr);
         ns.ip("link set eth0 up");
         ns.ip_args(&["route", "add", "default", "via", gateway, "dev", "eth0"]);
-        Node { ns, root: HostRoot::new(), pods: Vec::new(), lan }
+        Node { ns, root: HostRoot::new(), pods: Vec::new(), _lan: lan }
     }
 
     /// `ip -n <node> <args>`, split on whitespace.
@@ -337,7 +352,7 @@ impl Node {
 /// Runs the agent with `args` inside `ns`; returns its output and how long it took.
 pub fn run_agent(ns: &NetNs, args: &[&str]) -> (Output, Duration) {
     let start = Instant::now();
-    let out = ns.exec(AGENT, args);
+    let out = ns.exec(agent_bin(), args);
     (out, start.elapsed())
 }
 
@@ -534,7 +549,7 @@ impl<'a> RunningAgent<'a> {
         args.extend([
             "RUST_LOG=info",
             "NO_COLOR=1",
-            AGENT,
+            agent_bin(),
             "run",
             "--standalone",
             "--host-root",
@@ -606,7 +621,7 @@ impl<'a> RunningAgent<'a> {
         ok: impl Fn(&Exposition) -> bool,
     ) -> Exposition {
         let last = std::cell::RefCell::new(String::from("(no answer yet)"));
-        terway_hybrid_testkit::wait_for_described(
+        crate::wait_for_described(
             &format!("the agent in {} to report {what}", self.ns.name()),
             timeout,
             || {
@@ -622,7 +637,7 @@ impl<'a> RunningAgent<'a> {
     /// Waits until `path` answers `status`; returns the body.
     pub fn wait_status(&self, path: &str, status: u16, timeout: Duration) -> String {
         let last = std::cell::RefCell::new((0, String::new()));
-        terway_hybrid_testkit::wait_for_described(
+        crate::wait_for_described(
             &format!("{path} of the agent in {} to answer {status}", self.ns.name()),
             timeout,
             || {
