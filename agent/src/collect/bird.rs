@@ -365,11 +365,11 @@ mod tests {
     /// Generous: what is asserted is that the exchange ends, not how fast.
     const SLACK: Duration = Duration::from_secs(5);
 
-    /// A BIRD that greets, reads the command, then runs `misbehave` on the
-    /// connection; the thread returns how many bytes `misbehave` got out
+    /// A BIRD that greets, reads the command, then runs `misbehave` on it and
+    /// the connection; the thread returns how many bytes `misbehave` got out
     /// before the agent hung up.
     fn serve_then(
-        misbehave: impl FnOnce(&mut UnixStream) -> usize + Send + 'static,
+        misbehave: impl FnOnce(&str, &mut UnixStream) -> usize + Send + 'static,
     ) -> (tempfile::TempDir, std::path::PathBuf, thread::JoinHandle<usize>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bird.ctl");
@@ -379,7 +379,7 @@ mod tests {
             conn.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
             let mut cmd = String::new();
             BufReader::new(conn.try_clone().unwrap()).read_line(&mut cmd).unwrap();
-            misbehave(&mut conn)
+            misbehave(&cmd, &mut conn)
         });
         (dir, path, handle)
     }
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn endless_line_stops_at_the_byte_cap() {
         let (_dir, path, handle) =
-            serve_then(|conn| write_until_closed(conn, &[b'x'; 65536], Duration::ZERO));
+            serve_then(|_, conn| write_until_closed(conn, &[b'x'; 65536], Duration::ZERO));
         let start = Instant::now();
         let state = query(&path);
         let took = start.elapsed();
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn endless_lines_stop_at_the_line_cap() {
         let (_dir, path, handle) =
-            serve_then(|conn| write_until_closed(conn, &b"1002-x\n".repeat(1000), Duration::ZERO));
+            serve_then(|_, conn| write_until_closed(conn, &b"1002-x\n".repeat(1000), Duration::ZERO));
         let state = query(&path);
         handle.join().unwrap();
         let error = no_answer(&state);
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn trickle_ends_at_the_deadline() {
         let (_dir, path, handle) =
-            serve_then(|conn| write_until_closed(conn, b"1", Duration::from_millis(500)));
+            serve_then(|_, conn| write_until_closed(conn, b"1", Duration::from_millis(500)));
         let start = Instant::now();
         let state = query(&path);
         let took = start.elapsed();
@@ -564,19 +564,15 @@ mod tests {
         assert_eq!(reply_line("é234 x"), None);
     }
 
-    fn serve_once(answer: &'static [u8]) -> (tempfile::TempDir, std::path::PathBuf, thread::JoinHandle<()>) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bird.ctl");
-        let listener = UnixListener::bind(&path).unwrap();
-        let handle = thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            conn.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
-            let mut cmd = String::new();
-            BufReader::new(conn.try_clone().unwrap()).read_line(&mut cmd).unwrap();
+    /// A BIRD that answers `show protocols` with `answer`.
+    fn serve_once(
+        answer: &'static [u8],
+    ) -> (tempfile::TempDir, std::path::PathBuf, thread::JoinHandle<usize>) {
+        serve_then(move |cmd, conn| {
             assert_eq!(cmd, "show protocols\n");
             conn.write_all(answer).unwrap();
-        });
-        (dir, path, handle)
+            answer.len()
+        })
     }
 
     #[test]
