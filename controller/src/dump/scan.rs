@@ -1,0 +1,453 @@
+//! Hand-written JSON scanners: [`Scanner`] over one object in memory and
+//! [`JsonStream`] over the file, both checking structure only.
+
+use super::files::read_some;
+use super::json::json_string;
+use super::position::{validate_json, Ctx};
+use crate::limits;
+use std::io::{self, Read};
+
+/// A member of a JSON object: spans (start, end) of its key (quotes
+/// included) and of its value.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member {
+    pub(super) key: (usize, usize),
+    pub(super) value: (usize, usize),
+}
+
+impl Member {
+    pub(super) fn key_is(&self, bytes: &[u8], name: &str) -> bool {
+        let raw = bytes.get(self.key.0..self.key.1).unwrap_or_default();
+        match raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) {
+            Some(inner) if !inner.contains(&b'\\') => inner == name.as_bytes(),
+            _ => json_string(bytes, self.key).as_deref() == Some(name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ScanError {
+    pub(super) offset: usize,
+    pub(super) what: &'static str,
+}
+
+impl ScanError {
+    /// Said in serde_json's words when serde_json finds the problem too (it
+    /// says more: "expected `,` or `}`", "EOF while parsing a string").
+    pub(super) fn message(self, bytes: &[u8], ctx: &Ctx<'_>, at: usize) -> String {
+        match validate_json(bytes, ctx, at) {
+            Err(serde) => serde,
+            Ok(()) => format!("{} at {}", self.what, ctx.locate(at + self.offset, 1, 1)),
+        }
+    }
+}
+
+/// Splits one JSON object held in memory into its members without building
+/// anything. It checks structure only (strings closed, brackets matched,
+/// `:` and `,` between members); serde_json checks the rest when the object
+/// is read.
+pub(super) struct Scanner<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
+    /// Closers still expected while skipping a container; kept to reuse the allocation.
+    pub(super) stack: Vec<u8>,
+}
+
+impl<'a> Scanner<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Scanner { bytes, pos: 0, stack: Vec::new() }
+    }
+
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    pub(super) fn fail<T>(&self, what: &'static str) -> Result<T, ScanError> {
+        Err(ScanError { offset: self.pos, what })
+    }
+
+    pub(super) fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// At `"`: moves past the closing quote.
+    pub(super) fn string(&mut self) -> Result<(), ScanError> {
+        let start = self.pos;
+        let mut i = self.pos + 1;
+        loop {
+            let rest = self.bytes.get(i..).unwrap_or_default();
+            match rest.iter().position(|&b| b == b'"' || b == b'\\') {
+                Some(n) if rest.get(n) == Some(&b'"') => {
+                    self.pos = i + n + 1;
+                    return Ok(());
+                }
+                Some(n) => i += n + 2, // an escape: skip the escaped byte
+                None => {
+                    self.pos = start;
+                    return self.fail("unterminated string");
+                }
+            }
+        }
+    }
+
+    /// Moves past one value; returns its end.
+    pub(super) fn value(&mut self) -> Result<usize, ScanError> {
+        match self.peek() {
+            Some(b'"') => self.string()?,
+            Some(b'{' | b'[') => self.container()?,
+            Some(_) => {
+                let start = self.pos;
+                while !self.peek().is_none_or(is_delimiter) {
+                    self.pos += 1;
+                }
+                if self.pos == start {
+                    return self.fail("expected a value");
+                }
+            }
+            None => return self.fail("unexpected end of input"),
+        }
+        Ok(self.pos)
+    }
+
+    pub(super) fn container(&mut self) -> Result<(), ScanError> {
+        self.stack.clear();
+        loop {
+            let Some(b) = self.peek() else {
+                return self.fail("unexpected end of input");
+            };
+            match b {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' => self.stack.push(b'}'),
+                b'[' => self.stack.push(b']'),
+                b'}' | b']' => {
+                    if self.stack.pop() != Some(b) {
+                        return self.fail("mismatched bracket");
+                    }
+                    if self.stack.is_empty() {
+                        self.pos += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// At `{`: the `apiVersion` and `kind` found among the leading members,
+    /// reading no further than the first other member. None if the object
+    /// is malformed there.
+    pub(super) fn leading_type(&mut self) -> Option<(Option<String>, Option<String>)> {
+        let (mut api_version, mut kind) = (None, None);
+        self.pos += 1;
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Some((api_version, kind));
+            }
+            let key_start = self.pos;
+            self.string().ok()?;
+            let key = (key_start, self.pos);
+            let slot = match self.bytes.get(key.0..key.1)? {
+                b"\"apiVersion\"" => &mut api_version,
+                b"\"kind\"" => &mut kind,
+                _ => return Some((api_version, kind)),
+            };
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value_start = self.pos;
+            let value_end = self.value().ok()?;
+            *slot = Some(json_string(self.bytes, (value_start, value_end))?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                _ => return Some((api_version, kind)),
+            }
+        }
+    }
+
+    /// At `{`: the members of the object, moving past its `}`.
+    pub(super) fn object(&mut self) -> Result<Vec<Member>, ScanError> {
+        let mut members = Vec::new();
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(members);
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return self.fail("expected a key");
+            }
+            let key_start = self.pos;
+            self.string()?;
+            let key = (key_start, self.pos);
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return self.fail("expected `:`");
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value_start = self.pos;
+            let value_end = self.value()?;
+            members.push(Member { key, value: (value_start, value_end) });
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(members);
+                }
+                _ => return self.fail("expected `,` or `}`"),
+            }
+        }
+    }
+}
+
+/// Ends a scalar (number, `true`, ...).
+pub(super) fn is_delimiter(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' | b'}' | b']' | b'{' | b'[' | b'"')
+}
+
+#[derive(Debug)]
+pub(super) enum StreamError {
+    Io(io::Error),
+    /// The file, or the object being read, is over its limit.
+    TooLarge {
+        what: &'static str,
+        limit: u64,
+    },
+    /// `at`: a byte offset in the file.
+    Syntax {
+        what: &'static str,
+        at: usize,
+    },
+}
+
+/// Where the bytes the stream moves past are copied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Capture {
+    Off,
+    Whole,
+    Item,
+}
+
+/// A forward-only JSON scanner over a reader: it finds where values end
+/// (checking only structure) and copies the bytes it passes into `whole` or
+/// `item` while asked to. It tracks line and column for messages.
+pub(super) struct JsonStream<R> {
+    pub(super) reader: R,
+    pub(super) buf: Box<[u8]>,
+    /// The unread bytes are `buf[pos..end]`.
+    pub(super) pos: usize,
+    pub(super) end: usize,
+    pub(super) eof: bool,
+    /// Offset of `buf[pos]` in the file. Lines are not counted here (see
+    /// [`Ctx::locate`]).
+    pub(super) offset: usize,
+    pub(super) capture: Capture,
+    pub(super) whole: Vec<u8>,
+    pub(super) item: Vec<u8>,
+    pub(super) stack: Vec<u8>,
+}
+
+impl<R: Read> JsonStream<R> {
+    const CHUNK: usize = 256 * 1024;
+
+    pub(super) fn new(reader: R) -> Self {
+        JsonStream {
+            reader,
+            buf: vec![0; Self::CHUNK].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            eof: false,
+            offset: 0,
+            capture: Capture::Off,
+            whole: Vec::new(),
+            item: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// Makes unread bytes available; false at the end of input.
+    pub(super) fn fill(&mut self) -> Result<bool, StreamError> {
+        if self.pos < self.end {
+            return Ok(true);
+        }
+        if self.eof {
+            return Ok(false);
+        }
+        // Checked once per chunk: memory stays bounded by one object, and
+        // time by the file's limit, whatever the file holds.
+        if self.offset as u64 > limits::JSON_DUMP_MAX {
+            return Err(StreamError::TooLarge { what: "a JSON dump", limit: limits::JSON_DUMP_MAX });
+        }
+        if self.whole.len().max(self.item.len()) > limits::JSON_OBJECT_MAX {
+            return Err(StreamError::TooLarge {
+                what: "one object of a JSON dump",
+                limit: limits::JSON_OBJECT_MAX as u64,
+            });
+        }
+        let n = read_some(&mut self.reader, &mut self.buf).map_err(StreamError::Io)?;
+        self.pos = 0;
+        self.end = n;
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    pub(super) fn window(&self) -> &[u8] {
+        self.buf.get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// Moves past `n` unread bytes (at most those available).
+    pub(super) fn advance(&mut self, n: usize) {
+        let end = (self.pos + n).min(self.end);
+        let Some(passed) = self.buf.get(self.pos..end) else {
+            return;
+        };
+        match self.capture {
+            Capture::Off => {}
+            Capture::Whole => self.whole.extend_from_slice(passed),
+            Capture::Item => self.item.extend_from_slice(passed),
+        }
+        self.offset += passed.len();
+        self.pos = end;
+    }
+
+    pub(super) fn peek(&mut self) -> Result<Option<u8>, StreamError> {
+        Ok(if self.fill()? { self.window().first().copied() } else { None })
+    }
+
+    pub(super) fn syntax(&self, what: &'static str) -> StreamError {
+        StreamError::Syntax { what, at: self.offset }
+    }
+
+    pub(super) fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), StreamError> {
+        if self.peek()? != Some(byte) {
+            return Err(self.syntax(what));
+        }
+        self.advance(1);
+        Ok(())
+    }
+
+    pub(super) fn skip_ws(&mut self) -> Result<(), StreamError> {
+        while self.fill()? {
+            let window = self.window();
+            let found = window.iter().position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
+            let n = found.unwrap_or(window.len());
+            self.advance(n);
+            if found.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// At `"`: moves past the closing quote.
+    pub(super) fn string(&mut self) -> Result<(), StreamError> {
+        let start = self.offset;
+        let unterminated = StreamError::Syntax { what: "unterminated string", at: start };
+        self.advance(1);
+        loop {
+            if !self.fill()? {
+                return Err(unterminated);
+            }
+            let window = self.window();
+            match window.iter().position(|&b| b == b'"' || b == b'\\') {
+                None => {
+                    let n = window.len();
+                    self.advance(n);
+                }
+                Some(k) => {
+                    let quote = window.get(k) == Some(&b'"');
+                    self.advance(k + 1);
+                    if quote {
+                        return Ok(());
+                    }
+                    // An escape: the escaped byte cannot end the string.
+                    if !self.fill()? {
+                        return Err(unterminated);
+                    }
+                    self.advance(1);
+                }
+            }
+        }
+    }
+
+    /// Moves past one value.
+    pub(super) fn value(&mut self) -> Result<(), StreamError> {
+        match self.peek()? {
+            Some(b'"') => self.string(),
+            Some(b'{' | b'[') => self.container(),
+            Some(_) => self.scalar(),
+            None => Err(self.syntax("unexpected end of input")),
+        }
+    }
+
+    pub(super) fn scalar(&mut self) -> Result<(), StreamError> {
+        let start = self.offset;
+        let mut any = false;
+        while self.fill()? {
+            let window = self.window();
+            let found = window.iter().position(|&b| is_delimiter(b));
+            let n = found.unwrap_or(window.len());
+            any |= n > 0;
+            self.advance(n);
+            if found.is_some() {
+                break;
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(StreamError::Syntax { what: "expected a value", at: start })
+        }
+    }
+
+    pub(super) fn container(&mut self) -> Result<(), StreamError> {
+        self.stack.clear();
+        loop {
+            if !self.fill()? {
+                return Err(self.syntax("unexpected end of input"));
+            }
+            let window = self.window();
+            let Some(k) = window.iter().position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']')) else {
+                let n = window.len();
+                self.advance(n);
+                continue;
+            };
+            let b = window.get(k).copied().unwrap_or_default();
+            self.advance(k);
+            match b {
+                b'"' => self.string()?,
+                b'{' => {
+                    self.stack.push(b'}');
+                    self.advance(1);
+                }
+                b'[' => {
+                    self.stack.push(b']');
+                    self.advance(1);
+                }
+                _ => {
+                    if self.stack.pop() != Some(b) {
+                        return Err(self.syntax("mismatched bracket"));
+                    }
+                    self.advance(1);
+                    if self.stack.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
