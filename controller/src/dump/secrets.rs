@@ -3,6 +3,9 @@
 //! hold a value.
 
 use crate::view::SecretKeys;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use serde_json::Value;
@@ -11,7 +14,7 @@ use std::collections::BTreeMap;
 /// Reduces a Secret (as a tree) to which keys hold a non-empty value.
 ///
 /// `data` values are base64, or `<redacted:N>` (N bytes) as our own dump
-/// writes them; base64 is only checked, never decoded into memory.
+/// writes them; base64 is only checked (decoded, and the bytes dropped unread).
 pub(super) fn secret_keys(secret: &Value) -> Result<SecretKeys, String> {
     // Go through SecretKeys::from_secret so the reduction rule stays in one
     // place; the placeholder bytes carry presence only.
@@ -66,19 +69,22 @@ fn redacted_len(s: &str) -> Option<bool> {
     Some(digits.bytes().any(|b| b != b'0'))
 }
 
-/// Whether standard base64 (padding optional) decodes to at least one byte;
-/// None if it is not base64.
+/// Standard base64, padding optional; low bits left over in the last
+/// symbol are let through, as they were before the `base64` crate read these.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Whether `s` is base64 of at least one byte; None if it is not base64.
 fn base64_non_empty(s: &str) -> Option<bool> {
-    let body = s.trim_end_matches('=');
-    let padding = s.len() - body.len();
-    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
-    if padding > 2 || !body.bytes().all(alphabet) || body.len() % 4 == 1 {
+    // Padding, when there is some, completes the last group of four: the
+    // crate's optional-padding mode would also take `AA=`.
+    if s.ends_with('=') && !s.len().is_multiple_of(4) {
         return None;
     }
-    // Padding only ever completes the last group of four.
-    let partial_group = s.len() % 4;
-    if padding > 0 && partial_group != 0 {
-        return None;
-    }
-    Some(!body.is_empty())
+    // Decoded only to be checked: the bytes are dropped here, unread.
+    BASE64.decode(s).ok().map(|bytes| !bytes.is_empty())
 }
