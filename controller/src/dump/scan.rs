@@ -245,6 +245,15 @@ pub(super) enum Capture {
 /// A forward-only JSON scanner over a reader: it finds where values end
 /// (checking only structure) and copies the bytes it passes into `whole` or
 /// `item` while asked to. It tracks line and column for messages.
+///
+/// Kept for speed, measured (docs/benchmarks.md, the 10,000-node dump:
+/// 142.7 MB, 40,003 List items; release build, median of 7 alternating
+/// runs): cutting the items out takes 0.78 s here, and 1.31 s with
+/// serde_json's reader (`Deserializer::from_reader` over a 256 KB
+/// `BufReader`, each item a `Box<RawValue>`), which reads byte by byte.
+/// serde_json over the file in memory takes 0.48 s but holds all 143 MB.
+/// It also gives the structural messages the tests assert (`mismatched
+/// bracket`, `unterminated string`, each at the byte it concerns).
 pub(super) struct JsonStream<R> {
     pub(super) reader: R,
     pub(super) buf: Box<[u8]>,
