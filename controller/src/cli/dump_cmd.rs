@@ -16,6 +16,7 @@
 
 use super::errors::{api_error, Op};
 use super::{CliError, Outcome, Term};
+use crate::dump::secrets::redacted;
 use crate::fetch;
 use crate::pure::view::ClusterView;
 use k8s_openapi::api::core::v1::Secret;
@@ -140,11 +141,6 @@ pub struct DumpArgs {
     /// The file format (default: json for a .json FILE, else yaml).
     #[arg(long, value_enum)]
     pub format: Option<DumpFormat>,
-}
-
-/// `<redacted:N>`, as dump.rs reads it back.
-pub fn redacted(len: usize) -> String {
-    format!("<redacted:{len}>")
 }
 
 pub async fn run(client: &Client, args: &DumpArgs, term: &mut Term<'_>) -> Result<Outcome, CliError> {
