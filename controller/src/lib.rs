@@ -5,8 +5,8 @@
 //!   checks, the plan. No I/O.
 //! - [`daemon`]: `terway-hybrid-controller`, watching, reconciling and
 //!   holding the admission gate.
-//! - [`cli`]: `terway-hybrid`, with [`dump`] (reading `--from-dump` files)
-//!   and [`limits`] (bounded reads of local files).
+//! - [`cli`]: `terway-hybrid`, with [`cli::dump`] (reading `--from-dump`
+//!   files) and [`cli::limits`] (bounded reads of local files).
 //! - [`fetch`] (reading the live cluster into a ClusterView) and
 //!   [`api_error`]: the API edge both programs use.
 #![forbid(unsafe_code)]
@@ -14,7 +14,5 @@
 pub mod api_error;
 pub mod cli;
 pub mod daemon;
-pub mod dump;
 pub mod fetch;
-pub mod limits;
 pub mod pure;

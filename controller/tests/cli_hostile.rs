@@ -151,7 +151,7 @@ fn a_kubeconfig_from_the_environment_is_checked_before_it_is_read() {
     let big = dir.path().join("big");
     std::fs::File::create(&big)
         .unwrap()
-        .set_len(terway_hybrid_controller::limits::KUBECONFIG_MAX + 1)
+        .set_len(terway_hybrid_controller::cli::limits::KUBECONFIG_MAX + 1)
         .unwrap();
     for (path, problem) in [
         (PathBuf::from("/dev/zero"), "not a regular file"),

@@ -15,9 +15,9 @@ use fake_api::{example_objects, forbidden, location, run_lib, secret_object, Fak
 use http::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
+use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::cli::preflight::{plan_of, wait_for_pass};
 use terway_hybrid_controller::cli::{CliError, Term};
-use terway_hybrid_controller::dump;
 use terway_hybrid_testkit::example_dir;
 
 const DS_PATH: &str = "/apis/apps/v1/namespaces/kube-system/daemonsets/calico-node";

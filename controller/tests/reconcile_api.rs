@@ -24,7 +24,7 @@ use terway_hybrid_controller::daemon::metrics::Metrics;
 use terway_hybrid_controller::daemon::reconcile::{reconcile, Memo, Outcome};
 use terway_hybrid_controller::pure::plan::Plan;
 use terway_hybrid_controller::pure::view::ClusterView;
-use terway_hybrid_controller::{dump, pure::affinity};
+use terway_hybrid_controller::{cli::dump, pure::affinity};
 use terway_hybrid_testkit::example_dir;
 use tokio::sync::Notify;
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each target uses a part
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use terway_hybrid_controller::dump;
+use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::pure::plan;
 
 fn scratch() -> &'static PathBuf {

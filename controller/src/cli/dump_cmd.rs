@@ -16,7 +16,7 @@
 
 use super::errors::{api_error, Op};
 use super::{CliError, Outcome, Term};
-use crate::dump::secrets::redacted;
+use crate::cli::dump::secrets::redacted;
 use crate::fetch;
 use crate::pure::view::ClusterView;
 use k8s_openapi::api::core::v1::Secret;
@@ -445,7 +445,7 @@ mod tests {
         };
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         for example in ["cidr-pass", "cidr-fail"] {
-            let mut view = crate::dump::load(&root.join(example)).unwrap();
+            let mut view = crate::cli::dump::load(&root.join(example)).unwrap();
             // Cilium's ConfigMap too, with a key the check does not read.
             let mut cilium: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
                 "metadata": {"namespace": "kube-system", "name": "cilium-config"},
@@ -480,7 +480,7 @@ mod tests {
                 let file =
                     dir.path().join(if format == DumpFormat::Json { "dump.json" } else { "dump.yaml" });
                 std::fs::write(&file, &text).unwrap();
-                let loaded = crate::dump::load(&file).unwrap();
+                let loaded = crate::cli::dump::load(&file).unwrap();
                 assert_eq!(loaded.ip_pools.len(), view.ip_pools.len(), "{example} {format:?}");
                 assert_eq!(loaded.service_cidrs.len(), 1, "{example} {format:?}");
                 assert_eq!(loaded.cni_configs.len(), view.cni_configs.len(), "{example} {format:?}");

@@ -4,7 +4,7 @@
 //! which permission is missing, which object does not exist.
 
 use crate::api_error::ApiError;
-use crate::dump::DumpError;
+use crate::cli::dump::DumpError;
 use std::fmt;
 use std::io;
 

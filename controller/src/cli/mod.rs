@@ -13,10 +13,12 @@
 //! printed, logged, put in errors or written to dumps.
 
 pub mod diff;
+pub mod dump;
 pub mod dump_cmd;
 pub mod errors;
 pub mod fix;
 pub mod install;
+pub mod limits;
 pub mod preflight;
 pub mod ram;
 pub mod status;
@@ -25,9 +27,9 @@ pub mod term;
 pub use errors::CliError;
 pub use term::Term;
 
+use crate::fetch;
 use crate::pure::plan::NodeRow;
 use crate::pure::view::ClusterView;
-use crate::{dump, fetch, limits};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Serialize;
 use std::io::{self, Write};

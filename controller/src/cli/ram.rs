@@ -9,7 +9,7 @@
 use super::errors::{api_error, Op};
 use super::term::{paint, GREEN, RED, YELLOW};
 use super::{print_structured, table, CliError, Outcome, OutputFormat, Source, Term, FIELD_MANAGER};
-use crate::limits;
+use crate::cli::limits;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;

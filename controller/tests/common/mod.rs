@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
-use terway_hybrid_controller::dump;
+use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::pure::plan::Plan;
 use terway_hybrid_controller::pure::view::ClusterView;
 use terway_hybrid_testkit::example_dir;

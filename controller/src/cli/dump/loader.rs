@@ -8,8 +8,8 @@ use super::scan::JsonStream;
 use super::secrets::secret_keys;
 use super::yaml::{yaml_location, yaml_typed_error};
 use super::{DumpError, LoadSummary};
-use crate::limits;
-use crate::view::{ClusterView, SecretKeys};
+use crate::cli::limits;
+use crate::pure::view::{ClusterView, SecretKeys};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -205,7 +205,7 @@ impl Loader {
             }
             Slot::Pod => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_pod(&mut obj);
+                crate::pure::view::slim_pod(&mut obj);
                 self.push(slot, obj, |v| &mut v.pods).map_err(err)?
             }
             Slot::EniConfig => self.view.eni_config.replace(body.decode(ctx).map_err(err)?).is_some(),
@@ -219,17 +219,17 @@ impl Loader {
             Slot::Rollout => self.view.rollout.replace(body.decode(ctx).map_err(err)?).is_some(),
             Slot::IpPool => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_ip_pool(&mut obj);
+                crate::pure::view::slim_ip_pool(&mut obj);
                 self.push(slot, obj, |v| &mut v.ip_pools).map_err(err)?
             }
             Slot::ServiceCidr => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_service_cidr(&mut obj);
+                crate::pure::view::slim_service_cidr(&mut obj);
                 self.push(slot, obj, |v| &mut v.service_cidrs).map_err(err)?
             }
             Slot::CniConfig => {
                 let mut obj = body.decode(ctx).map_err(err)?;
-                crate::view::slim_cni_config(&mut obj);
+                crate::pure::view::slim_cni_config(&mut obj);
                 self.push(slot, obj, |v| &mut v.cni_configs).map_err(err)?
             }
         };

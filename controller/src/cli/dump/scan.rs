@@ -2,7 +2,7 @@
 //! values, checking structure only (see there why it is not serde_json's).
 
 use super::files::read_some;
-use crate::limits;
+use crate::cli::limits;
 use std::io::{self, Read};
 
 /// Ends a scalar (number, `true`, ...).

@@ -107,7 +107,7 @@ impl Slot {
         let slot = match (h.api_version.as_str(), h.kind.as_str()) {
             ("v1", "ConfigMap") if h.is(Some(ENI_CONFIG_NAMESPACE), ENI_CONFIG_NAME) => Slot::EniConfig,
             ("v1", "ConfigMap")
-                if crate::address_plan::is_cni_config(
+                if crate::pure::address_plan::is_cni_config(
                     h.namespace.as_deref().unwrap_or(""),
                     h.name.as_deref().unwrap_or(""),
                 ) =>

@@ -15,7 +15,7 @@
 //! of it is ever held whole; memory is the view itself plus one item.
 //!
 //! Secret values never leave this module: only kube-system/alibaba-addon-secret
-//! is looked at, it is reduced to [`SecretKeys`](crate::view::SecretKeys) at
+//! is looked at, it is reduced to [`SecretKeys`](crate::pure::view::SecretKeys) at
 //! once, and errors about it name keys and positions, never contents.
 //!
 //! The parts, by job: `files` finds the files, `kinds` tells what an
@@ -35,7 +35,7 @@ pub(crate) mod secrets;
 mod tests;
 mod yaml;
 
-use crate::view::ClusterView;
+use crate::pure::view::ClusterView;
 use loader::Loader;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -77,10 +77,10 @@ pub enum DumpError {
     NotAFile { path: PathBuf },
     #[error("no Kubernetes objects found in {}", path.display())]
     NoObjects { path: PathBuf },
-    /// Over a size limit (crate::limits).
-    #[error("{}: larger than {} (the limit for {what})", path.display(), crate::limits::size(*limit))]
+    /// Over a size limit (crate::cli::limits).
+    #[error("{}: larger than {} (the limit for {what})", path.display(), crate::cli::limits::size(*limit))]
     TooLarge { path: PathBuf, what: &'static str, limit: u64 },
-    /// YAML flow collections nested deeper than [`crate::limits::YAML_NESTING_MAX`].
+    /// YAML flow collections nested deeper than [`crate::cli::limits::YAML_NESTING_MAX`].
     #[error("{}: {at}: YAML collections nested deeper than {limit} levels (the limit)", file.display())]
     TooDeep { file: PathBuf, at: String, limit: usize },
     /// `file: document 3: items[2]: Node "node-4": <parser message, with line and column>`.

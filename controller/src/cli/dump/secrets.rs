@@ -2,7 +2,7 @@
 //! writes in place of a value, and the reading of a Secret down to which keys
 //! hold a value.
 
-use crate::view::SecretKeys;
+use crate::pure::view::SecretKeys;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
