@@ -31,7 +31,7 @@ fn rollout_crd(
 pub fn crds_yaml() -> String {
     crds()
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD serializes"))
+        .map(|crd| yaml_serde::to_string(crd).expect("a CRD serializes"))
         .collect::<Vec<_>>()
         .join("---\n")
 }

@@ -74,7 +74,7 @@ fn preflight_json_shape() {
     // YAML says the same.
     let yaml = run_bin(&["preflight", "--from-dump", &dump("bgp-fail"), "-o", "yaml"]);
     assert_eq!(yaml.code, 1, "{yaml}");
-    let from_yaml: Value = serde_yaml::from_str(&yaml.stdout).expect("YAML");
+    let from_yaml: Value = yaml_serde::from_str(&yaml.stdout).expect("YAML");
     assert_eq!(from_yaml["checks"], v["checks"]);
 }
 
@@ -324,7 +324,7 @@ fn fix_with_several_terms_ands_into_each() {
         "yaml",
     ]);
     assert_eq!(run.code, 0, "{run}");
-    let v: Value = serde_yaml::from_str(&run.stdout).unwrap();
+    let v: Value = yaml_serde::from_str(&run.stdout).unwrap();
     assert_eq!(every_term_excludes_cloud(&v["spec"]["template"]["spec"]["affinity"]), 2);
 }
 

@@ -47,7 +47,7 @@ pub fn yaml_documents(text: &str, what: &str) -> Vec<Value> {
         }
     }
     docs.iter()
-        .map(|doc| serde_yaml::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{what}: bad YAML: {e}")))
+        .map(|doc| yaml_serde::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{what}: bad YAML: {e}")))
         .filter(|v| !v.is_null())
         .collect()
 }

@@ -50,7 +50,7 @@ fn readme_install_is_accepted_whole() {
         cp.kubectl_ok(&["kustomize", deploy.join("overlays/ack-one-registered").to_str().unwrap()]);
     let mut objects = 0;
     for doc in rendered.split("\n---\n") {
-        let value: serde_json::Value = serde_yaml::from_str(doc).unwrap();
+        let value: serde_json::Value = yaml_serde::from_str(doc).unwrap();
         let kind = value["kind"].as_str().unwrap();
         let name = value["metadata"]["name"].as_str().unwrap();
         let mut args = vec!["get", kind, name, "-o", "name"];

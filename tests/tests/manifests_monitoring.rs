@@ -18,7 +18,7 @@ use terway_hybrid_testkit::manifests::{first_difference, read, rendering, WITH_M
 use terway_hybrid_testkit::require_program;
 
 fn yaml_file(relative: &str) -> Value {
-    serde_yaml::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: bad YAML: {e}"))
+    yaml_serde::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: bad YAML: {e}"))
 }
 
 fn dashboard() -> Value {

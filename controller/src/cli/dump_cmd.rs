@@ -380,7 +380,7 @@ pub fn render(objects: &[Value], format: DumpFormat) -> Result<String, CliError>
             );
             for o in objects {
                 out.push_str("---\n");
-                out.push_str(&serde_yaml::to_string(o).map_err(|e| err(&e))?);
+                out.push_str(&yaml_serde::to_string(o).map_err(|e| err(&e))?);
             }
             Ok(out)
         }

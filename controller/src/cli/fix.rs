@@ -227,7 +227,7 @@ fn prepare(inputs: &FixInputs) -> Option<CniFix> {
 fn yaml(affinity: Option<&Affinity>) -> String {
     match affinity {
         None => String::new(),
-        Some(a) => serde_yaml::to_string(a).unwrap_or_default(),
+        Some(a) => yaml_serde::to_string(a).unwrap_or_default(),
     }
 }
 

@@ -25,7 +25,7 @@ pub const JSON_OBJECT_MAX: usize = 64 * 1024 * 1024;
 const FILE_READ_DEADLINE: Duration = Duration::from_secs(60);
 /// Nesting of YAML flow collections (`[`, `{`), checked before the YAML
 /// parser sees the file: libyaml takes time quadratic in it. Kubernetes
-/// objects nest about 15 deep; serde_yaml refuses more than 128 anyway.
+/// objects nest about 15 deep; yaml_serde refuses more than 128 anyway.
 pub const YAML_NESTING_MAX: usize = 100;
 
 #[derive(Debug, thiserror::Error)]

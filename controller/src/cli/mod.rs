@@ -214,7 +214,7 @@ pub fn print_structured<T: Serialize>(
 ) -> Result<(), CliError> {
     let text = match format {
         OutputFormat::Yaml => {
-            serde_yaml::to_string(value).map_err(|e| CliError::Output(io::Error::other(e)))?
+            yaml_serde::to_string(value).map_err(|e| CliError::Output(io::Error::other(e)))?
         }
         _ => serde_json::to_string_pretty(value).map_err(|e| CliError::Output(io::Error::other(e)))? + "\n",
     };

@@ -72,7 +72,7 @@ pub fn example_objects(name: &str) -> Vec<Value> {
             vec![serde_json::from_str(&text).unwrap()]
         } else {
             use serde::Deserialize;
-            serde_yaml::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).collect()
+            yaml_serde::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).collect()
         };
         for doc in docs {
             match doc.get("items") {

@@ -32,7 +32,7 @@ impl Body<'_> {
             Body::Json { bytes, at } => serde_json::from_slice(bytes).map_err(|e| json_message(&e, ctx, at)),
             Body::Yaml(value) => serde_json::from_value(value).map_err(|e| {
                 // A tree has no positions: read the document again, straight
-                // into T, for serde_yaml's message with path, line and column.
+                // into T, for yaml_serde's message with path, line and column.
                 yaml_typed_error::<T>(ctx.yaml, ctx.document, ctx.item).unwrap_or_else(|| e.to_string())
             }),
         }
@@ -105,7 +105,7 @@ pub(super) struct Loader {
 }
 
 impl Loader {
-    /// Reads one file: JSON is streamed, YAML read whole (serde_yaml needs it so).
+    /// Reads one file: JSON is streamed, YAML read whole (yaml_serde needs it so).
     pub(super) fn load_file(&mut self, file: &Path) -> Result<(), DumpError> {
         let mut reader = File::open(file).map_err(|e| read_error(file, e))?;
         // Read just enough to see the first meaningful byte. Only the bytes

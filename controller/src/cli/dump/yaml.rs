@@ -1,13 +1,14 @@
 //! YAML dumps: each document read whole, as a tree, and read again for
 //! positioned messages.
 //!
-//! Still serde_yaml, deprecated upstream. serde-saphyr 2.2 (what kube 5
-//! uses, already in Cargo.lock), tried on the tests' fixtures: its type
-//! errors name no field (`expected string scalar` where the tests assert
-//! `spec.taints[0].effect: invalid type: map, expected a string`), nor the
-//! flow mapping's start, and its messages quote the input lines around the
-//! error by default, where a Secret's values must never show. Not yet tried:
-//! yaml_serde, the YAML project's fork of serde_yaml (same messages and API).
+//! yaml_serde: the YAML project's maintained fork of serde_yaml (deprecated
+//! upstream), with its messages and API; every positioned message the tests
+//! assert reads the same. Not serde-saphyr (what kube 5 uses), tried on the
+//! tests' fixtures: its type errors name no field (`expected string scalar`
+//! where the tests assert `spec.taints[0].effect: invalid type: map,
+//! expected a string`), nor the flow mapping's start, and its messages quote
+//! the input lines around the error by default, where a Secret's values must
+//! never show.
 
 use super::kinds::{is_list_kind, map_header};
 use super::loader::{Body, Loader};
@@ -22,7 +23,7 @@ use std::path::Path;
 
 impl Loader {
     pub(super) fn load_yaml(&mut self, file: &Path, bytes: &[u8]) -> Result<(), DumpError> {
-        for (i, doc) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
+        for (i, doc) in yaml_serde::Deserializer::from_slice(bytes).enumerate() {
             let ctx = Ctx { file, yaml: bytes, document: i + 1, item: None };
             // Stops at the first error: after one, the YAML parser does not move on.
             let value = StrictValue.deserialize(doc).map_err(|e| ctx.error(None, e.to_string()))?;
@@ -72,14 +73,14 @@ impl Loader {
     }
 }
 
-/// The typed error serde_yaml gives for document `document` (1-based), or
+/// The typed error yaml_serde gives for document `document` (1-based), or
 /// for one of its items; None when that read succeeds after all.
 pub(super) fn yaml_typed_error<T: DeserializeOwned>(
     bytes: &[u8],
     document: usize,
     item: Option<Item>,
 ) -> Option<String> {
-    let doc = serde_yaml::Deserializer::from_slice(bytes).nth(document.checked_sub(1)?)?;
+    let doc = yaml_serde::Deserializer::from_slice(bytes).nth(document.checked_sub(1)?)?;
     let err = match item {
         None => T::deserialize(doc).err()?,
         Some(item) if item.root_array => NthItem::<T>::new(item.index).deserialize(doc).err()?,
@@ -94,7 +95,7 @@ pub(super) fn yaml_typed_error<T: DeserializeOwned>(
 }
 
 /// `line L column C` of document `document` (1-based) or of one of its
-/// items, as serde_yaml sees it.
+/// items, as yaml_serde sees it.
 pub(super) fn yaml_location(bytes: &[u8], document: usize, item: Option<Item>) -> Option<String> {
     /// Fails on whatever it is given, so the error carries the position.
     struct Probe;
@@ -110,7 +111,7 @@ pub(super) fn yaml_location(bytes: &[u8], document: usize, item: Option<Item>) -
             f.write_str("nothing")
         }
     }
-    let doc = serde_yaml::Deserializer::from_slice(bytes).nth(document.checked_sub(1)?)?;
+    let doc = yaml_serde::Deserializer::from_slice(bytes).nth(document.checked_sub(1)?)?;
     let err = match item {
         None => Probe::deserialize(doc).err()?,
         Some(item) if item.root_array => NthItem::<Probe>::new(item.index).deserialize(doc).err()?,
@@ -120,9 +121,9 @@ pub(super) fn yaml_location(bytes: &[u8], document: usize, item: Option<Item>) -
     Some(format!("line {} column {}", at.line(), at.column()))
 }
 
-/// A YAML value as a tree, refusing duplicate keys: serde_yaml would keep
+/// A YAML value as a tree, refusing duplicate keys: yaml_serde would keep
 /// the last one silently, where a JSON object read into a type refuses them.
-/// The error names the key (never a value); serde_yaml adds its position.
+/// The error names the key (never a value); yaml_serde adds its position.
 pub(super) struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
