@@ -145,7 +145,10 @@ impl Metrics {
         metrics
     }
 
-    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+    /// Every family's collector, registered or not yet: tests list the
+    /// families from their descriptions (the exposition omits a family
+    /// without series, a dashboard may not).
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
         vec![
             Box::new(self.scenario_info.clone()),
             Box::new(self.node_ready.clone()),
@@ -161,16 +164,6 @@ impl Metrics {
             Box::new(self.build_info.clone()),
             Box::new(ProcessCollector::for_self()),
         ]
-    }
-
-    /// Every family registered, as (name, label names), series or not: the
-    /// exposition omits a family without series, a dashboard may not.
-    pub fn families(&self) -> Vec<(String, Vec<String>)> {
-        let collectors = self.collectors();
-        collectors
-            .iter()
-            .flat_map(|c| c.desc().into_iter().map(|d| (d.fq_name.clone(), d.variable_labels.clone())))
-            .collect()
     }
 
     /// Records a probe round: the share reachable (every path), and each

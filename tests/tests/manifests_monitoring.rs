@@ -83,9 +83,14 @@ fn matcher_values(expr: &str, label: &str) -> Vec<String> {
 /// The metric families the binaries register (their metrics registries),
 /// by name, with their label names.
 fn exported_metrics() -> BTreeMap<String, Vec<String>> {
-    let families = AgentMetrics::new().families().into_iter().chain(ControllerMetrics::new().families());
-    let names: BTreeMap<String, Vec<String>> =
-        families.filter(|(name, _)| name.starts_with("terway_hybrid_")).collect();
+    let collectors =
+        AgentMetrics::new().collectors().into_iter().chain(ControllerMetrics::new().collectors());
+    let names: BTreeMap<String, Vec<String>> = collectors
+        .flat_map(|c| {
+            c.desc().into_iter().map(|d| (d.fq_name.clone(), d.variable_labels.clone())).collect::<Vec<_>>()
+        })
+        .filter(|(name, _)| name.starts_with("terway_hybrid_"))
+        .collect();
     assert!(names.len() >= 10, "too few metric families in the registries: {names:?}");
     names
 }
