@@ -6,12 +6,13 @@
 use crate::api_error::ApiError;
 use crate::pure::address_plan::CNI_CONFIG_MAPS;
 use crate::pure::scope::Scope;
-use crate::pure::view::{slim_cni_config, slim_ip_pool, ClusterView, SecretKeys};
+use crate::pure::view::{slim_cni_config, slim_ip_pool, slim_node, slim_pod, ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
+use std::sync::Arc;
 use terway_hybrid_api::names::{
     ADDON_SECRET_NAME, ADDON_SECRET_NAMESPACE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE, INSTALLATION_NAME,
     KUBERNETES_SERVICE_NAME, KUBERNETES_SERVICE_NAMESPACE, ROLLOUT_NAME,
@@ -30,12 +31,29 @@ pub fn ip_pool_resource() -> ApiResource {
 
 pub async fn cluster_view(client: &Client) -> Result<ClusterView, ApiError> {
     let lp = ListParams::default();
-    let nodes =
-        Api::<Node>::all(client.clone()).list(&lp).await.map_err(ApiError::context("list nodes"))?.items;
+    // Nodes and pods reduced as the controller's watches reduce them (and
+    // to no fewer paths than the dump keeps): a DaemonSet's pod is ~30 KiB in
+    // memory whole.
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&lp)
+        .await
+        .map_err(ApiError::context("list nodes"))?
+        .items
+        .into_iter()
+        .map(|mut n| {
+            slim_node(&mut n);
+            Arc::new(n)
+        })
+        .collect();
     // Without the CRD (the agent not installed yet) there are no reports.
     let reports = match Api::<NodeNetworkReport>::all(client.clone()).list(&lp).await {
         Err(kube::Error::Api(e)) if e.code == 404 => vec![],
-        other => other.map_err(ApiError::context("list nodenetworkreports.terway-hybrid.io"))?.items,
+        other => other
+            .map_err(ApiError::context("list nodenetworkreports.terway-hybrid.io"))?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
     };
     let rollout =
         get_opt(Api::<TerwayRollout>::all(client.clone()), ROLLOUT_NAME, "terwayrollouts.terway-hybrid.io")
@@ -52,7 +70,10 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, ApiError> {
             .list(&ListParams::default().labels(&query.selector))
             .await
             .map_err(ApiError::context(format!("list pods in {} ({})", query.namespace, query.selector)))?;
-        pods.extend(list.items);
+        pods.extend(list.items.into_iter().map(|mut p| {
+            slim_pod(&mut p);
+            Arc::new(p)
+        }));
     }
     let eni_config = get_opt(
         Api::<ConfigMap>::namespaced(client.clone(), ENI_CONFIG_NAMESPACE),

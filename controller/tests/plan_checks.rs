@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::DynamicObject;
 use pod_edits::*;
 use serde_json::json;
+use std::sync::Arc;
 use terway_hybrid_api::names::AGENT_DAEMONSET as AGENT;
 use terway_hybrid_api::rollout::{
     condition, Remediate, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL,
@@ -175,7 +176,7 @@ fn a_node_without_a_report_is_not_labelled_until_it_reports() {
     assert_eq!(row(&p, "onprem-2").labels, vec![]);
     // Its agent wrote the identity, not yet the status: still nothing.
     let mut view = example("bgp-pass");
-    view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some("onprem-2")).unwrap().status = None;
+    report_mut(&mut view, "onprem-2").status = None;
     assert_eq!(row(&plan(&view, t0()), "onprem-2").labels, vec![]);
     let mut view = example("bgp-pass");
     remove_report(&mut view, "onprem-2");
@@ -186,9 +187,8 @@ fn a_node_without_a_report_is_not_labelled_until_it_reports() {
     // A report written for an earlier node of the same name (another uid)
     // is stale, not absent: the node is labelled and fails its preflight.
     let mut view = example("bgp-pass");
-    let node = view.nodes.iter_mut().find(|n| n.metadata.name.as_deref() == Some("onprem-2")).unwrap();
-    node.metadata.uid = Some("uid-now".into());
-    let report = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some("onprem-2")).unwrap();
+    node_mut(&mut view, "onprem-2").metadata.uid = Some("uid-now".into());
+    let report = report_mut(&mut view, "onprem-2");
     report.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "v1".into(),
         kind: "Node".into(),
@@ -296,7 +296,7 @@ fn tigera_calico(view: &mut ClusterView) {
     daemon_set_mut(view, "kube-system", "calico-node").metadata.namespace = Some("calico-system".to_owned());
     for p in &mut view.pods {
         if p.metadata.name.as_deref().is_some_and(|n| n.starts_with("calico-node-")) {
-            p.metadata.namespace = Some("calico-system".to_owned());
+            Arc::make_mut(p).metadata.namespace = Some("calico-system".to_owned());
         }
     }
     view.installation = Some(installation());
@@ -339,7 +339,7 @@ fn vbr_imports(view: &mut ClusterView, prefixes: &[&str]) {
 }
 
 fn all_reports(view: &mut ClusterView, f: impl Fn(&mut terway_hybrid_api::NodeNetworkReport)) {
-    view.reports.iter_mut().for_each(f);
+    view.reports.iter_mut().map(Arc::make_mut).for_each(f);
 }
 
 #[rustfmt::skip]
@@ -399,16 +399,16 @@ fn cases() -> Vec<Case> {
             check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIAdmitsCloudNodes",
             words: &["--daemonset kube-system/calico-node"], passed: false },
         Case { what: "a calico-node pod still runs on a cloud node the affinity now excludes", base: "bgp-pass",
-            mutate: |v| v.pods.push(pod("kube-system", "calico-node", "cloud-1", true)),
+            mutate: |v| v.pods.push(pod("kube-system", "calico-node", "cloud-1", true).into()),
             check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIRunsOnCloudNodes",
             words: &["kube-system/calico-node", "still run there: calico-node-cloud-1 on cloud-1", "delete"], passed: false },
         Case { what: "a finished calico-node pod on a cloud node does not count", base: "bgp-pass",
             mutate: |v| { let mut p = pod("kube-system", "calico-node", "cloud-1", false);
-                          p.status.get_or_insert_with(Default::default).phase = Some("Failed".to_owned()); v.pods.push(p) },
+                          p.status.get_or_insert_with(Default::default).phase = Some("Failed".to_owned()); v.pods.push(p.into()) },
             check: OnPremCNIExcludedFromCloud, status: Pass, reason: "Excluded", words: &[], passed: true },
         Case { what: "a NoSchedule taint hides a cloud node from admission, not its running pod", base: "bgp-pass",
             mutate: |v| { calico_admits_cloud(v); taint_cloud_nodes_against_calico(v);
-                          v.pods.push(pod("kube-system", "calico-node", "cloud-1", true)) },
+                          v.pods.push(pod("kube-system", "calico-node", "cloud-1", true).into()) },
             check: OnPremCNIExcludedFromCloud, status: Fail, reason: "OnPremCNIRunsOnCloudNodes",
             words: &["still run there: calico-node-cloud-1 on cloud-1"], passed: false },
         Case { what: "no on-prem CNI DaemonSet (host-network)", base: "host-network-pass", mutate: none,

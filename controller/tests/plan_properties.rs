@@ -68,6 +68,7 @@ use pod_edits::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use terway_hybrid_api::names::AGENT_DAEMONSET as AGENT;
 use terway_hybrid_api::rollout::{condition, Mode, Wave, GATE_LABEL, GATE_OPEN};
 use terway_hybrid_api::vocabulary::CLOUD_LABEL;
@@ -306,26 +307,29 @@ fn build(w: &World) -> ClusterView {
                 .expect("labels")
                 .insert(GATE_LABEL.to_owned(), GATE_OPEN.to_owned());
         }
-        view.nodes.push(node);
+        view.nodes.push(node.into());
         let role = if n.cloud { Role::Cloud } else { Role::OnPrem };
         let kind =
             if w.healthy { ReportKind::Present { scenario: None, ready: true } } else { n.report.clone() };
         match kind {
             ReportKind::Missing => {}
             ReportKind::Stale => {
-                view.reports.push(report(&name, &format!("uid-old-{name}"), role, w.scenario, true))
+                view.reports.push(report(&name, &format!("uid-old-{name}"), role, w.scenario, true).into())
             }
-            ReportKind::Present { scenario, ready } => view.reports.push(report(
-                &name,
-                &format!("uid-{name}"),
-                role,
-                if n.cloud { Scenario::Unknown } else { scenario.unwrap_or(w.scenario) },
-                ready,
-            )),
+            ReportKind::Present { scenario, ready } => view.reports.push(
+                report(
+                    &name,
+                    &format!("uid-{name}"),
+                    role,
+                    if n.cloud { Scenario::Unknown } else { scenario.unwrap_or(w.scenario) },
+                    ready,
+                )
+                .into(),
+            ),
         }
-        view.pods.push(pod(AGENT_NS, AGENT, &name, n.agent_ready || w.healthy));
+        view.pods.push(pod(AGENT_NS, AGENT, &name, n.agent_ready || w.healthy).into());
         if let Some(ready) = n.terway {
-            view.pods.push(pod(TERWAY_NS, TERWAY, &name, ready));
+            view.pods.push(pod(TERWAY_NS, TERWAY, &name, ready).into());
         }
     }
     let mut rollout = TerwayRollout::new(
@@ -383,7 +387,11 @@ fn add_pod_probes(view: &mut ClusterView, w: &World) {
     for (i, n) in w.nodes.iter().enumerate() {
         let (true, Some(reachable)) = (n.cloud, n.pod_probe) else { continue };
         let me = name(i);
-        let Some(r) = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some(me.as_str()))
+        let Some(r) = view
+            .reports
+            .iter_mut()
+            .find(|r| r.metadata.name.as_deref() == Some(me.as_str()))
+            .map(Arc::make_mut)
         else {
             continue;
         };
@@ -716,7 +724,7 @@ fn assert_no_wave_past_failing_pods(view: &ClusterView, p: &Plan) -> Result<(), 
 /// The view without any probe target or result.
 fn without_probes(view: &ClusterView) -> ClusterView {
     let mut v = view.clone();
-    for r in &mut v.reports {
+    for r in v.reports.iter_mut().map(Arc::make_mut) {
         r.spec.probe_targets.clear();
         if let Some(s) = r.status.as_mut() {
             s.probes.clear();

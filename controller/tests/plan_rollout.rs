@@ -11,13 +11,13 @@ mod plan_story;
 
 use common::*;
 use example_edits::*;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use plan_story::*;
 use terway_hybrid_api::rollout::{condition, Mode, GATE_LABEL, GATE_OPEN};
-use terway_hybrid_api::{CheckName, CheckStatus, Role, Scenario};
+use terway_hybrid_api::{CheckName, CheckStatus, NodeNetworkReport, Role, Scenario};
 use terway_hybrid_controller::pure::affinity;
 use terway_hybrid_controller::pure::plan::{max_unavailable, plan, Plan};
 use terway_hybrid_controller::pure::view::ClusterView;
@@ -770,28 +770,28 @@ fn clone_node(view: &mut ClusterView, from: &str, to: &str) {
         }
     };
     let mut node =
-        view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).expect("node").clone();
+        Node::clone(view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).expect("node"));
     rename(&mut node.metadata);
-    view.nodes.push(node);
+    view.nodes.push(node.into());
     if let Some(report) = view.reports.iter().find(|r| r.metadata.name.as_deref() == Some(from)) {
-        let mut report = report.clone();
+        let mut report = NodeNetworkReport::clone(report);
         rename(&mut report.metadata);
         report.spec.node_name = to.to_owned();
         for o in report.metadata.owner_references.iter_mut().flatten() {
             o.name = to.to_owned();
             o.uid = format!("uid-{to}");
         }
-        view.reports.push(report);
+        view.reports.push(report.into());
     }
     let pods: Vec<Pod> = view
         .pods
         .iter()
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(from))
-        .cloned()
+        .map(|p| Pod::clone(p))
         .collect();
     for mut pod in pods {
         pod.metadata.name = pod.metadata.name.map(|n| n.replace(from, to));
         pod.spec.as_mut().expect("a pod spec").node_name = Some(to.to_owned());
-        view.pods.push(pod);
+        view.pods.push(pod.into());
     }
 }

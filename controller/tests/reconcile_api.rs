@@ -16,6 +16,7 @@ use kube::Client;
 use mock_api::{mock_client, respond, MockHandle};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use terway_hybrid_api::rollout::{condition, GATE_LABEL, GATE_OPEN, PREFLIGHT_LABEL, SCENARIO_LABEL};
 use terway_hybrid_api::{CheckName, CheckStatus, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
@@ -104,7 +105,7 @@ fn answer(s: &Seen, view: &ClusterView) -> Response<Body> {
     if let Some(name) = s.node() {
         let node = view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name));
         let Some(node) = node else { return failure(StatusCode::NOT_FOUND, "NotFound") };
-        let mut object = serde_json::to_value(node).unwrap();
+        let mut object = serde_json::to_value(&**node).unwrap();
         object["apiVersion"] = json!("v1");
         object["kind"] = json!("Node");
         if object["metadata"].get("labels").is_none_or(Value::is_null) {
@@ -213,7 +214,7 @@ fn errors_total(metrics: &Metrics) -> u64 {
 fn example(name: &str) -> ClusterView {
     let mut view = dump::load(&example_dir(name)).unwrap_or_else(|e| panic!("example {name} loads: {e}"));
     let targets = terway_hybrid_controller::pure::probe_plan::targets(&view, 9799);
-    for r in &mut view.reports {
+    for r in view.reports.iter_mut().map(Arc::make_mut) {
         r.spec.probe_targets =
             targets.get(r.metadata.name.as_deref().unwrap_or("")).cloned().unwrap_or_default();
         if let Some(status) = r.status.as_mut() {
@@ -259,6 +260,7 @@ fn labels_mut<'a>(view: &'a mut ClusterView, node: &str) -> &'a mut BTreeMap<Str
     view.nodes
         .iter_mut()
         .find(|n| n.metadata.name.as_deref() == Some(node))
+        .map(Arc::make_mut)
         .unwrap_or_else(|| panic!("no node {node}"))
         .metadata
         .labels
@@ -709,7 +711,7 @@ async fn targets_being_assigned_open_no_wave() {
     let (client, mut handle) = mock_client();
     let (applier, metrics, mut memo) = (applier(client), Metrics::new(), Memo::default());
     let mut view = bgp_view(1);
-    for r in &mut view.reports {
+    for r in view.reports.iter_mut().map(Arc::make_mut) {
         r.spec.probe_targets.clear();
         if let Some(s) = r.status.as_mut() {
             s.probes.clear();

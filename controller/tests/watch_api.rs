@@ -7,7 +7,7 @@
 
 mod mock_api;
 use http::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::ByteString;
 use kube::client::Body;
 use mock_api::{mock_client, query, respond, respond_bytes, MockHandle};
@@ -176,7 +176,7 @@ fn with_rv(object: Value, rv: &str) -> Value {
 
 fn node_named(view: &ClusterView, from: &str, to: &str, rv: &str) -> Value {
     let node = view.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(from)).unwrap();
-    let mut object = serde_json::to_value(node).unwrap();
+    let mut object = serde_json::to_value(&**node).unwrap();
     object["metadata"]["name"] = json!(to);
     object["metadata"]["uid"] = json!(format!("uid-{to}"));
     object["metadata"]["labels"]["kubernetes.io/hostname"] = json!(to);
@@ -222,7 +222,7 @@ fn pods_of(view: &ClusterView, ds: &str) -> Vec<Value> {
         .iter()
         .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.name == ds))
         .map(|p| {
-            let mut object = with_rv(serde_json::to_value(p).unwrap(), "100");
+            let mut object = with_rv(serde_json::to_value(&**p).unwrap(), "100");
             object["metadata"]["labels"] = json!({"app": ds});
             object
         })
@@ -245,8 +245,8 @@ fn objects<'a, T: serde::Serialize + 'a>(items: impl IntoIterator<Item = &'a T>)
 fn collections(view: &ClusterView) -> HashMap<String, Collection> {
     let all = |items: Vec<Value>| Collection { items, resource_version: "100".into() };
     let mut collections = HashMap::from([
-        (NODES.to_owned(), all(objects(&view.nodes))),
-        (REPORTS.to_owned(), all(objects(&view.reports))),
+        (NODES.to_owned(), all(objects(view.nodes.iter().map(|n| &**n)))),
+        (REPORTS.to_owned(), all(objects(view.reports.iter().map(|r| &**r)))),
         (DAEMON_SETS.to_owned(), all(objects(&view.daemon_sets))),
         (ROLLOUTS.to_owned(), all(objects(&view.rollout))),
         (CONFIG_MAPS.to_owned(), all(objects(&view.eni_config))),
@@ -518,7 +518,7 @@ async fn the_pod_watches_follow_the_rollouts_terway_daemon_set() {
         .iter()
         .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.name == "terway-eniip"))
     {
-        let mut p = p.clone();
+        let mut p = Pod::clone(p);
         p.metadata.namespace = Some("net".into());
         p.metadata.name = p.metadata.name.map(|n| n.replace("terway-eniip", "my-terway"));
         for o in p.metadata.owner_references.iter_mut().flatten() {
@@ -528,7 +528,7 @@ async fn the_pod_watches_follow_the_rollouts_terway_daemon_set() {
     }
     assert!(!my_pods.is_empty());
     example.daemon_sets.push(mine);
-    example.pods.extend(my_pods.clone());
+    example.pods.extend(my_pods.iter().cloned().map(Arc::new));
     let shared: Shared =
         Arc::new(Mutex::new(Server { collections: collections(&example), ..Server::default() }));
     let (commands, stores, changed, driver, server) = start(&shared);

@@ -262,16 +262,16 @@ fn copy_path(src: &Value, dst: &mut Value, path: &[&str]) {
 pub fn objects(view: &ClusterView, secret: Option<&SecretShape>) -> Result<Vec<Value>, CliError> {
     let mut out = Vec::new();
     for n in &view.nodes {
-        out.push(to_value(n, "v1", "Node")?);
+        out.push(to_value(&**n, "v1", "Node")?);
     }
     for r in &view.reports {
-        out.push(to_value(r, "terway-hybrid.io/v1alpha1", "NodeNetworkReport")?);
+        out.push(to_value(&**r, "terway-hybrid.io/v1alpha1", "NodeNetworkReport")?);
     }
     for d in &view.daemon_sets {
         out.push(to_value(d, "apps/v1", "DaemonSet")?);
     }
     for p in &view.pods {
-        out.push(to_value(p, "v1", "Pod")?);
+        out.push(to_value(&**p, "v1", "Pod")?);
     }
     if let Some(cm) = &view.eni_config {
         let mut v = to_value(cm, "v1", "ConfigMap")?;

@@ -35,6 +35,7 @@ use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use terway_hybrid_api::names::{CALICO_NODE, INSTALLATION_NAME, ROLLOUT_NAME};
 use terway_hybrid_api::text::printable;
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec};
@@ -88,7 +89,7 @@ pub struct FixArgs {
 #[derive(Debug, Clone)]
 struct FixInputs {
     pub daemon_set: DaemonSet,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Arc<Node>>,
     pub spec: TerwayRolloutSpec,
     pub installation: Option<DynamicObject>,
 }
@@ -164,7 +165,10 @@ async fn live_inputs(client: &Client, candidates: &[(String, String)]) -> Result
         .list(&ListParams::default())
         .await
         .map_err(|e| api_error(&Op::new("list", "nodes", "nodes", None, None), e))?
-        .items;
+        .items
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     let rollout =
         get_present(&Api::<TerwayRollout>::all(client.clone()), ROLLOUT_NAME).await.map_err(|e| {
             api_error(

@@ -108,10 +108,11 @@ fn with_targets(view: &ClusterView, writes: &[Action]) -> ClusterView {
             _ => None,
         })
         .collect();
+    // Shares every report but the ones whose targets change.
     let mut view = view.clone();
     for r in &mut view.reports {
         if let Some(targets) = r.metadata.name.as_deref().and_then(|n| new.get(n)) {
-            r.spec.probe_targets = (*targets).clone();
+            std::sync::Arc::make_mut(r).spec.probe_targets = (*targets).clone();
         }
     }
     view

@@ -87,8 +87,8 @@ impl Stores {
     /// The view as the stores hold it now.
     pub fn view(&self) -> ClusterView {
         ClusterView {
-            nodes: owned(self.nodes.state()),
-            reports: owned(self.reports.state()),
+            nodes: self.nodes.state(),
+            reports: self.reports.state(),
             daemon_sets: owned(self.daemon_sets.state()),
             pods: self.pods(),
             eni_config: read(&self.eni_config),
@@ -109,14 +109,13 @@ impl Stores {
 
     /// The pods every current pod watch holds, each once (two DaemonSets'
     /// selectors may overlap).
-    fn pods(&self) -> Vec<Pod> {
+    fn pods(&self) -> Vec<Arc<Pod>> {
         let watches = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let mut seen = BTreeSet::new();
         watches
             .values()
             .flat_map(|w| w.store.state())
             .filter(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())))
-            .map(|p| (*p).clone())
             .collect()
     }
 

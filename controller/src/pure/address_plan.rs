@@ -582,9 +582,15 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
     use std::collections::BTreeSet;
+    use std::sync::Arc;
     use terway_hybrid_api::CheckStatus;
 
-    fn node(name: &str, cloud: bool, ip: &str, pod_cidr: Option<&str>) -> k8s_openapi::api::core::v1::Node {
+    fn node(
+        name: &str,
+        cloud: bool,
+        ip: &str,
+        pod_cidr: Option<&str>,
+    ) -> Arc<k8s_openapi::api::core::v1::Node> {
         let mut labels = json!({});
         if cloud {
             labels = json!({"alibabacloud.com/external": "true"});
@@ -594,6 +600,7 @@ mod tests {
             "spec": {"podCIDRs": pod_cidr.map(|p| vec![p]).unwrap_or_default()},
             "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}
         }))
+        .map(Arc::new)
         .unwrap()
     }
 
@@ -601,7 +608,7 @@ mod tests {
         name: &str,
         vpc: Option<&str>,
         vswitches: &[&str],
-    ) -> terway_hybrid_api::NodeNetworkReport {
+    ) -> Arc<terway_hybrid_api::NodeNetworkReport> {
         let mut status = json!({
             "scenario": "unknown", "plugin": "none", "confidence": "low", "role": "cloud",
             "kernelVersion": "5.10", "evidence": [], "checks": [], "ready": true,
@@ -616,6 +623,7 @@ mod tests {
                 "name": name, "uid": format!("uid-{name}")}]},
             "spec": {"nodeName": name}, "status": status
         }))
+        .map(Arc::new)
         .unwrap()
     }
 
@@ -803,9 +811,9 @@ mod tests {
                 "ConfigMap kube-flannel/kube-flannel-cfg net-conf.json is not JSON (it ends early at line 1 column 12)"),
             (|v| v.cni_configs.push(config_map("kube-system", CILIUM_CONFIG, json!({"cluster-pool-ipv4-cidr": "10.250.0.0/16,\u{1b}[31m"}))),
                 "ConfigMap kube-system/cilium-config cluster-pool-ipv4-cidr \"\\u{1b}[31m\" is not a CIDR"),
-            (|v| v.nodes[0].status.as_mut().unwrap().addresses.as_mut().unwrap()[0].address = "x".repeat(5000),
+            (|v| Arc::make_mut(&mut v.nodes[0]).status.as_mut().unwrap().addresses.as_mut().unwrap()[0].address = "x".repeat(5000),
                 "Node onprem-1 InternalIP \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…\" is not an IP address"),
-            (|v| v.reports[0].status.as_mut().unwrap().cloud_network.as_mut().unwrap().vpc_cidr = Some("vpc".into()),
+            (|v| Arc::make_mut(&mut v.reports[0]).status.as_mut().unwrap().cloud_network.as_mut().unwrap().vpc_cidr = Some("vpc".into()),
                 "NodeNetworkReport cloud-1 status.cloudNetwork.vpcCidr \"vpc\" is not a CIDR"),
         ];
         for (edit, named) in cases {

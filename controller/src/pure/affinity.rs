@@ -23,6 +23,7 @@ use crate::pure::scheduling::{
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{Affinity, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -219,11 +220,11 @@ impl std::error::Error for FixViolation {}
 pub fn verify_fix(
     original: &DaemonSet,
     patched: &DaemonSet,
-    nodes: &[Node],
+    nodes: &[impl Borrow<Node>],
     is_cloud: impl Fn(&Node) -> bool,
 ) -> Result<(), FixViolation> {
     let mut violation = FixViolation::default();
-    for node in nodes {
+    for node in nodes.iter().map(Borrow::borrow) {
         let name = node.metadata.name.clone().unwrap_or_else(|| "<unnamed>".to_owned());
         if is_cloud(node) {
             if admits(patched, node).is_admitted() {
@@ -245,7 +246,7 @@ pub fn verify_fix(
 
 /// Explains why the DaemonSet does not exclude cloud nodes, naming an example
 /// node when one of the likely shapes of a new cloud node would be admitted.
-fn why_new_cloud_nodes(ds: &DaemonSet, nodes: &[Node]) -> String {
+fn why_new_cloud_nodes(ds: &DaemonSet, nodes: &[impl Borrow<Node>]) -> String {
     let affinity = pod_spec(ds).affinity;
     let why = match required_terms(affinity.as_ref()) {
         None => "it has no required node affinity".to_owned(),
@@ -268,7 +269,7 @@ fn why_new_cloud_nodes(ds: &DaemonSet, nodes: &[Node]) -> String {
         "its nodeSelector's labels".to_owned(),
         cloud(pod_spec(ds).node_selector.unwrap_or_default()),
     ));
-    for node in nodes {
+    for node in nodes.iter().map(Borrow::borrow) {
         let name = node.metadata.name.as_deref().unwrap_or("<unnamed>");
         examples.push((
             format!("the labels of node {name}"),

@@ -139,7 +139,7 @@ impl<'a> Cluster<'a> {
     pub fn new(view: &'a ClusterView) -> Self {
         let spec = view.rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default();
         let reports: HashMap<&str, &NodeNetworkReport> =
-            view.reports.iter().filter_map(|r| Some((r.metadata.name.as_deref()?, r))).collect();
+            view.reports.iter().filter_map(|r| Some((r.metadata.name.as_deref()?, &**r))).collect();
         let nodes = view
             .nodes
             .iter()
@@ -184,7 +184,7 @@ impl<'a> Cluster<'a> {
                 continue;
             };
             let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-            pods.insert((ns, owner.name.as_str(), node), pod);
+            pods.insert((ns, owner.name.as_str(), node), &**pod);
         }
         let mut cluster =
             Cluster { view, spec, nodes, on_prem_cnis, terway, agent, responder, eni_conf: None, pods };

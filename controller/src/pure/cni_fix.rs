@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, Node};
 use kube::api::DynamicObject;
 use serde_json::{json, Value};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use terway_hybrid_api::names::INSTALLATION_NAME;
 use terway_hybrid_api::{role_of, Role};
@@ -72,7 +73,7 @@ fn installation_affinity(installation: &DynamicObject) -> Option<Affinity> {
 pub fn prepare(
     ds: &DaemonSet,
     installation: Option<&DynamicObject>,
-    nodes: &[Node],
+    nodes: &[impl Borrow<Node>],
     cloud_selector: &BTreeMap<String, String>,
 ) -> Option<CniFix> {
     if affinity::daemon_set_excludes_cloud(ds) {
@@ -90,9 +91,10 @@ pub fn prepare(
     let patched = affinity::with_affinity(ds, after.clone());
     let is_cloud = |n: &Node| role_of(n, cloud_selector) == Role::Cloud;
     let verdict = affinity::verify_fix(ds, &patched, nodes, is_cloud);
-    let cloud_nodes = nodes.iter().filter(|n| is_cloud(n)).count();
+    let nodes = || nodes.iter().map(Borrow::borrow);
+    let cloud_nodes = nodes().filter(|n| is_cloud(n)).count();
     let on_prem_nodes =
-        nodes.iter().filter(|n| !is_cloud(n) && crate::pure::scheduling::admits(ds, n).is_admitted()).count();
+        nodes().filter(|n| !is_cloud(n) && crate::pure::scheduling::admits(ds, n).is_admitted()).count();
     let (target, resource_version) = match owner {
         Some(inst) => (Target::Installation, inst.metadata.resource_version.clone()),
         None => (

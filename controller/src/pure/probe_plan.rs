@@ -434,8 +434,9 @@ mod tests {
     fn view() -> ClusterView {
         use k8s_openapi::api::apps::v1::DaemonSet;
         use k8s_openapi::api::core::v1::{Node, Pod};
+        use std::sync::Arc;
         use terway_hybrid_api::NodeNetworkReport;
-        let node = |name: &str, cloud: bool, gate: bool, ip: &str| -> Node {
+        let node = |name: &str, cloud: bool, gate: bool, ip: &str| -> Arc<Node> {
             let mut labels = serde_json::Map::new();
             if cloud {
                 labels.insert("alibabacloud.com/external".into(), "true".into());
@@ -448,9 +449,10 @@ mod tests {
                 "status": {"addresses": [{"type": "Hostname", "address": name},
                     {"type": "InternalIP", "address": "fd00::1"}, {"type": "InternalIP", "address": ip}]}
             }))
+            .map(Arc::new)
             .unwrap()
         };
-        let report = |name: &str, role: &str, status: bool| -> NodeNetworkReport {
+        let report = |name: &str, role: &str, status: bool| -> Arc<NodeNetworkReport> {
             let mut r = serde_json::json!({"apiVersion": "terway-hybrid.io/v1alpha1", "kind": "NodeNetworkReport",
                 "metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": format!("uid-{name}")}]},
                 "spec": {"nodeName": name}});
@@ -459,9 +461,9 @@ mod tests {
                     "role": role, "kernelVersion": "6.1", "evidence": [], "checks": [], "ready": true,
                     "lastDetected": "2026-01-01T00:00:00Z", "agentVersion": "0"});
             }
-            serde_json::from_value(r).unwrap()
+            serde_json::from_value(r).map(Arc::new).unwrap()
         };
-        let pod = |node: &str, ip: &str, ready: bool| -> Pod {
+        let pod = |node: &str, ip: &str, ready: bool| -> Arc<Pod> {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": format!("responder-{node}"), "namespace": "terway-hybrid",
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "terway-hybrid-responder",
@@ -470,6 +472,7 @@ mod tests {
                 "status": {"phase": "Running", "podIP": ip,
                     "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
             }))
+            .map(Arc::new)
             .unwrap()
         };
         let responder: DaemonSet = serde_json::from_value(serde_json::json!({
@@ -546,7 +549,7 @@ mod tests {
             let Action::ProbeTargets { node, targets } = action else { unreachable!() };
             let r =
                 view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some(node.as_str())).unwrap();
-            r.spec.probe_targets = targets;
+            std::sync::Arc::make_mut(r).spec.probe_targets = targets;
         }
         assert_eq!(probe_actions(&view, &targets(&view, 9799)), []);
         // A node that leaves empties the lists that named it, and only those.

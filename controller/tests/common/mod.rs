@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::pure::plan::Plan;
@@ -59,6 +59,7 @@ pub fn node_mut<'a>(view: &'a mut ClusterView, name: &str) -> &'a mut Node {
     view.nodes
         .iter_mut()
         .find(|n| n.metadata.name.as_deref() == Some(name))
+        .map(Arc::make_mut)
         .unwrap_or_else(|| panic!("no node {name}"))
 }
 
@@ -82,10 +83,13 @@ pub fn spec_mut(view: &mut ClusterView) -> &mut TerwayRolloutSpec {
 }
 
 pub fn pod_mut<'a>(view: &'a mut ClusterView, ds: &str, node: &str) -> Option<&'a mut Pod> {
-    view.pods.iter_mut().find(|p| {
-        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-            && p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == ds)
-    })
+    view.pods
+        .iter_mut()
+        .find(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                && p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == ds)
+        })
+        .map(Arc::make_mut)
 }
 
 pub fn set_pod_ready_condition(pod: &mut Pod, ready: bool) {
@@ -103,7 +107,7 @@ pub fn set_pod_ready_condition(pod: &mut Pod, ready: bool) {
 pub fn set_pod_ready(view: &mut ClusterView, ns: &str, ds: &str, node: &str, ready: bool) {
     match pod_mut(view, ds, node) {
         Some(pod) => set_pod_ready_condition(pod, ready),
-        None => view.pods.push(pod(ns, ds, node, ready)),
+        None => view.pods.push(pod(ns, ds, node, ready).into()),
     }
 }
 

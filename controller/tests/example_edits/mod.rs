@@ -29,6 +29,7 @@ pub fn report_mut<'a>(view: &'a mut ClusterView, name: &str) -> &'a mut NodeNetw
     view.reports
         .iter_mut()
         .find(|r| r.metadata.name.as_deref() == Some(name))
+        .map(std::sync::Arc::make_mut)
         .unwrap_or_else(|| panic!("no report {name}"))
 }
 

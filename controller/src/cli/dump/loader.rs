@@ -10,6 +10,7 @@ use super::yaml::{yaml_location, yaml_typed_error};
 use super::{DumpError, LoadSummary};
 use crate::cli::limits;
 use crate::pure::view::{ClusterView, SecretKeys};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use terway_hybrid_api::NodeNetworkReport;
 
 /// One object's body, still to be decoded.
 pub(super) enum Body<'a> {
@@ -192,11 +194,11 @@ impl Loader {
         let err = |m: String| ctx.error(Some(&with_name(&header, json)), m);
         let replaced = match slot {
             Slot::Node => {
-                let obj = body.decode(ctx).map_err(err)?;
+                let obj: Node = body.decode(ctx).map_err(err)?;
                 self.push(slot, obj, |v| &mut v.nodes).map_err(err)?
             }
             Slot::Report => {
-                let obj = body.decode(ctx).map_err(err)?;
+                let obj: NodeNetworkReport = body.decode(ctx).map_err(err)?;
                 self.push(slot, obj, |v| &mut v.reports).map_err(err)?
             }
             Slot::DaemonSet => {
@@ -204,7 +206,7 @@ impl Loader {
                 self.push(slot, obj, |v| &mut v.daemon_sets).map_err(err)?
             }
             Slot::Pod => {
-                let mut obj = body.decode(ctx).map_err(err)?;
+                let mut obj: Pod = body.decode(ctx).map_err(err)?;
                 crate::pure::view::slim_pod(&mut obj);
                 self.push(slot, obj, |v| &mut v.pods).map_err(err)?
             }
@@ -239,12 +241,13 @@ impl Loader {
     }
 
     /// Appends to a list of the view, or replaces the earlier object with the
-    /// same namespace/name; true if it replaced one.
-    pub(super) fn push<T: Resource>(
+    /// same namespace/name; true if it replaced one. The list holds `T` or,
+    /// for the per-node kinds, `Arc<T>`.
+    pub(super) fn push<T: Resource, S: From<T>>(
         &mut self,
         slot: Slot,
         obj: T,
-        list: impl Fn(&mut ClusterView) -> &mut Vec<T>,
+        list: impl Fn(&mut ClusterView) -> &mut Vec<S>,
     ) -> Result<bool, String> {
         let list = list(&mut self.view);
         // The name is taken from the object: the header may not have read it.
@@ -256,12 +259,12 @@ impl Loader {
         let key = (slot, meta.namespace.clone().unwrap_or_default(), name);
         match self.index.get(&key).and_then(|&i| list.get_mut(i)) {
             Some(existing) => {
-                *existing = obj;
+                *existing = obj.into();
                 Ok(true)
             }
             None => {
                 self.index.insert(key, list.len());
-                list.push(obj);
+                list.push(obj.into());
                 Ok(false)
             }
         }

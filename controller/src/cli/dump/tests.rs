@@ -16,7 +16,8 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/dump-loader").join(name)
 }
 
-fn names<T: Resource>(list: &[T]) -> Vec<&str> {
+/// The names in one of the view's per-node lists.
+fn names<T: Resource>(list: &[std::sync::Arc<T>]) -> Vec<&str> {
     list.iter().map(|o| o.meta().name.as_deref().unwrap_or("")).collect()
 }
 
@@ -56,7 +57,10 @@ fn multi_document_yaml_fills_every_part_of_the_view() {
     let path = fixture("multi-doc.yaml");
     let (view, summary) = load_with_summary(&path).unwrap();
     assert_eq!(names(&view.nodes), ["node-a"]);
-    assert_eq!(names(&view.daemon_sets), ["calico-node"]);
+    assert_eq!(
+        view.daemon_sets.iter().map(|d| d.metadata.name.as_deref()).collect::<Vec<_>>(),
+        [Some("calico-node")]
+    );
     assert_eq!(names(&view.pods), ["calico-node-abcde"]);
     let taint = &view.nodes[0].spec.as_ref().unwrap().taints.as_ref().unwrap()[0];
     assert_eq!(taint.effect, "NoSchedule");
