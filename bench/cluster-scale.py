@@ -16,8 +16,11 @@ process with its ServiceAccount's token, then:
     the status, field manager terway-hybrid-agent, on several connections),
     and times from the last report written to every node labelled
     `terway-hybrid.io/scenario=bgp`, `terway-hybrid.io/preflight=passed`
-    (a watch on Nodes); then counts the controller's requests in the audit
-    log until it has been quiet for 10 s;
+    (a watch on Nodes); each stand-in agent answers the probe targets the
+    controller writes into its report (`spec.probeTargets`) with reachable
+    results, as a real agent does after probing, for CrossSiteConnectivity
+    to pass; then counts the controller's requests in the audit log until it
+    has been quiet for 10 s;
  4. leaves the cluster idle for S seconds and counts the controller's
     requests again;
  5. creates the Terway DaemonSet (gated) and switches the TerwayRollout to
@@ -345,6 +348,8 @@ def categorize(events) -> dict:
                 c["reads"] += 1
         elif r == "nodes":
             c["node_label_writes"] += 1
+        elif r == "nodenetworkreports" and not sub:
+            c["probe_target_writes"] += 1
         elif r == "terwayrollouts" and sub == "status":
             c["rollout_status_writes"] += 1
         elif r == "events":
@@ -523,6 +528,10 @@ class Bench:
         self.label_changed: dict[str, float] = {}
         self.label_history: dict[str, list] = collections.defaultdict(list)
         self.gate_opened: dict[str, float] = {}
+        # Per node, the probe targets its stand-in agent last answered.
+        self.answered: dict[str, str] = {}
+        self.probe_answers = 0
+        self.real_agent_node = None
         self.lock = threading.Lock()
         self.controller = None
         self.rss = None
@@ -697,6 +706,39 @@ class Bench:
 
     # -- reports
 
+    def status_of(self, name: str) -> dict:
+        return cloud_status() if name.startswith("cloud-") else onprem_status()
+
+    def on_report(self, t, typ, obj):
+        """The stand-in agents' probe loop: a report whose spec.probeTargets
+        changed gets, in its status, a reachable result for every target."""
+        if typ == "DELETED":
+            return
+        name = obj.get("metadata", {}).get("name")
+        targets = (obj.get("spec") or {}).get("probeTargets") or []
+        if not name or not obj.get("status"):
+            return
+        key = json.dumps(targets, sort_keys=True)
+        with self.lock:
+            if name == self.real_agent_node or self.answered.get(name, "[]") == key:
+                return
+            self.answered[name] = key
+        self.prober.submit(self.answer_probes, name, targets)
+
+    def answer_probes(self, name: str, targets: list):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = dict(self.status_of(name))
+        status["probes"] = [{"node": t["node"], "address": t["address"], "path": t.get("path", "host"),
+                             "reachable": True, "rttMs": 2.5, "pathMtu": 1500, "probed": now} for t in targets]
+        body = {"apiVersion": GROUP, "kind": "NodeNetworkReport", "metadata": {"name": name}, "status": status}
+        try:
+            self.api.apply(f"/apis/{GROUP}/nodenetworkreports/{name}/status", body, "terway-hybrid-agent",
+                           ua=LOADGEN_UA)
+            with self.lock:
+                self.probe_answers += 1
+        except BenchError as e:
+            log(f"probe answer for {name}: {e}")
+
     def write_reports(self):
         onprem, cloud = self.node_names()
         items = [(n, False) for n in onprem] + [(n, True) for n in cloud]
@@ -711,7 +753,7 @@ class Bench:
                         "spec": {"nodeName": name}}
             self.api.apply(base, identity, "terway-hybrid-agent", ua=LOADGEN_UA)
             status = {"apiVersion": GROUP, "kind": "NodeNetworkReport", "metadata": {"name": name},
-                      "status": cloud_status() if is_cloud else onprem_status()}
+                      "status": self.status_of(name)}
             self.api.apply(base + "/status", status, "terway-hybrid-agent", ua=LOADGEN_UA)
             return time.time()
 
@@ -748,6 +790,12 @@ class Bench:
         log(f"controller started ({self.result['startup']['requests'].get('node_label_writes', 0)} "
             "label writes before any report); writing reports")
 
+        self.prober = ThreadPoolExecutor(self.args.concurrency)
+        self.cleanup.append(lambda: self.prober.shutdown(wait=False, cancel_futures=True))
+        reports = Watch(self.api, f"/apis/{GROUP}/nodenetworkreports", self.on_report)
+        reports.start()
+        self.cleanup.append(reports.stop.set)
+        reports.synced.wait(60)
         t0, t_last = self.write_reports()
         log(f"{len(names)} reports written in {t_last - t0:.1f} s; waiting for the labels")
         wait_until("every node labelled scenario=bgp preflight=passed", 600,
@@ -776,6 +824,8 @@ class Bench:
             # leader Lease's renewals (which go on whatever happens).
             "writes_per_node": round((cats.get("writes", 0) - cats.get("lease_writes", 0)) / len(names), 3),
             "label_writes_per_node": round(cats.get("node_label_writes", 0) / len(names), 3),
+            "probe_target_writes_per_node": round(cats.get("probe_target_writes", 0) / len(names), 3),
+            "stand_in_probe_answers": self.probe_answers,
             "nodes_written_more_than_once": sum(1 for c in nodes_written.values() if c > 1),
         }
         # Which label states each node went through after the first report
@@ -858,6 +908,9 @@ class Bench:
         if self.args.agent_samples <= 0:
             return
         node = cloud[-1] if cloud else onprem[-1]
+        # From here the real agent answers this node's probe targets.
+        with self.lock:
+            self.real_agent_node = node
         pods = self.api.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3Dterway-hybrid-agent"
                             f"&fieldSelector=spec.nodeName%3D{node}")["items"]
         if not pods:
@@ -988,11 +1041,12 @@ def table(res: dict) -> str:
                      ""))
         req = c["requests"]
         rows.append(("controller writes per node to converge (no Lease)", f"{c['writes_per_node']:.3f} "
-                     f"({req.get('node_label_writes', 0)} labels, "
+                     f"({req.get('node_label_writes', 0)} labels, {req.get('probe_target_writes', 0)} probe targets, "
                      f"{req.get('rollout_status_writes', 0)} status, {req.get('event_writes', 0)} events; "
                      f"+{req.get('lease_writes', 0)} Lease)", f"<= 1.05: {verdict(c['writes_per_node'] <= 1.05)}"))
         rows.append(("  node label writes per node (incl. start-up)",
                      f"{c['label_writes_per_node']:.3f} ({c['label_writes_per_node_incl_startup']:.3f})", ""))
+        rows.append(("  probe-target writes per node (report spec)", f"{c['probe_target_writes_per_node']:.3f}", ""))
         paths = list(c.get("label_paths", {}).items())[:2]
         rows.append(("  label states of a node after the first report",
                      "; ".join(f"{k or '(none)'}: {v} nodes" for k, v in paths), ""))
@@ -1050,6 +1104,10 @@ def main():
     p.add_argument("--skip-rollout", action="store_true")
     p.add_argument("--node-grace", default="10m",
                    help="kube-controller-manager --node-monitor-grace-period (default 10m; 50s upstream)")
+    p.add_argument("--client-qps", type=int, default=200,
+                   help="kube-controller-manager's and kube-scheduler's --kube-api-qps (default 200; 20 and 50 "
+                        "upstream): the DaemonSet controller places thousands of agent pods in minutes, not half "
+                        "an hour; the controller under test is not limited")
     p.add_argument("--controller", default=os.path.join(REPO, "target/release/terway-hybrid-controller"))
     p.add_argument("--agent", default=os.path.join(REPO, "target/release/terway-hybrid-agent"))
     p.add_argument("--dir", help="control plane directory (default: a new one under $TMPDIR, removed after)")
@@ -1077,7 +1135,8 @@ def main():
         # without a longer grace the node monitor takes every node NotReady
         # and its pods lose Ready for good (scripts/control-plane).
         run(CONTROL_PLANE, "up", cp_dir, "--owner", str(os.getpid()),
-            env=dict(os.environ, TERWAY_HYBRID_NODE_GRACE=args.node_grace))
+            env=dict(os.environ, TERWAY_HYBRID_NODE_GRACE=args.node_grace,
+                     TERWAY_HYBRID_CLIENT_QPS=str(args.client_qps)))
         started = True
         bench = Bench(args, cp_dir)
         bench.audit.start()
