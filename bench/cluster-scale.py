@@ -671,7 +671,13 @@ class Bench:
                     f"    certificate-authority: {self.dir}/pki/ca.crt\nusers:\n- name: sa\n  user:\n"
                     f"    token: {token}\ncontexts:\n- name: test\n  context: {{cluster: test, user: sa}}\n"
                     "current-context: test\n")
-        env = dict(os.environ, KUBECONFIG=kubeconfig, POD_NAMESPACE=NS, POD_NAME="bench-controller",
+        # The environment the installed Deployment gives its container (its
+        # plain values; the pod's own name and namespace are set here).
+        deployment = self.api.get(f"/apis/apps/v1/namespaces/{NS}/deployments/terway-hybrid-controller")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        deployed = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        self.result["controller_env"] = deployed
+        env = dict(os.environ, **deployed, KUBECONFIG=kubeconfig, POD_NAMESPACE=NS, POD_NAME="bench-controller",
                    RUST_LOG="info")
         # The admission webhook on loopback, where this API server reaches it
         # (deploy/ reaches it through its Service).
