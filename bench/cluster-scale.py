@@ -747,10 +747,9 @@ class Bench:
 
     def write_reports(self):
         onprem, cloud = self.node_names()
-        items = [(n, False) for n in onprem] + [(n, True) for n in cloud]
+        names = onprem + cloud
 
-        def report(item):
-            name, is_cloud = item
+        def report(name):
             base = f"/apis/{GROUP}/nodenetworkreports/{name}"
             identity = {"apiVersion": GROUP, "kind": "NodeNetworkReport",
                         "metadata": {"name": name, "labels": {"terway-hybrid.io/node-name": name},
@@ -765,7 +764,7 @@ class Bench:
 
         t0 = time.time()
         with ThreadPoolExecutor(self.args.concurrency) as pool:
-            done = list(pool.map(report, items))
+            done = list(pool.map(report, names))
         return t0, max(done)
 
     # -- phases
