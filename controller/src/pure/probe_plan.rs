@@ -3,15 +3,24 @@
 //! "Probing between the sites"). Pure: nodes in, targets out.
 //!
 //! Every node and every peer sits on one hash ring (a position from its
-//! name). A node probes the first `peersPerNode` nodes of the other site
-//! clockwise from its own position. That keeps the assignment stable under
-//! churn, which matters because every change is a write: a node that joins or
-//! leaves changes its own targets and those of the few nodes of the other
-//! site just before it on the ring, never a renumbering of everyone. Nodes
-//! of the other site that no one reaches that way (a gap on the ring) are
-//! given to the nearest node before them that still has room, so every node
-//! is probed by some node of the other site whenever the other site has the
-//! room ([`MAX_PROBE_TARGETS`] per node) to do it.
+//! name), and the cloud site anchors the assignment. Every change is a
+//! write, so a node that joins or leaves must move only a few others'
+//! targets, and the cloud site is the one whose nodes come in bulk (a
+//! scale-out; a rollout wave makes a hundred responder pods Ready at once).
+//! - A cloud node probes the first `peersPerNode` on-prem nodes clockwise
+//!   from its own position, its *gap* (the on-prem nodes before the next
+//!   cloud node) first. On-prem nodes past the room of a long gap go to the
+//!   nearest cloud node before them that still has room
+//!   ([`MAX_PROBE_TARGETS`] per node), so every on-prem node is probed
+//!   whenever the cloud site has the room.
+//! - An on-prem node probes the cloud nodes that chose it: each cloud node
+//!   is probed by the first `peersPerNode` on-prem nodes clockwise from it
+//!   that have room, first one each, so every cloud node is probed whenever
+//!   the on-prem site has the room. A cloud node that joins adds itself to
+//!   `peersPerNode` on-prem nodes' targets; were on-prem nodes to pick their
+//!   next cloud peers instead, a hundred joining among a hundred would move
+//!   the targets of nearly every on-prem node. The price: an on-prem node
+//!   may probe nothing when cloud nodes are few, and is then only probed.
 //!
 //! Pod-network probes use the same ring over the nodes whose responder pod
 //! runs (on-prem nodes, and cloud nodes whose Terway gate is open); such a
@@ -101,9 +110,10 @@ pub fn assign(members: &[Member], peers_per_node: u32, port: u16) -> BTreeMap<St
     let (on_prem, cloud) = (site(Role::OnPrem, false), site(Role::Cloud, false));
     let (on_prem_pods, cloud_pods) = (site(Role::OnPrem, true), site(Role::Cloud, true));
     let mut out: BTreeMap<String, Vec<ProbeTarget>> = BTreeMap::new();
-    for (probers, peers, pod_probers, pod_peers) in
-        [(&on_prem, &cloud, &on_prem_pods, &cloud_pods), (&cloud, &on_prem, &cloud_pods, &on_prem_pods)]
-    {
+    for (probers_site, probers, peers, pod_probers, pod_peers) in [
+        (Role::OnPrem, &on_prem, &cloud, &on_prem_pods, &cloud_pods),
+        (Role::Cloud, &cloud, &on_prem, &cloud_pods, &on_prem_pods),
+    ] {
         let probes_pods = |m: &Member| m.pod.is_some() && !pod_peers.is_empty();
         let host_peers: Vec<(u64, &Member)> =
             peers.iter().filter(|(_, m)| m.host.is_some()).copied().collect();
@@ -111,8 +121,16 @@ pub fn assign(members: &[Member], peers_per_node: u32, port: u16) -> BTreeMap<St
             .iter()
             .map(|(_, m)| if probes_pods(m) { HOST_TARGETS_WITH_PODS } else { MAX_PROBE_TARGETS })
             .collect();
-        let host = ring_assign(probers, &host_peers, k, &caps);
-        let pod = ring_assign(pod_probers, pod_peers, k, &vec![POD_TARGETS; pod_probers.len()]);
+        let pod_caps = vec![POD_TARGETS; pod_probers.len()];
+        // Anchored on the cloud site (the module's doc says why).
+        let (host, pod) = if probers_site == Role::OnPrem {
+            (
+                chosen_by_peers(probers, &host_peers, k, &caps),
+                chosen_by_peers(pod_probers, pod_peers, k, &pod_caps),
+            )
+        } else {
+            (ring_assign(probers, &host_peers, k, &caps), ring_assign(pod_probers, pod_peers, k, &pod_caps))
+        };
         let mut pod_of: BTreeMap<&str, &Vec<usize>> = BTreeMap::new();
         for ((_, m), targets) in pod_probers.iter().zip(&pod) {
             pod_of.insert(&m.name, targets);
@@ -154,6 +172,104 @@ fn target(node: &str, ip: IpAddr, port: u16, path: ProbePath) -> ProbeTarget {
     ProbeTarget { node: node.to_owned(), address: SocketAddr::new(ip, port).to_string(), path }
 }
 
+/// Where `e` sorts on the ring: position, then name (two names may share a
+/// 64-bit position).
+fn key<'a>(e: &(u64, &'a Member)) -> (u64, &'a str) {
+    (e.0, e.1.name.as_str())
+}
+
+/// Each prober's targets, as indexes into `peers` (both sorted by position),
+/// chosen by the peers: every peer is probed by
+/// the first `k` probers clockwise from it with room left under `caps`.
+/// First every peer takes one, so every peer is probed whenever the caps
+/// add up to the peers; then each takes its others. A prober lists its
+/// peers in ring order. Near-linear: one binary search per peer, and a
+/// union-find over the probers that skips the full ones.
+fn chosen_by_peers(
+    probers: &[(u64, &Member)],
+    peers: &[(u64, &Member)],
+    k: usize,
+    caps: &[usize],
+) -> Vec<Vec<usize>> {
+    let (n, m) = (probers.len(), peers.len());
+    if n == 0 || m == 0 {
+        return vec![Vec::new(); n];
+    }
+    let mut room = Room::new(caps);
+    let first: Vec<Option<usize>> = peers
+        .iter()
+        .enumerate()
+        .map(|(j, peer)| room.take(probers.partition_point(|p| key(p) < key(peer)) % n, j))
+        .collect();
+    for (j, first) in first.into_iter().enumerate() {
+        let Some(first) = first else { break };
+        let mut mine = vec![first];
+        while mine.len() < k.min(n) {
+            // Clockwise past the last one taken; one taken before again
+            // means the search went all the way around.
+            let from = (mine[mine.len() - 1] + 1) % n;
+            match room.peek(from) {
+                Some(i) if !mine.contains(&i) => {
+                    room.take(from, j);
+                    mine.push(i);
+                }
+                _ => break,
+            }
+        }
+    }
+    let mut out = room.lists;
+    for list in &mut out {
+        list.sort_unstable();
+    }
+    out
+}
+
+/// Probers with room left, found clockwise: a union-find in which a full
+/// prober points at the one after it (path halving).
+struct Room<'c> {
+    caps: &'c [usize],
+    lists: Vec<Vec<usize>>,
+    next: Vec<usize>,
+    with_room: usize,
+}
+
+impl<'c> Room<'c> {
+    fn new(caps: &'c [usize]) -> Self {
+        let n = caps.len();
+        Room {
+            caps,
+            lists: vec![Vec::new(); n],
+            next: (0..n).map(|i| if caps[i] == 0 { (i + 1) % n } else { i }).collect(),
+            with_room: caps.iter().filter(|&&c| c > 0).count(),
+        }
+    }
+
+    /// The first prober at or after `from` with room.
+    fn peek(&mut self, from: usize) -> Option<usize> {
+        if self.with_room == 0 {
+            return None;
+        }
+        let mut i = from;
+        while self.next[i] != i {
+            let up = self.next[self.next[i]];
+            self.next[i] = up;
+            i = up;
+        }
+        Some(i)
+    }
+
+    /// Gives `peer` to the first prober at or after `from` with room.
+    fn take(&mut self, from: usize, peer: usize) -> Option<usize> {
+        let i = self.peek(from)?;
+        self.lists[i].push(peer);
+        if self.lists[i].len() >= self.caps[i] {
+            self.next[i] = (i + 1) % self.caps.len();
+            self.with_room -= 1;
+        }
+        Some(i)
+    }
+}
+
 /// Each prober's targets, as indexes into `peers` (both sorted by position).
 ///
 /// The peers between a prober and the next prober clockwise are its *gap*:
@@ -174,9 +290,6 @@ fn ring_assign(
     let (n, m) = (probers.len(), peers.len());
     if n == 0 || m == 0 {
         return vec![Vec::new(); n];
-    }
-    fn key<'a>(e: &(u64, &'a Member)) -> (u64, &'a str) {
-        (e.0, e.1.name.as_str())
     }
     // Where each prober's gap starts; the last one wraps around.
     let starts: Vec<usize> = probers.iter().map(|p| peers.partition_point(|q| key(q) < key(p))).collect();
@@ -390,6 +503,13 @@ mod tests {
         3 * k * (other / same.max(1) + 1) + 2 * MAX_PROBE_TARGETS
     }
 
+    /// What each cloud node whose responder pod turns Ready may cost: its
+    /// own targets, the `k` on-prem nodes that now probe its pod, and a
+    /// host target handed over (its host targets shrink to make room).
+    fn wave_bound(k: u32, pods: usize) -> usize {
+        pods * (k as usize + 2) + 2 * MAX_PROBE_TARGETS
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -401,6 +521,7 @@ mod tests {
             flags in proptest::collection::vec((prop::bool::weighted(0.9), prop::bool::weighted(0.4)), 80),
             seed in any::<u64>(),
             join_cloud in any::<bool>(),
+            wave in 1usize..20,
         ) {
             let members = cluster(on_prem, cloud, &flags);
             let out = assign(&members, k, 9799);
@@ -428,6 +549,20 @@ mod tests {
             prop_assert!(n <= churn_bound(k, other, same), "{} nodes changed when {} joined", n, name);
             // And leaves again: back to where it was.
             prop_assert_eq!(&assign(&members, k, 9799), &out);
+
+            // A rollout wave: the responder pods of the first `wave` cloud
+            // nodes without one turn Ready at once.
+            let mut waved = members.clone();
+            let mut turned = 0;
+            for m in waved.iter_mut().filter(|m| m.role == Role::Cloud && m.pod.is_none()).take(wave) {
+                m.pod = Some(IpAddr::V4(Ipv4Addr::new(192, 168, 0, turned as u8)));
+                turned += 1;
+            }
+            let after = assign(&waved, k, 9799);
+            check_bounds(&waved, k, &after);
+            check_coverage(&waved, &after);
+            let n = changed(&out, &after, "");
+            prop_assert!(n <= wave_bound(k, turned), "{} nodes changed when {} pods turned Ready", n, turned);
         }
     }
 
@@ -595,18 +730,33 @@ mod tests {
         assert_eq!(position("ecs-0"), 0x6b95_3f04_cf13_d4ec);
     }
 
-    /// 5,000 nodes: every node covered, and a joining node moves a handful
-    /// of others (the cost is `controller/benches/probe_plan.rs`'s).
+    /// 5,000 nodes, 4,000 of them on-prem, in the middle of a rollout: every
+    /// node covered, every cloud node probing, and neither a joining node
+    /// nor a wave of responder pods moves more than a few others per
+    /// joiner (the cost is `controller/benches/probe_plan.rs`'s).
     #[test]
     fn five_thousand_nodes() {
-        let members = cluster(2_500, 2_500, &[]);
+        // Every on-prem node runs its responder pod; the first `ready` cloud nodes too.
+        let at_wave = |ready: usize| {
+            let flags: Vec<(bool, bool)> = (0..5_000).map(|i| (true, i < 4_000 + ready)).collect();
+            cluster(4_000, 1_000, &flags)
+        };
+        let members = at_wave(100);
         let out = assign(&members, 3, 9799);
         check_bounds(&members, 3, &out);
         check_coverage(&members, &out);
-        assert_eq!(out.len(), 5_000);
+        for m in members.iter().filter(|m| m.role == Role::Cloud) {
+            assert!(out.get(&m.name).is_some_and(|t| t.len() >= 3), "{} probes nothing", m.name);
+        }
         let mut joined = members.clone();
         joined.push(member("ecs-new", Role::Cloud, 99_999, true, false));
         let n = changed(&out, &assign(&joined, 3, 9799), "ecs-new");
-        assert!(n <= churn_bound(3, 2_500, 2_501), "{n} nodes changed");
+        assert!(n <= churn_bound(3, 4_000, 1_001), "{n} nodes changed");
+        let next = at_wave(200);
+        let after = assign(&next, 3, 9799);
+        check_bounds(&next, 3, &after);
+        check_coverage(&next, &after);
+        let n = changed(&out, &after, "");
+        assert!(n <= wave_bound(3, 100), "a wave of 100 pods changed {n} nodes");
     }
 }
