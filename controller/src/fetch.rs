@@ -5,10 +5,11 @@
 
 use crate::api_error::ApiError;
 use crate::pure::address_plan::CNI_CONFIG_MAPS;
+use crate::pure::pod::SlimPod;
 use crate::pure::scope::Scope;
 use crate::pure::view::{slim_cni_config, slim_ip_pool, slim_node, slim_pod, ClusterView, SecretKeys};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
@@ -66,7 +67,7 @@ pub async fn cluster_view(client: &Client) -> Result<ClusterView, ApiError> {
     let scope = Scope::of(&rollout.as_ref().map(|r| r.spec.clone()).unwrap_or_default());
     let mut pods = Vec::new();
     for query in scope.pod_queries(&daemon_sets) {
-        let list = Api::<Pod>::namespaced(client.clone(), &query.namespace)
+        let list = Api::<SlimPod>::namespaced(client.clone(), &query.namespace)
             .list(&ListParams::default().labels(&query.selector))
             .await
             .map_err(ApiError::context(format!("list pods in {} ({})", query.namespace, query.selector)))?;

@@ -10,7 +10,7 @@ mod pod_edits;
 
 use common::*;
 use example_edits::*;
-use k8s_openapi::api::core::v1::{Affinity, ContainerState, ContainerStateWaiting, ContainerStatus, Taint};
+use k8s_openapi::api::core::v1::{Affinity, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::DynamicObject;
 use pod_edits::*;
@@ -24,6 +24,7 @@ use terway_hybrid_api::vocabulary::CLOUD_LABEL;
 use terway_hybrid_api::{CheckName, CheckStatus, Role, Scenario, Severity};
 use terway_hybrid_controller::pure::affinity;
 use terway_hybrid_controller::pure::plan::{plan, Plan, Remediation};
+use terway_hybrid_controller::pure::pod::{ContainerState, ContainerStateWaiting, ContainerStatus};
 use terway_hybrid_controller::pure::view::{ClusterView, SecretKeys};
 
 use CheckName::*;
@@ -313,11 +314,7 @@ fn image_pull_back_off(view: &mut ClusterView, ds: &str, node: &str) {
         name: ds.to_owned(),
         image: format!("registry.example.com/{ds}:v1"),
         state: Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("ImagePullBackOff".to_owned()),
-                message: Some("failed to pull image".to_owned()),
-            }),
-            ..ContainerState::default()
+            waiting: Some(ContainerStateWaiting { reason: Some("ImagePullBackOff".to_owned()) }),
         }),
         ..ContainerStatus::default()
     }]);

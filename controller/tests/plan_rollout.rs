@@ -11,7 +11,7 @@ mod plan_story;
 
 use common::*;
 use example_edits::*;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -20,6 +20,7 @@ use terway_hybrid_api::rollout::{condition, Mode, GATE_LABEL, GATE_OPEN};
 use terway_hybrid_api::{CheckName, CheckStatus, NodeNetworkReport, Role, Scenario};
 use terway_hybrid_controller::pure::affinity;
 use terway_hybrid_controller::pure::plan::{max_unavailable, plan, Plan};
+use terway_hybrid_controller::pure::pod::SlimPod;
 use terway_hybrid_controller::pure::view::ClusterView;
 
 use CheckName::*;
@@ -783,11 +784,11 @@ fn clone_node(view: &mut ClusterView, from: &str, to: &str) {
         }
         view.reports.push(report.into());
     }
-    let pods: Vec<Pod> = view
+    let pods: Vec<SlimPod> = view
         .pods
         .iter()
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(from))
-        .map(|p| Pod::clone(p))
+        .map(|p| SlimPod::clone(p))
         .collect();
     for mut pod in pods {
         pod.metadata.name = pod.metadata.name.map(|n| n.replace(from, to));

@@ -7,7 +7,7 @@
 
 mod mock_api;
 use http::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::client::Body;
 use mock_api::{mock_client, query, respond, respond_bytes, MockHandle};
@@ -19,6 +19,7 @@ use terway_hybrid_api::names::{ACCESS_KEY_ID, ACCESS_KEY_SECRET};
 use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::daemon::watch::{self, Stores};
 use terway_hybrid_controller::pure::cluster::Cluster;
+use terway_hybrid_controller::pure::pod::SlimPod;
 use terway_hybrid_controller::pure::view::ClusterView;
 use terway_hybrid_testkit::example_dir;
 use tokio::sync::{mpsc, Notify};
@@ -518,7 +519,7 @@ async fn the_pod_watches_follow_the_rollouts_terway_daemon_set() {
         .iter()
         .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.name == "terway-eniip"))
     {
-        let mut p = Pod::clone(p);
+        let mut p = SlimPod::clone(p);
         p.metadata.namespace = Some("net".into());
         p.metadata.name = p.metadata.name.map(|n| n.replace("terway-eniip", "my-terway"));
         for o in p.metadata.owner_references.iter_mut().flatten() {

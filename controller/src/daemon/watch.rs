@@ -12,13 +12,14 @@
 
 use crate::fetch::{installation_resource, ip_pool_resource};
 use crate::pure::address_plan::CNI_CONFIG_MAPS;
+use crate::pure::pod::SlimPod;
 use crate::pure::scope::{PodQuery, Scope};
 use crate::pure::view::{
     slim_cni_config, slim_ip_pool, slim_node, slim_pod, slim_service_cidr, ClusterView, SecretKeys,
 };
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
@@ -40,7 +41,7 @@ type Singleton<T> = Arc<RwLock<Option<T>>>;
 
 /// The pods of one relevant DaemonSet; dropping it stops its watch.
 struct PodWatch {
-    store: Store<Pod>,
+    store: Store<SlimPod>,
     task: tokio::task::AbortHandle,
 }
 
@@ -109,7 +110,7 @@ impl Stores {
 
     /// The pods every current pod watch holds, each once (two DaemonSets'
     /// selectors may overlap).
-    fn pods(&self) -> Vec<Arc<Pod>> {
+    fn pods(&self) -> Vec<Arc<SlimPod>> {
         let watches = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let mut seen = BTreeSet::new();
         watches
@@ -139,7 +140,7 @@ impl Stores {
 
     /// Every pod watch has delivered its first full list.
     pub async fn pods_ready(&self) {
-        let stores: Vec<Store<Pod>> =
+        let stores: Vec<Store<SlimPod>> =
             self.pods.lock().unwrap_or_else(|e| e.into_inner()).values().map(|w| w.store.clone()).collect();
         for store in stores {
             let _ = store.wait_until_ready().await;
@@ -164,7 +165,7 @@ impl Stores {
             tracing::info!(namespace = %query.namespace, selector = %query.selector, "watching pods");
             let (store, writer) = reflector::store();
             let config = watcher::Config::default().labels(&query.selector);
-            let api = Api::<Pod>::namespaced(self.client.clone(), &query.namespace);
+            let api = Api::<SlimPod>::namespaced(self.client.clone(), &query.namespace);
             let stream = watcher(api, config).modify(slim_pod).default_backoff();
             let task = tokio::spawn(drive(reflector::reflector(writer, stream), self.changed.clone()));
             watches.insert(query, PodWatch { store, task: task.abort_handle() });

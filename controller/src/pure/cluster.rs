@@ -2,10 +2,11 @@
 //! plan: each node's role and report, the on-prem CNI and Terway DaemonSets,
 //! the parsed eni-config.
 
+use crate::pure::pod::SlimPod;
 use crate::pure::scope::{identity, Scope};
 use crate::pure::view::ClusterView;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use terway_hybrid_api::names::{CALICO_NODE, ENI_CONFIG_NAME, ENI_CONFIG_NAMESPACE};
@@ -25,7 +26,7 @@ pub struct Cluster<'a> {
     /// the ConfigMap, Err (what is wrong) when it cannot be read.
     pub eni_conf: Option<Result<EniConf, String>>,
     /// Pods by (owning DaemonSet namespace/name, node name).
-    pods: HashMap<(&'a str, &'a str, &'a str), &'a Pod>,
+    pods: HashMap<(&'a str, &'a str, &'a str), &'a SlimPod>,
 }
 
 /// The parts of `eni_conf` the checks read; everything else is Terway's business.
@@ -204,7 +205,7 @@ impl<'a> Cluster<'a> {
     }
 
     /// The pod `ds` runs on `node`, if any.
-    pub fn pod_of(&self, ds: &DaemonSet, node: &str) -> Option<&'a Pod> {
+    pub fn pod_of(&self, ds: &DaemonSet, node: &str) -> Option<&'a SlimPod> {
         let ns = ds.metadata.namespace.as_deref().unwrap_or("");
         let name = ds.metadata.name.as_deref().unwrap_or("");
         self.pods.get(&(ns, name, node)).copied()
@@ -237,7 +238,7 @@ pub fn tigera_ownership(ds: &DaemonSet, installation_exists: bool) -> Option<&'s
 }
 
 /// The pod is Ready (condition Ready=True).
-pub fn pod_ready(pod: &Pod) -> bool {
+pub fn pod_ready(pod: &SlimPod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -246,13 +247,13 @@ pub fn pod_ready(pod: &Pod) -> bool {
 
 /// The pod is on its node and not finished (Pending on the node counts:
 /// its containers are starting there).
-pub fn pod_runs(pod: &Pod) -> bool {
+pub fn pod_runs(pod: &SlimPod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// Why a pod's containers wait, when it is an image that cannot be pulled.
-pub fn image_pull_problem(pod: &Pod) -> Option<String> {
+pub fn image_pull_problem(pod: &SlimPod) -> Option<String> {
     let status = pod.status.as_ref()?;
     status
         .init_container_statuses

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod cni_fix;
 pub mod cross_site;
 pub mod plan;
+pub mod pod;
 pub mod probe_plan;
 pub mod scheduling;
 pub mod scope;

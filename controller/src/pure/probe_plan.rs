@@ -567,8 +567,9 @@ mod tests {
     }
 
     fn view() -> ClusterView {
+        use crate::pure::pod::SlimPod;
         use k8s_openapi::api::apps::v1::DaemonSet;
-        use k8s_openapi::api::core::v1::{Node, Pod};
+        use k8s_openapi::api::core::v1::Node;
         use std::sync::Arc;
         use terway_hybrid_api::NodeNetworkReport;
         let node = |name: &str, cloud: bool, gate: bool, ip: &str| -> Arc<Node> {
@@ -598,7 +599,7 @@ mod tests {
             }
             serde_json::from_value(r).map(Arc::new).unwrap()
         };
-        let pod = |node: &str, ip: &str, ready: bool| -> Arc<Pod> {
+        let pod = |node: &str, ip: &str, ready: bool| -> Arc<SlimPod> {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": format!("responder-{node}"), "namespace": "terway-hybrid",
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "terway-hybrid-responder",

@@ -6,8 +6,8 @@
 //! `spec.onPremCNI.daemonSets` is honoured everywhere alike. The objects read
 //! by name are in [`terway_hybrid_api::names`].
 
+use crate::pure::pod::SlimPod;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
 use kube::core::Selector;
 use std::collections::BTreeSet;
 use terway_hybrid_api::names::{AGENT_DAEMONSET, RESPONDER_DAEMONSET, WELL_KNOWN_CNI_DAEMONSETS};
@@ -72,7 +72,7 @@ impl Scope {
     }
 
     /// The pod belongs to a DaemonSet that matters (its controlling owner).
-    pub fn owns(&self, pod: &Pod) -> bool {
+    pub fn owns(&self, pod: &SlimPod) -> bool {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
         pod.metadata
             .owner_references
@@ -139,8 +139,8 @@ mod tests {
         }
     }
 
-    fn pod_of(namespace: &str, owner: &str) -> Pod {
-        let mut pod = Pod::default();
+    fn pod_of(namespace: &str, owner: &str) -> SlimPod {
+        let mut pod = SlimPod::default();
         pod.metadata.namespace = Some(namespace.into());
         pod.metadata.owner_references = Some(vec![OwnerReference {
             kind: "DaemonSet".into(),

@@ -2,8 +2,9 @@
 //! data. The live controller fills it from watches, `--from-dump` from files;
 //! `plan` reads it and nothing else.
 
+use crate::pure::pod::SlimPod;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::DynamicObject;
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ pub struct ClusterView {
     /// Every DaemonSet the view holds (the on-prem CNIs and Terway among them).
     pub daemon_sets: Vec<DaemonSet>,
     /// Pods of the relevant DaemonSets.
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<SlimPod>>,
     /// ConfigMap kube-system/eni-config.
     pub eni_config: Option<ConfigMap>,
     /// Secret kube-system/alibaba-addon-secret, reduced to which keys hold a
@@ -74,25 +75,11 @@ pub fn slim_service_cidr(s: &mut ServiceCIDR) {
     s.status = None;
 }
 
-/// Reduces a Pod to what the plan reads (owner, node, readiness, container
-/// states, address). A DaemonSet pod's spec (volumes, env, probes) is tens of KiB in
-/// memory and read by nobody: on a 10,000-node cluster that is gigabytes.
-pub fn slim_pod(pod: &mut Pod) {
+/// Drops a pod's managedFields and annotations, the part of its metadata
+/// nobody reads; [`SlimPod`] already left out the rest of what it does not.
+pub fn slim_pod(pod: &mut SlimPod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
-    let node_name = pod.spec.as_mut().and_then(|s| s.node_name.take());
-    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec { node_name, ..Default::default() });
-    if let Some(status) = pod.status.as_mut() {
-        *status = k8s_openapi::api::core::v1::PodStatus {
-            phase: status.phase.take(),
-            // The responder pods' addresses are probe targets.
-            pod_ip: status.pod_ip.take(),
-            conditions: status.conditions.take(),
-            container_statuses: status.container_statuses.take(),
-            init_container_statuses: status.init_container_statuses.take(),
-            ..Default::default()
-        };
-    }
 }
 
 /// Reduces a Node to what the plan reads: the paths `terway-hybrid dump`

@@ -5,7 +5,7 @@
 //! binary compiles a helper it does not use.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use terway_hybrid_api::{TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 use terway_hybrid_controller::cli::dump;
 use terway_hybrid_controller::pure::plan::Plan;
+use terway_hybrid_controller::pure::pod::{PodCondition, SlimPod, SlimPodSpec, SlimPodStatus};
 use terway_hybrid_controller::pure::view::ClusterView;
 use terway_hybrid_testkit::example_dir;
 
@@ -82,7 +83,7 @@ pub fn spec_mut(view: &mut ClusterView) -> &mut TerwayRolloutSpec {
     &mut rollout_mut(view).spec
 }
 
-pub fn pod_mut<'a>(view: &'a mut ClusterView, ds: &str, node: &str) -> Option<&'a mut Pod> {
+pub fn pod_mut<'a>(view: &'a mut ClusterView, ds: &str, node: &str) -> Option<&'a mut SlimPod> {
     view.pods
         .iter_mut()
         .find(|p| {
@@ -92,14 +93,13 @@ pub fn pod_mut<'a>(view: &'a mut ClusterView, ds: &str, node: &str) -> Option<&'
         .map(Arc::make_mut)
 }
 
-pub fn set_pod_ready_condition(pod: &mut Pod, ready: bool) {
-    let status = pod.status.get_or_insert_with(PodStatus::default);
+pub fn set_pod_ready_condition(pod: &mut SlimPod, ready: bool) {
+    let status = pod.status.get_or_insert_with(SlimPodStatus::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "Ready");
     conditions.push(PodCondition {
         type_: "Ready".to_owned(),
         status: if ready { "True" } else { "False" }.to_owned(),
-        ..PodCondition::default()
     });
 }
 
@@ -113,8 +113,8 @@ pub fn set_pod_ready(view: &mut ClusterView, ns: &str, ds: &str, node: &str, rea
 
 // ---- building objects from scratch (for the generated views) ----
 
-pub fn pod(ns: &str, ds: &str, node: &str, ready: bool) -> Pod {
-    let mut pod = Pod {
+pub fn pod(ns: &str, ds: &str, node: &str, ready: bool) -> SlimPod {
+    let mut pod = SlimPod {
         metadata: ObjectMeta {
             name: Some(format!("{ds}-{node}")),
             namespace: Some(ns.to_owned()),
@@ -128,7 +128,7 @@ pub fn pod(ns: &str, ds: &str, node: &str, ready: bool) -> Pod {
             }]),
             ..ObjectMeta::default()
         },
-        spec: Some(PodSpec { node_name: Some(node.to_owned()), ..PodSpec::default() }),
+        spec: Some(SlimPodSpec { node_name: Some(node.to_owned()) }),
         status: None,
     };
     set_pod_ready_condition(&mut pod, ready);

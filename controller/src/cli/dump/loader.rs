@@ -9,8 +9,9 @@ use super::secrets::secret_keys;
 use super::yaml::{yaml_location, yaml_typed_error};
 use super::{DumpError, LoadSummary};
 use crate::cli::limits;
+use crate::pure::pod::SlimPod;
 use crate::pure::view::{ClusterView, SecretKeys};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -206,7 +207,7 @@ impl Loader {
                 self.push(slot, obj, |v| &mut v.daemon_sets).map_err(err)?
             }
             Slot::Pod => {
-                let mut obj: Pod = body.decode(ctx).map_err(err)?;
+                let mut obj: SlimPod = body.decode(ctx).map_err(err)?;
                 crate::pure::view::slim_pod(&mut obj);
                 self.push(slot, obj, |v| &mut v.pods).map_err(err)?
             }
