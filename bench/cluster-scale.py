@@ -817,6 +817,8 @@ class Bench:
         cats = categorize(ev)
         nodes_written = collections.Counter(e["name"] for e in ev if e["resource"] == "nodes"
                                             and e["verb"] in WRITE_VERBS)
+        with self.lock:
+            with_targets = sum(1 for key in self.answered.values() if key != "[]")
         self.result["converge"] = {
             "reports_seconds": round(t_last - t0, 2),
             "report_rate_per_s": round(len(names) / max(t_last - t0, 1e-9), 1),
@@ -825,11 +827,19 @@ class Bench:
             "last_report_to_status_s": round(t_status - t_last, 2),
             "last_write_after_last_report_s": round(quiet_from - t_last, 2),
             "requests": cats,
-            # The goal counts what converging costs: every write but the
-            # leader Lease's renewals (which go on whatever happens).
+            # Every write but the leader Lease's renewals (which go on
+            # whatever happens). The goal counts them but the probe targets
+            # (docs/benchmarks.md, "What the figures say"): a report's
+            # targets are a second object per node, judged by the writes
+            # per node that has them (floor: one).
             "writes_per_node": round((cats.get("writes", 0) - cats.get("lease_writes", 0)) / len(names), 3),
+            "writes_per_node_but_targets": round((cats.get("writes", 0) - cats.get("lease_writes", 0)
+                                                  - cats.get("probe_target_writes", 0)) / len(names), 3),
             "label_writes_per_node": round(cats.get("node_label_writes", 0) / len(names), 3),
             "probe_target_writes_per_node": round(cats.get("probe_target_writes", 0) / len(names), 3),
+            "nodes_with_targets": with_targets,
+            "probe_target_writes_per_node_with_targets":
+                round(cats.get("probe_target_writes", 0) / max(with_targets, 1), 3),
             "stand_in_probe_answers": self.probe_answers,
             "nodes_written_more_than_once": sum(1 for c in nodes_written.values() if c > 1),
         }
@@ -1048,10 +1058,14 @@ def table(res: dict) -> str:
         rows.append(("controller writes per node to converge (no Lease)", f"{c['writes_per_node']:.3f} "
                      f"({req.get('node_label_writes', 0)} labels, {req.get('probe_target_writes', 0)} probe targets, "
                      f"{req.get('rollout_status_writes', 0)} status, {req.get('event_writes', 0)} events; "
-                     f"+{req.get('lease_writes', 0)} Lease)", f"<= 1.05: {verdict(c['writes_per_node'] <= 1.05)}"))
+                     f"+{req.get('lease_writes', 0)} Lease)", ""))
+        rows.append(("  but probe targets", f"{c['writes_per_node_but_targets']:.3f}",
+                     f"<= 1.05: {verdict(c['writes_per_node_but_targets'] <= 1.05)}"))
         rows.append(("  node label writes per node (incl. start-up)",
                      f"{c['label_writes_per_node']:.3f} ({c['label_writes_per_node_incl_startup']:.3f})", ""))
-        rows.append(("  probe-target writes per node (report spec)", f"{c['probe_target_writes_per_node']:.3f}", ""))
+        rows.append(("  probe-target writes per node with targets (report spec)",
+                     f"{c['probe_target_writes_per_node_with_targets']:.3f} ({c['nodes_with_targets']} nodes; "
+                     f"{c['probe_target_writes_per_node']:.3f} per node)", "floor 1"))
         paths = list(c.get("label_paths", {}).items())[:2]
         rows.append(("  label states of a node after the first report",
                      "; ".join(f"{k or '(none)'}: {v} nodes" for k, v in paths), ""))
