@@ -179,12 +179,12 @@ fn key<'a>(e: &(u64, &'a Member)) -> (u64, &'a str) {
 }
 
 /// Each prober's targets, as indexes into `peers` (both sorted by position),
-/// chosen by the peers: every peer is probed by
-/// the first `k` probers clockwise from it with room left under `caps`.
-/// First every peer takes one, so every peer is probed whenever the caps
-/// add up to the peers; then each takes its others. A prober lists its
-/// peers in ring order. Near-linear: one binary search per peer, and a
-/// union-find over the probers that skips the full ones.
+/// chosen by the peers: every peer is probed by the first `k` probers
+/// clockwise from it with room left under `caps`. First every peer takes
+/// one, so every peer is probed whenever the caps add up to the peers; then
+/// each takes its others. A prober lists its peers in ring order.
+/// Near-linear: one binary search per peer, and a union-find over the
+/// probers that skips the full ones.
 fn chosen_by_peers(
     probers: &[(u64, &Member)],
     peers: &[(u64, &Member)],
