@@ -50,9 +50,10 @@ pub struct WebhookConfig {
     pub rotate: Duration,
 }
 
-/// The leader re-applies an unchanged webhook configuration this often, so
-/// one edited or emptied by hand is put back.
-const WEBHOOK_REAPPLY: Duration = Duration::from_secs(300);
+/// The leader reads the webhook configuration back this often, and applies
+/// it again when someone edited or emptied it (a re-apply of the shipped
+/// manifests does).
+const WEBHOOK_RECHECK: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -231,18 +232,37 @@ async fn elect(
     Ok((rx, Some(task)))
 }
 
-/// Applies the webhook configuration when it changed, or every
-/// [`WEBHOOK_REAPPLY`] (someone may have edited it); a failure is retried on
-/// the next reconcile.
+/// Applies the webhook configuration when it changed. A new leader, and
+/// every [`WEBHOOK_RECHECK`], reads it first and applies only when the
+/// server's differs (`webhook::holds`), so a steady state sends no write;
+/// a failed read is answered by applying. A failure is retried on the next
+/// reconcile.
 async fn keep_webhook_configuration(
     client: &Client,
     desired: serde_json::Value,
     mode: terway_hybrid_api::rollout::Mode,
     applied: &mut Option<(serde_json::Value, Instant)>,
 ) {
-    let stale = applied.as_ref().is_none_or(|(last, at)| *last != desired || at.elapsed() >= WEBHOOK_REAPPLY);
-    if !stale {
-        return;
+    let check_first = match applied.as_ref() {
+        None => true,
+        Some((last, _)) if *last != desired => false,
+        Some((_, at)) if at.elapsed() >= WEBHOOK_RECHECK => true,
+        Some(_) => return,
+    };
+    if check_first {
+        let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let read =
+            tokio::time::timeout(crate::daemon::apply::REQUEST_TIMEOUT, api.get(webhook::CONFIGURATION_NAME))
+                .await;
+        match read.map(|r| r.map(|c| serde_json::to_value(c).unwrap_or_default())) {
+            Ok(Ok(actual)) if webhook::holds(&actual, &desired) => {
+                *applied = Some((desired, Instant::now()));
+                return;
+            }
+            Ok(Ok(_)) => tracing::info!("the webhook configuration differs from the leader's; applying it"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading the webhook configuration; applying it"),
+            Err(_) => tracing::warn!("reading the webhook configuration: no answer; applying it"),
+        }
     }
     match apply_webhook_configuration(client, &desired).await {
         Ok(()) => {

@@ -223,6 +223,32 @@ pub fn configuration(spec: &TerwayRolloutSpec, client: &ClientConfig, ca_bundle:
     })
 }
 
+/// Whether the configuration the server holds (`actual`, as read back) is
+/// `desired`: every webhook field `desired` sets has that value, whatever
+/// the server added (defaults, metadata). The leader reads the object and
+/// applies only when this fails, so a steady state sends no write.
+pub fn holds(actual: &Value, desired: &Value) -> bool {
+    // The server leaves an empty list out.
+    let webhooks = |v: &Value| v.get("webhooks").cloned().unwrap_or_else(|| json!([]));
+    subset(&webhooks(actual), &webhooks(desired))
+}
+
+/// Every key of `want` is in `have` with a value `subset` of it; lists
+/// match element by element, of the same length; anything else is equal.
+fn subset(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(have), Value::Object(want)) => want.iter().all(|(k, w)| match have.get(k) {
+            Some(h) => subset(h, w),
+            // An empty value is left out by the server.
+            None => w.as_object().is_some_and(|o| o.is_empty()) || w.as_array().is_some_and(|a| a.is_empty()),
+        }),
+        (Value::Array(have), Value::Array(want)) => {
+            have.len() == want.len() && have.iter().zip(want).all(|(h, w)| subset(h, w))
+        }
+        _ => have == want,
+    }
+}
+
 /// The CEL match condition that selects the DaemonSet named `name`.
 pub fn match_expression(name: &str) -> String {
     format!("object.metadata.name == {}", cel_string(name))
@@ -308,6 +334,40 @@ mod tests {
     use k8s_openapi::api::core::v1::Node;
     use std::collections::BTreeMap;
     use terway_hybrid_api::rollout::{GATE_LABEL, GATE_OPEN};
+
+    /// What the server gives back holds what was applied, defaults and
+    /// metadata added; an edit or an emptied object does not.
+    #[test]
+    fn holds_reads_back_what_was_applied() {
+        let spec = TerwayRolloutSpec { mode: Mode::Auto, ..TerwayRolloutSpec::default() };
+        let client = ClientConfig::Url("https://10.0.0.1:9443/mutate/terway-gate".into());
+        let desired = configuration(&spec, &client, "PEM");
+        let mut served = desired.clone();
+        served["metadata"] = json!({"name": CONFIGURATION_NAME, "uid": "u", "resourceVersion": "7",
+            "managedFields": [{"manager": "terway-hybrid-controller"}]});
+        let hook = &mut served["webhooks"][0];
+        hook["rules"][0]["extra"] = json!("defaulted");
+        hook["namespaceSelector"]["matchExpressions"] = json!([]);
+        hook.as_object_mut().unwrap().remove("objectSelector");
+        assert!(holds(&served, &desired));
+
+        let mut edited = served.clone();
+        edited["webhooks"][0]["failurePolicy"] = json!("Ignore");
+        assert!(!holds(&edited, &desired));
+        let mut other_ca = served.clone();
+        other_ca["webhooks"][0]["clientConfig"]["caBundle"] = json!("T1RIRVI=");
+        assert!(!holds(&other_ca, &desired));
+        let mut two = served.clone();
+        two["webhooks"].as_array_mut().unwrap().push(json!({"name": "another"}));
+        assert!(!holds(&two, &desired));
+        // Emptied by a re-apply of the shipped manifests: no `webhooks` at all.
+        let shipped = json!({"metadata": {"name": CONFIGURATION_NAME}});
+        assert!(!holds(&shipped, &desired));
+        // ...which is what Manual mode wants.
+        let manual = configuration(&TerwayRolloutSpec::default(), &client, "PEM");
+        assert!(holds(&shipped, &manual));
+        assert!(!holds(&served, &manual));
+    }
 
     fn terway(affinity: Value) -> Value {
         let mut pod_spec = json!({"hostNetwork": true, "tolerations": [{"operator": "Exists"}],
