@@ -1,8 +1,9 @@
 //! The live controller's writes through kube's `Client` over a `tower-test`
 //! mock API server: the exact requests of a reconcile (server-side applies
 //! of node labels and of the TerwayRollout status, the create of a missing
-//! TerwayRollout, the gate removal, the Events of kube's Recorder), that a
-//! settled cluster gets no request at all, and recovery from 409, 500, a
+//! TerwayRollout, the gate removal, the Events of kube's Recorder, the probe
+//! targets last and bounded per reconcile), that a settled cluster gets no
+//! request at all, and recovery from 409, 500, a
 //! request never answered and a rollout wave that times out.
 
 mod api_request;
@@ -22,8 +23,10 @@ use terway_hybrid_api::rollout::{condition, GATE_LABEL, GATE_OPEN, PREFLIGHT_LAB
 use terway_hybrid_api::{CheckName, CheckStatus, TerwayRollout, TerwayRolloutSpec, TerwayRolloutStatus};
 use terway_hybrid_controller::daemon::apply::Applier;
 use terway_hybrid_controller::daemon::metrics::Metrics;
-use terway_hybrid_controller::daemon::reconcile::{reconcile, Memo, Outcome};
+use terway_hybrid_controller::daemon::reconcile::{reconcile, Memo, Outcome, PROBE_WRITES_PER_RECONCILE};
+use terway_hybrid_controller::pure::actions::probe_actions;
 use terway_hybrid_controller::pure::plan::Plan;
+use terway_hybrid_controller::pure::probe_plan;
 use terway_hybrid_controller::pure::view::ClusterView;
 use terway_hybrid_controller::{cli::dump, pure::affinity};
 use terway_hybrid_testkit::example_dir;
@@ -36,6 +39,7 @@ const STATUS_PATH: &str = "/apis/terway-hybrid.io/v1alpha1/terwayrollouts/defaul
 /// kube's Recorder puts the Events of a cluster-scoped object in `default`.
 const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const NODES_PATH: &str = "/api/v1/nodes/";
+const REPORTS_PATH: &str = "/apis/terway-hybrid.io/v1alpha1/nodenetworkreports/";
 const CLOUD: [&str; 2] = ["cloud-1", "cloud-2"];
 const ON_PREM: [&str; 3] = ["onprem-1", "onprem-2", "onprem-3"];
 
@@ -48,6 +52,11 @@ impl Seen {
 
     fn is_event(&self) -> bool {
         self.method == Method::POST && self.path == EVENTS_PATH
+    }
+
+    /// The node whose report's probe targets this request applies.
+    fn report(&self) -> Option<&str> {
+        self.path.strip_prefix(REPORTS_PATH)
     }
 
     fn is_status(&self) -> bool {
@@ -138,6 +147,14 @@ fn answer(s: &Seen, view: &ClusterView) -> Response<Body> {
         object["metadata"]["creationTimestamp"] = json!(Timestamp::now().to_string());
         stamp(&mut object, "4244");
         return respond(StatusCode::CREATED, &object);
+    }
+    if let Some(name) = s.report() {
+        let report = view.reports.iter().find(|r| r.metadata.name.as_deref() == Some(name));
+        let Some(report) = report else { return failure(StatusCode::NOT_FOUND, "NotFound") };
+        let mut object = serde_json::to_value(&**report).unwrap();
+        object["spec"]["probeTargets"] = s.body["spec"].get("probeTargets").cloned().unwrap_or(json!([]));
+        stamp(&mut object, "4246");
+        return respond(StatusCode::OK, &object);
     }
     if s.is_event() {
         let mut object = s.body.clone();
@@ -720,14 +737,96 @@ async fn targets_being_assigned_open_no_wave() {
     let as_is = terway_hybrid_controller::pure::plan::plan(&view, k8s_openapi::jiff::Timestamp::now());
     assert!(as_is.passed, "without targets the check skips: {:#?}", as_is.checks);
 
-    // (The mock answers the reports' applies 404: it serves what the
-    // label and status tests need; the targets' writes are cluster_probes'.)
-    let (plan, _, seen) =
+    let (plan, outcome, seen) =
         reconcile_with(&view, &applier, &metrics, &mut memo, &mut handle, |s| Some(answer(s, &view))).await;
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     let check = plan.checks.iter().find(|c| c.name == CheckName::CrossSiteConnectivity).unwrap();
     assert_eq!((check.status, check.reason.as_str()), (CheckStatus::Fail, "NotProbedYet"), "{check:?}");
     assert!(!plan.passed);
     assert!(!seen.iter().any(gate_in_body), "a gate opened while the targets were being assigned");
-    let targets_written = seen.iter().filter(|s| s.path.contains("nodenetworkreports")).count();
+    let targets_written = seen.iter().filter(|s| s.report().is_some()).count();
     assert_eq!(targets_written, view.reports.len(), "every report gets its targets");
+    // Last: the labels and the status never wait for them.
+    let first_target = seen.iter().position(|s| s.report().is_some()).unwrap();
+    assert!(seen[first_target..].iter().all(|s| s.report().is_some()), "{:#?}", summary(&seen));
+    assert!(seen[..first_target].iter().any(Seen::is_status), "{:#?}", summary(&seen));
+}
+
+/// bgp-pass with every node and its report copied `copies` times under new
+/// names (`cloud-1-7`, ...), no report with targets yet.
+fn many_nodes(copies: usize) -> ClusterView {
+    let base = bgp_view(1);
+    let mut view = base.clone();
+    view.nodes.clear();
+    view.reports.clear();
+    let rename = |meta: &mut kube::api::ObjectMeta, k: usize| {
+        meta.name = meta.name.as_ref().map(|n| format!("{n}-{k}"));
+    };
+    for k in 0..copies {
+        for node in &base.nodes {
+            let mut node = (**node).clone();
+            rename(&mut node.metadata, k);
+            view.nodes.push(Arc::new(node));
+        }
+        for report in &base.reports {
+            let mut report = (**report).clone();
+            rename(&mut report.metadata, k);
+            report.spec.node_name = format!("{}-{k}", report.spec.node_name);
+            report.spec.probe_targets.clear();
+            if let Some(s) = report.status.as_mut() {
+                s.probes.clear();
+            }
+            view.reports.push(Arc::new(report));
+        }
+    }
+    view
+}
+
+/// One reconcile sends at most `PROBE_WRITES_PER_RECONCILE` probe-target
+/// writes, after the labels and the status, and says how many it left; the
+/// reconciles after it send exactly the rest, no report twice.
+#[tokio::test]
+async fn probe_target_writes_are_bounded_per_reconcile() {
+    let (client, mut handle) = mock_client();
+    let (applier, metrics, mut memo) = (applier(client), Metrics::new(), Memo::default());
+    let mut view = many_nodes(120);
+    let nodes = view.nodes.len();
+    let mut pending = probe_actions(&view, &probe_plan::targets(&view, 9799)).len();
+    assert!(pending > 2 * PROBE_WRITES_PER_RECONCILE, "{pending} writes: too few to test the bound");
+
+    let mut written = std::collections::BTreeSet::new();
+    for round in 0.. {
+        let (plan, outcome, seen) =
+            reconcile_with(&view, &applier, &metrics, &mut memo, &mut handle, |s| Some(answer(s, &view)))
+                .await;
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let targets: Vec<&Seen> = seen.iter().filter(|s| s.report().is_some()).collect();
+        assert_eq!(targets.len(), pending.min(PROBE_WRITES_PER_RECONCILE), "round {round}");
+        assert_eq!(outcome.deferred, pending - targets.len(), "round {round}");
+        if round == 0 {
+            assert_eq!(
+                seen.iter().filter(|s| s.node().is_some()).count(),
+                nodes,
+                "every node labelled at once"
+            );
+            let first_target = seen.iter().position(|s| s.report().is_some()).unwrap();
+            assert!(seen[..first_target].iter().any(Seen::is_status), "{:#?}", summary(&seen));
+            assert!(seen[first_target..].iter().all(|s| s.report().is_some()), "{:#?}", summary(&seen));
+        }
+        // The share landed, and the status (not the labels: a wave's gate
+        // landing would give its node pod targets).
+        land_status(&mut view, &plan.status);
+        for s in targets {
+            let name = s.report().unwrap();
+            assert!(written.insert(name.to_owned()), "{name} written twice");
+            let r = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some(name)).unwrap();
+            Arc::make_mut(r).spec.probe_targets =
+                serde_json::from_value(s.body["spec"]["probeTargets"].clone()).unwrap_or_default();
+        }
+        pending = outcome.deferred;
+        if pending == 0 {
+            break;
+        }
+    }
+    assert_eq!(probe_actions(&view, &probe_plan::targets(&view, 9799)), [], "every target landed");
 }

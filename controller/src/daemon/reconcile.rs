@@ -16,11 +16,19 @@ use std::time::Instant;
 /// server (tens of ms per write) took a minute to label 1,200 joining nodes.
 const LABEL_WRITES_IN_FLIGHT: usize = 16;
 
+/// Probe-target writes one reconcile sends at most; the loop starts the next
+/// reconcile at once for the rest. Unbounded, one change of membership could
+/// move thousands of targets and hold the labels and status of every node
+/// that reported meanwhile for a minute (52 s at 5,000 nodes).
+pub const PROBE_WRITES_PER_RECONCILE: usize = 256;
+
 /// What one reconcile did.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub writes: usize,
     pub errors: Vec<String>,
+    /// Probe-target writes left for the next reconcile (over the budget).
+    pub deferred: usize,
 }
 
 /// Remembers remediation requests already sent, so a dry run (which changes
@@ -49,7 +57,7 @@ pub async fn reconcile_probing(
     probe_port: u16,
 ) -> (Plan, Outcome) {
     let started = Instant::now();
-    let probe_writes = probe_actions(view, &probe_plan::targets(view, probe_port));
+    let mut probe_writes = probe_actions(view, &probe_plan::targets(view, probe_port));
     // The plan judges the cluster as it will be once these targets land: a
     // target about to be assigned has no result yet, so neither
     // CrossSiteConnectivity nor a wave may pass on the strength of never
@@ -64,21 +72,33 @@ pub async fn reconcile_probing(
     let plan = plan(judged, k8s_openapi::jiff::Timestamp::now());
     let mut outcome = Outcome::default();
     let mut status_failed = false;
-    let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. } | Action::ProbeTargets { .. });
+    let is_label = |a: &Action| matches!(a, Action::NodeLabels { .. });
     let mut first = actions(view, &plan);
-    // Probe targets after the labels: both are per-node writes that go side by side.
-    first.extend(probe_writes);
     // What comes before the first label write (creating the TerwayRollout)
     // goes first.
     let later = first.split_off(first.iter().position(is_label).unwrap_or(first.len()));
     for action in first {
         run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
     }
-    // Then the node label and probe-target writes side by side: each
-    // touches one object and none depends on another's result. The rest
-    // keeps its order.
+    // Then the node labels side by side: each touches one node and none
+    // depends on another's result. The rest keeps its order.
     let (labels, later): (Vec<Action>, Vec<Action>) = later.into_iter().partition(is_label);
-    let results: Vec<_> = futures::stream::iter(labels)
+    side_by_side(labels, view, applier, &mut outcome).await;
+    for action in later {
+        run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
+    }
+    // Probe targets last, so a node's labels and the status never wait for
+    // them, and only as many as the budget allows.
+    outcome.deferred = probe_writes.len().saturating_sub(PROBE_WRITES_PER_RECONCILE);
+    probe_writes.truncate(PROBE_WRITES_PER_RECONCILE);
+    side_by_side(probe_writes, view, applier, &mut outcome).await;
+    metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
+    (plan, outcome)
+}
+
+/// Writes to one object each, `LABEL_WRITES_IN_FLIGHT` at a time.
+async fn side_by_side(writes: Vec<Action>, view: &ClusterView, applier: &Applier, outcome: &mut Outcome) {
+    let results: Vec<_> = futures::stream::iter(writes)
         .map(|action| async move { applier.run(&action, view.rollout.as_ref()).await })
         .buffer_unordered(LABEL_WRITES_IN_FLIGHT)
         .collect()
@@ -92,11 +112,6 @@ pub async fn reconcile_probing(
             }
         }
     }
-    for action in later {
-        run_one(action, view, applier, memo, &mut outcome, &mut status_failed).await;
-    }
-    metrics.observe(&plan, started.elapsed().as_secs_f64(), outcome.errors.len());
-    (plan, outcome)
 }
 
 /// `view` with the probe-target writes in `writes` applied to its reports.

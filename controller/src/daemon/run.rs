@@ -125,12 +125,25 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             let spec = stores.rollout_spec().unwrap_or_default();
             let desired = webhook::configuration(&spec, &cfg.webhook.client, &ca_bundle);
             keep_webhook_configuration(&applier_client, desired, spec.mode, &mut applied_webhook).await;
-            let (plan, outcome) =
-                reconcile_probing(&stores.view(), &applier, &metrics, &mut memo, cfg.probe_port).await;
+            // A reconcile of thousands of writes takes a while: SIGTERM
+            // drops it between writes (each is an idempotent apply the next
+            // leader repeats if it did not land).
+            let view = stores.view();
+            let (plan, outcome) = tokio::select! {
+                done = reconcile_probing(&view, &applier, &metrics, &mut memo, cfg.probe_port) => done,
+                _ = &mut shutdown => break,
+            };
             tracing::info!(
                 scenario = %plan.scenario, passed = plan.passed, writes = outcome.writes,
-                errors = outcome.errors.len(), wave = plan.status.current_wave, "reconciled"
+                errors = outcome.errors.len(), deferred = outcome.deferred,
+                wave = plan.status.current_wave, "reconciled"
             );
+            if outcome.deferred > 0 && outcome.errors.is_empty() {
+                // Probe targets over the budget: the next reconcile sends
+                // them, with whatever changed meanwhile. (After a failed
+                // write it waits as usual, not to hammer a failing server.)
+                continue;
+            }
         }
         tokio::select! {
             _ = &mut shutdown => break,

@@ -87,20 +87,29 @@ pub fn actions(view: &ClusterView, plan: &Plan) -> Vec<Action> {
 /// differ from `want`, only on reports the agent has written a status to
 /// (a report without one belongs to an agent that has not reported: it is
 /// not a member of the assignment) and whose node is in the view.
+/// The probe-target writes that make the reports match `want`. A node that
+/// has no targets yet comes first: when a reconcile sends only part of them,
+/// a first assignment is worth more than a change to a working one.
 pub fn probe_actions(view: &ClusterView, want: &BTreeMap<String, Vec<ProbeTarget>>) -> Vec<Action> {
     let nodes: std::collections::BTreeSet<&str> =
         view.nodes.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
     let none = Vec::new();
-    view.reports
+    let mut writes: Vec<(bool, Action)> = view
+        .reports
         .iter()
         .filter(|r| r.status.is_some())
         .filter_map(|r| {
             let name = r.metadata.name.as_deref().filter(|n| nodes.contains(n))?;
             let targets = want.get(name).unwrap_or(&none);
-            (r.spec.probe_targets != *targets)
-                .then(|| Action::ProbeTargets { node: name.to_owned(), targets: targets.clone() })
+            (r.spec.probe_targets != *targets).then(|| {
+                let action = Action::ProbeTargets { node: name.to_owned(), targets: targets.clone() };
+                (!r.spec.probe_targets.is_empty(), action)
+            })
         })
-        .collect()
+        .collect();
+    // Stable: otherwise in the reports' order.
+    writes.sort_by_key(|(has_targets, _)| *has_targets);
+    writes.into_iter().map(|(_, action)| action).collect()
 }
 
 fn only_gate_differs(have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>) -> bool {

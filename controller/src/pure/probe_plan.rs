@@ -664,6 +664,26 @@ mod tests {
         );
     }
 
+    /// A node without targets is written before one whose targets change;
+    /// otherwise the reports' order holds.
+    #[test]
+    fn first_assignments_come_first() {
+        use crate::pure::actions::{probe_actions, Action};
+        let mut view = view();
+        let want = targets(&view, 9799);
+        assert_ne!(want["idc-0"], want["ecs-0"]);
+        let r = view.reports.iter_mut().find(|r| r.metadata.name.as_deref() == Some("idc-0")).unwrap();
+        std::sync::Arc::make_mut(r).spec.probe_targets = want["ecs-0"].clone();
+        let nodes: Vec<String> = probe_actions(&view, &want)
+            .into_iter()
+            .map(|a| match a {
+                Action::ProbeTargets { node, .. } => node,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(nodes, ["idc-2", "ecs-0", "ecs-1", "idc-0"]);
+    }
+
     /// A write per report whose targets differ, none on a report without a
     /// status or of a node that is gone, and none once they are written.
     #[test]
