@@ -2,7 +2,8 @@
 //! replicas) opens the Terway gate on cloud nodes in waves of
 //! `maxUnavailable`, the DaemonSet controller and the scheduler place Terway
 //! pods, kwok makes them Ready, and the rollout reaches `Available`, while
-//! the test kills the leader and restarts kube-apiserver in the middle.
+//! the test kills the leader and restarts kube-apiserver in the middle. At
+//! the end SIGTERM ends the new leader cleanly, and it frees the Lease.
 //!
 //! A watch on Nodes and Terway pods, running from before the rollout,
 //! records every gate and readiness change: no node is gated twice, no
@@ -216,4 +217,17 @@ fn auto_rollout_in_waves_survives_a_leader_kill_and_an_apiserver_restart() {
     let denied: Vec<_> =
         cp.outside_restarts(cluster.controller_requests()).into_iter().filter(|e| e.code == 403).collect();
     assert!(denied.is_empty(), "the controller met 403s: {denied:#?}");
+
+    // SIGTERM, as a rolling update of the Deployment sends it: the leader
+    // exits cleanly and frees the Lease on its way out, so its successor
+    // need not wait for it to expire.
+    let survivor_identity = survivor.identity.clone();
+    let leader = if a.identity == survivor_identity { &mut a } else { &mut b };
+    let status = leader.terminate();
+    assert!(status.success(), "the leader's exit on SIGTERM: {status}\n{}", leader.tail(30));
+    let lease = cluster.get(&["lease", "terway-hybrid-controller", "--namespace", "terway-hybrid"]);
+    assert!(
+        lease["spec"]["holderIdentity"].as_str().unwrap_or_default().is_empty(),
+        "the Lease after its holder's SIGTERM: {lease:#}"
+    );
 }
