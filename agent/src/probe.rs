@@ -509,6 +509,23 @@ pub async fn probe_all(peers: &[SocketAddr], timeout: Duration) -> Vec<PeerProbe
     out
 }
 
+/// What a responder's silence means to the delegating agent.
+const REFUSED: &str = "no answer: the responder refused the request (not from this node's address?)";
+
+/// A responder refuses by closing the connection unanswered (it never says
+/// why, to a stranger). The close is a FIN when it had read the request and
+/// a reset when the request was still unread, and which of the two the
+/// sender meets depends on timing: at sending, at shutting down or at
+/// reading. Before any answer, each of them means refused.
+fn refused_or(stage: &str, e: io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => {
+            REFUSED.into()
+        }
+        _ => format!("{stage}: {e}"),
+    }
+}
+
 /// Asks the responder at `responder` to probe `peers` from its own network
 /// namespace (the pod network) and returns its answer, within `timeout`
 /// plus a margin for the exchange.
@@ -523,19 +540,21 @@ pub async fn delegate(
         let mut stream =
             tokio::net::TcpStream::connect(responder).await.map_err(|e| format!("connect: {e}"))?;
         let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-        stream.write_all(&body).await.map_err(|e| format!("send: {e}"))?;
-        stream.shutdown().await.map_err(|e| format!("send: {e}"))?;
+        stream.write_all(&body).await.map_err(|e| refused_or("send", e))?;
+        stream.shutdown().await.map_err(|e| refused_or("send", e))?;
         let mut answer = Vec::new();
-        (&mut stream)
-            .take(MAX_DELEGATION_ANSWER as u64 + 1)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| format!("receive: {e}"))?;
+        let read = (&mut stream).take(MAX_DELEGATION_ANSWER as u64 + 1).read_to_end(&mut answer).await;
+        match read {
+            // Cut in the middle of an answer: not a refusal.
+            Err(e) if !answer.is_empty() => return Err(format!("receive: {e}")),
+            Err(e) => return Err(refused_or("receive", e)),
+            Ok(_) => {}
+        }
         if answer.len() > MAX_DELEGATION_ANSWER {
             return Err(format!("an answer over {MAX_DELEGATION_ANSWER} bytes"));
         }
         if answer.is_empty() {
-            return Err("no answer: the responder refused the request (not from this node's address?)".into());
+            return Err(REFUSED.into());
         }
         let results: Vec<PeerProbe> =
             serde_json::from_slice(&answer).map_err(|e| format!("an answer that is not results ({e})"))?;
@@ -753,6 +772,51 @@ mod tests {
         }
         assert!(same_ip("10.0.0.1".parse().unwrap(), "::ffff:10.0.0.1".parse().unwrap()));
         assert!(!same_ip("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()));
+    }
+
+    /// A refusal reaches the delegating agent as a FIN or as a reset,
+    /// whichever the timing gives: both read as refused. Many rounds on a
+    /// real responder, so both orders happen.
+    #[tokio::test]
+    async fn a_refusal_reads_as_refused_whether_it_closes_or_resets() {
+        use tokio::io::AsyncReadExt;
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = tcp.local_addr().unwrap();
+        // Only 127.0.0.2 is served; the requests come from 127.0.0.1.
+        let d = Delegation { from: "127.0.0.2".parse().unwrap(), port: at.port() };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on(udp, tcp, Some(d), async { drop(stopped.await) }));
+        for round in 0..200 {
+            let e = delegate(at, &[at], Duration::from_secs(1)).await.unwrap_err();
+            assert_eq!(e, REFUSED, "round {round}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+
+        // A reset for certain: closed with the request unread.
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = tcp.local_addr().unwrap();
+        let reset = tokio::spawn(async move {
+            let (s, _) = tcp.accept().await.unwrap();
+            s.readable().await.unwrap();
+        });
+        assert_eq!(delegate(at, &[at], Duration::from_secs(1)).await.unwrap_err(), REFUSED);
+        reset.await.unwrap();
+
+        // An answer cut short is not a refusal.
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = tcp.local_addr().unwrap();
+        let cut = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut s, _) = tcp.accept().await.unwrap();
+            let mut request = Vec::new();
+            s.read_to_end(&mut request).await.unwrap();
+            s.write_all(b"[{").await.unwrap();
+        });
+        let e = delegate(at, &[at], Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.starts_with("an answer that is not results"), "{e}");
+        cut.await.unwrap();
     }
 
     #[test]
