@@ -776,7 +776,8 @@ mod tests {
 
     /// A refusal reaches the delegating agent as a FIN or as a reset,
     /// whichever the timing gives: both read as refused. Many rounds on a
-    /// real responder, so both orders happen.
+    /// real responder (on loopback the reset is the usual case), then each
+    /// case forced.
     #[tokio::test]
     async fn a_refusal_reads_as_refused_whether_it_closes_or_resets() {
         use tokio::io::AsyncReadExt;
