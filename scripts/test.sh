@@ -5,6 +5,13 @@
 # every test. Run as root: the integration tests build network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A run builds ~60 test binaries, the control plane and the fuzz targets; a
+# full disk once failed CI, so say how much room there is as each stage begins.
+free_disk() { printf '[test] %s: %s free on the disk of %s\n' "$1" "$(df -h --output=avail . | tail -1 | tr -d ' ')" "$PWD" >&2; }
+# Incremental compilation only pays when the same crate is rebuilt after an
+# edit; here it would add gigabytes to target/ for nothing.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+free_disk start
 
 scripts/install-test-deps.sh
 # Built here, before any test, so its progress shows and a failed build stops
@@ -16,6 +23,7 @@ export PATH
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+free_disk "after the tests"
 # Every fuzz target briefly (20 s) on its corpus: a finding fails the run
 # (docs/testing.md, "Fuzzing"). Nightly and cargo-fuzz are installed if missing.
 scripts/fuzz ci
