@@ -109,6 +109,9 @@ fn down_stops_exactly_what_up_started() {
     assert!(alive(bystander.id()), "down killed a process it did not start");
     bystander.kill().unwrap();
     bystander.wait().unwrap();
-    // A second down is harmless.
-    script(&["down", dir_s]);
+    assert!(dir.path().join("etcd").is_dir(), "a plain down keeps etcd's data");
+    // A second down is harmless, and with --delete-data deletes only that.
+    script(&["down", dir_s, "--delete-data"]);
+    assert!(!dir.path().join("etcd").exists(), "down --delete-data deleted etcd's data");
+    assert!(dir.path().join("kube-apiserver.log").is_file(), "down --delete-data keeps the logs");
 }
