@@ -80,8 +80,8 @@ fn an_owner_that_dies_takes_the_control_plane_with_it() {
         || after.iter().all(|(pid, _)| !alive(*pid)).then_some(()),
         || after.iter().filter(|(pid, _)| alive(*pid)).cloned().collect::<Vec<_>>(),
     );
-    // Then etcd's data goes (a test run starts ~40 of these; each WAL is
-    // 64 MiB) and the logs a failure is read with stay.
+    // Then etcd's data goes (a 64 MiB WAL for each test binary with a
+    // cluster, every run) and the logs a failure is read with stay.
     let etcd = dir.path().join("etcd");
     wait_for_described(
         "etcd's data to be deleted after its owner died",
