@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A run builds ~60 test binaries, the control plane and the fuzz targets; a
-# full disk once failed CI, so say how much room there is as each stage begins.
+# full disk once failed CI, so say how much room there is at the start and
+# before the fuzz build.
 free_disk() { printf '[test] %s: %s free on the disk of %s\n' "$1" "$(df -h --output=avail . | tail -1 | tr -d ' ')" "$PWD" >&2; }
 # Incremental compilation only pays when the same crate is rebuilt after an
 # edit; here it would add gigabytes to target/ for nothing.

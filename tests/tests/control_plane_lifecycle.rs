@@ -1,7 +1,8 @@
 //! `scripts/control-plane up DIR --owner PID` leaves nothing running once
 //! PID is gone, however it ended (here: SIGKILL, as a test binary that
-//! aborts); `down` stops exactly what `up` started; `restart` brings a
-//! component back with the same flags.
+//! aborts) and deletes etcd's data; `down` stops exactly what `up` started
+//! (`--delete-data` deletes etcd's data only where `up` ran); `restart`
+//! brings a component back with the same flags.
 //!
 //! `cargo test -p terway-hybrid-testkit --test control_plane_lifecycle`.
 
@@ -99,6 +100,18 @@ fn down_stops_exactly_what_up_started() {
     script(&["build"]);
     let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().to_str().unwrap();
+    // Before `up`, the directory is not one it started: --delete-data
+    // refuses and deletes nothing, whatever is named etcd there.
+    std::fs::create_dir(dir.path().join("etcd")).unwrap();
+    let refused = Command::new(repo_root().join("scripts/control-plane"))
+        .args(["down", dir_s, "--delete-data"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "down --delete-data in a directory up did not start");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing deleted"), "{refused:?}");
+    assert!(dir.path().join("etcd").is_dir());
+    std::fs::remove_dir(dir.path().join("etcd")).unwrap();
     // A bystander process, as another control plane's would be.
     let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
     script(&["up", dir_s]);
