@@ -818,6 +818,23 @@ mod tests {
         let e = delegate(at, &[at], Duration::from_secs(1)).await.unwrap_err();
         assert!(e.starts_with("an answer that is not results"), "{e}");
         cut.await.unwrap();
+
+        // Nor is a reset after the first bytes of an answer (linger 0 makes
+        // the close a reset; the pause lets those bytes be read first).
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = tcp.local_addr().unwrap();
+        let reset_mid_answer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut s, _) = tcp.accept().await.unwrap();
+            let mut request = Vec::new();
+            s.read_to_end(&mut request).await.unwrap();
+            s.write_all(b"[{").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            s.set_zero_linger().unwrap();
+        });
+        let e = delegate(at, &[at], Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.starts_with("receive: "), "{e}");
+        reset_mid_answer.await.unwrap();
     }
 
     #[test]
